@@ -1,0 +1,21 @@
+/// Why a batch was cut from its open window.
+public enum FlushReason: String, Sendable, Hashable, CaseIterable {
+    /// It reached `maxBatchSize`.
+    case size
+    /// `frequency` passed since its first job arrived.
+    case time
+    /// Shutdown flushed it.
+    case shutdown
+}
+
+/// A group of jobs of one batcher, handed to a processor in one call.
+public struct Batch<Payload: Sendable>: Sendable {
+    /// Unique within one `Batchman`; carried by every result of the batch.
+    public let id: UInt64
+    /// The batcher's key (`"default"` when `useInstancePerKey` is false and keys share a batcher).
+    public let key: String
+    /// The jobs, in the order they were submitted (retried jobs come first).
+    public let jobs: [Job<Payload>]
+    /// What cut the batch.
+    public let reason: FlushReason
+}

@@ -1,0 +1,33 @@
+/// Processes whole batches: the part of Batchman you bring.
+///
+/// A processor is handed one batch at a time per key (calls for different keys run in
+/// parallel) and returns one ``JobOutcome`` per job. It may throw: every job of the batch then
+/// fails with reason `error` and the error's description.
+///
+/// ```swift
+/// struct Uppercaser: BatchProcessor {
+///     func process(_ batch: Batch<String>) async throws -> [JobOutcome<String>] {
+///         batch.jobs.map { .completed($0, $0.payload.uppercased()) }
+///     }
+/// }
+/// ```
+public protocol BatchProcessor<Payload, Output>: Sendable {
+    associatedtype Payload: Sendable
+    associatedtype Output: Sendable
+
+    /// Processes `batch` and returns an outcome for each of its jobs.
+    func process(_ batch: Batch<Payload>) async throws -> [JobOutcome<Output>]
+}
+
+/// A processor made from a closure, for when a type would be ceremony.
+public struct ClosureProcessor<Payload: Sendable, Output: Sendable>: BatchProcessor {
+    private let body: @Sendable (Batch<Payload>) async throws -> [JobOutcome<Output>]
+
+    public init(_ body: @escaping @Sendable (Batch<Payload>) async throws -> [JobOutcome<Output>]) {
+        self.body = body
+    }
+
+    public func process(_ batch: Batch<Payload>) async throws -> [JobOutcome<Output>] {
+        try await body(batch)
+    }
+}

@@ -1,0 +1,46 @@
+import FoundationEssentials
+
+/// Where a job is in its life: `submitted` -> `processing` -> `completed` | `failed`.
+public enum JobStatus: String, Sendable, Hashable, CaseIterable {
+    /// Accepted and waiting in an open or sealed batch.
+    case submitted
+    /// Part of a batch that a processor is working on.
+    case processing
+    /// The processor produced a result for it.
+    case completed
+    /// It will never complete; `JobResult.errorReason` says why.
+    case failed
+}
+
+/// A unit of work: an id unique within its key, the key that picks its batcher, and a payload.
+public struct Job<Payload: Sendable>: Sendable {
+    /// The job's id; unique among the pending jobs of its key.
+    public let id: String
+    /// The key whose batcher and processor handle the job.
+    public let key: String
+    /// What the processor works on.
+    public let payload: Payload
+    /// The job's status when this value was made.
+    public internal(set) var status: JobStatus
+    /// Which try this is, starting at 1.
+    public internal(set) var attempt: Int
+    /// When Batchman accepted the job (wall-clock time).
+    public let submittedAt: Date
+
+    init(id: String, key: String, payload: Payload, submittedAt: Date) {
+        self.id = id
+        self.key = key
+        self.payload = payload
+        self.status = .submitted
+        self.attempt = 1
+        self.submittedAt = submittedAt
+    }
+
+    var identity: JobIdentity { JobIdentity(key: key, id: id) }
+}
+
+/// A job's identity: ids are unique per key, so the pair is unique per Batchman.
+struct JobIdentity: Hashable, Sendable {
+    let key: String
+    let id: String
+}

@@ -1,0 +1,54 @@
+import FoundationEssentials
+
+/// What a processor says about one job of a batch.
+///
+/// Make outcomes with ``completed(_:_:)``, ``failed(_:_:)`` or ``retry(_:_:)`` from the batch's
+/// jobs. Outcomes are matched to jobs by key and id, so their order does not matter; an outcome
+/// for a job that is not in the batch is ignored and logged, and a job with no outcome fails with
+/// "No result returned for job".
+public struct JobOutcome<Output: Sendable>: Sendable {
+    /// The key of the job this outcome is for.
+    public var key: String
+    /// The id of the job this outcome is for.
+    public var id: String
+    /// `.completed` or `.failed`. `.submitted` and `.processing` count as completed, as in the seed.
+    public var status: JobStatus
+    /// The result of a completed job.
+    public var result: Output?
+    /// Why the job failed.
+    public var errorMessage: String?
+    /// Whether a failure is transient: a retryable job is tried again while attempts remain.
+    public var isRetryable: Bool
+    /// When the job finished; Batchman fills it in when the processor leaves it nil.
+    public var completedAt: Date?
+
+    public init(
+        key: String, id: String, status: JobStatus, result: Output? = nil,
+        errorMessage: String? = nil, isRetryable: Bool = false, completedAt: Date? = nil
+    ) {
+        self.key = key
+        self.id = id
+        self.status = status
+        self.result = result
+        self.errorMessage = errorMessage
+        self.isRetryable = isRetryable
+        self.completedAt = completedAt
+    }
+
+    /// The job completed with `result`.
+    public static func completed<Payload>(_ job: Job<Payload>, _ result: Output) -> Self {
+        Self(key: job.key, id: job.id, status: .completed, result: result)
+    }
+
+    /// The job failed for good with `message`; it is not retried.
+    public static func failed<Payload>(_ job: Job<Payload>, _ message: String) -> Self {
+        Self(key: job.key, id: job.id, status: .failed, errorMessage: message)
+    }
+
+    /// The job failed with `message` but may succeed later; it is retried while attempts remain.
+    public static func retry<Payload>(_ job: Job<Payload>, _ message: String) -> Self {
+        Self(key: job.key, id: job.id, status: .failed, errorMessage: message, isRetryable: true)
+    }
+
+    var identity: JobIdentity { JobIdentity(key: key, id: id) }
+}

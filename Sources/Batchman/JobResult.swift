@@ -1,0 +1,47 @@
+import FoundationEssentials
+
+/// The one final answer every submitted job gets: completed with a result, or failed with a reason.
+public struct JobResult<Payload: Sendable, Output: Sendable>: Sendable {
+    public let id: String
+    public let key: String
+    public let payload: Payload
+    /// `.completed` or `.failed`.
+    public let status: JobStatus
+    /// The processor's result; nil when the job failed.
+    public let result: Output?
+    /// Why the job failed; nil when it completed.
+    public let errorReason: FailureReason?
+    /// A human-readable account of the failure; nil when the job completed.
+    public let errorMessage: String?
+    /// The batch that produced this result; nil when the job never reached a batch.
+    public let batchId: UInt64?
+    /// How many times a processor was given the job (0 if it never reached one).
+    public let attempts: Int
+    public let submittedAt: Date
+    public let completedAt: Date
+
+    init(
+        job: Job<Payload>, status: JobStatus, result: Output?, errorReason: FailureReason?,
+        errorMessage: String?, batchId: UInt64?, attempts: Int, completedAt: Date
+    ) {
+        self.id = job.id
+        self.key = job.key
+        self.payload = job.payload
+        self.status = status
+        self.result = result
+        self.errorReason = errorReason
+        self.errorMessage = errorMessage
+        self.batchId = batchId
+        self.attempts = attempts
+        self.submittedAt = job.submittedAt
+        self.completedAt = completedAt
+    }
+
+    static func failure(
+        _ job: Job<Payload>, reason: FailureReason, message: String, batchId: UInt64? = nil,
+        attempts: Int = 0, at time: Date
+    ) -> Self {
+        Self(job: job, status: .failed, result: nil, errorReason: reason, errorMessage: message,
+             batchId: batchId, attempts: attempts, completedAt: time)
+    }
+}

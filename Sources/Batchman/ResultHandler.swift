@@ -1,0 +1,37 @@
+/// How a job's result reaches whoever submitted it.
+enum ResultHandler<Payload: Sendable, Output: Sendable>: Sendable {
+    case sync(@Sendable (JobResult<Payload, Output>) throws -> Void)
+    case async(@Sendable (JobResult<Payload, Output>) async throws -> Void)
+    case continuation(CheckedContinuation<JobResult<Payload, Output>, Never>)
+
+    /// Hands `result` over, awaiting an async callback; a throwing callback is logged and
+    /// affects nothing else.
+    func deliver(_ result: JobResult<Payload, Output>, logger: BatchmanLogger) async {
+        guard case .async(let callback) = self else { return deliverNow(result, logger: logger) }
+        do {
+            try await callback(result)
+        } catch {
+            Self.logFailure(of: result, error, logger: logger)
+        }
+    }
+
+    /// Hands `result` over without suspending; an async callback runs in a task of its own.
+    func deliverNow(_ result: JobResult<Payload, Output>, logger: BatchmanLogger) {
+        switch self {
+        case .sync(let callback):
+            do {
+                try callback(result)
+            } catch {
+                Self.logFailure(of: result, error, logger: logger)
+            }
+        case .continuation(let continuation):
+            continuation.resume(returning: result)
+        case .async:
+            Task { await deliver(result, logger: logger) }
+        }
+    }
+
+    private static func logFailure(of result: JobResult<Payload, Output>, _ error: any Error, logger: BatchmanLogger) {
+        logger.log(.error, "result callback for job \"\(result.id)\" (key \"\(result.key)\") threw: \(error)")
+    }
+}

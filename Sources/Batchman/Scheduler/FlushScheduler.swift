@@ -1,0 +1,60 @@
+import Synchronization
+
+/// Something with deadlines: told when one it scheduled is due.
+protocol FlushTarget: AnyObject, Sendable {
+    /// The deadline scheduled for `window` is due; a stale window is ignored.
+    func deadlineReached(window: UInt64)
+}
+
+/// Owns every flush deadline of a ``Batchman`` with one timer task, however many keys there are.
+///
+/// The timer sleeps until the earliest deadline only; an earlier deadline re-arms it. So 100,000
+/// idle keys cost a heap entry each and no wake-ups until their time comes.
+final class FlushScheduler<C: Clock>: Sendable {
+    struct Entry: Sendable {
+        let target: any FlushTarget
+        let window: UInt64
+    }
+
+    private let clock: C
+    private let state = Mutex(FlushSchedulerStateMachine<C.Instant, Entry>())
+
+    init(clock: C) {
+        self.clock = clock
+    }
+
+    var now: C.Instant { clock.now }
+
+    /// Calls `target.deadlineReached(window:)` once `deadline` has passed.
+    func schedule(_ target: any FlushTarget, window: UInt64, at deadline: C.Instant) {
+        let action = state.withLock { $0.schedule(Entry(target: target, window: window), at: deadline) }
+        run(action)
+    }
+
+    /// Drops every deadline and cancels the timer; used once every key has drained.
+    func stop() {
+        state.withLock { $0.stop() }?.cancel()
+    }
+
+    private func timerFired(generation: UInt64) {
+        let now = clock.now
+        let (due, next) = state.withLock { $0.timerFired(generation: generation, now: now) }
+        run(next)
+        for entry in due { entry.target.deadlineReached(window: entry.window) }
+    }
+
+    private func run(_ action: FlushSchedulerStateMachine<C.Instant, Entry>.ArmAction) {
+        guard case .arm(let deadline, let generation, let previous) = action else { return }
+        previous?.cancel()
+        let clock = self.clock
+        let timer = Task { [weak self] in
+            do {
+                try await clock.sleep(until: deadline, tolerance: nil)
+            } catch {
+                return  // Cancelled: an earlier deadline re-armed the scheduler, or it stopped.
+            }
+            self?.timerFired(generation: generation)
+        }
+        if !state.withLock({ $0.attach(timer, generation: generation) }) { timer.cancel() }
+    }
+}

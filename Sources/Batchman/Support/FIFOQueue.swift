@@ -1,0 +1,27 @@
+/// A first-in first-out queue with amortised O(1) push and pop.
+///
+/// Two arrays: pushes go to `inbox`; pops come from `outbox`, refilled by reversing `inbox`
+/// when it runs dry, so each element is moved once.
+struct FIFOQueue<Element> {
+    private var inbox: [Element] = []
+    private var outbox: [Element] = []
+
+    var isEmpty: Bool { inbox.isEmpty && outbox.isEmpty }
+    var count: Int { inbox.count + outbox.count }
+
+    mutating func append(_ element: Element) {
+        inbox.append(element)
+    }
+
+    mutating func popFirst() -> Element? {
+        if outbox.isEmpty {
+            guard !inbox.isEmpty else { return nil }
+            outbox = inbox.reversed()
+            inbox.removeAll(keepingCapacity: true)
+        }
+        return outbox.popLast()
+    }
+
+    /// The elements in the order they would be popped.
+    var elements: [Element] { outbox.reversed() + inbox }
+}

@@ -1,0 +1,47 @@
+import Synchronization
+
+/// An append-only log that a test can await until it holds enough entries: the way tests wait
+/// for asynchronous work without sleeping.
+public final class RecordLog<Element: Sendable>: Sendable {
+    private struct Waiter {
+        let count: Int
+        let continuation: CheckedContinuation<[Element], Never>
+    }
+
+    private struct State {
+        var elements: [Element] = []
+        var waiters: [Waiter] = []
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Every entry so far, in the order they were appended.
+    public var elements: [Element] { state.withLock { $0.elements } }
+    public var count: Int { state.withLock { $0.elements.count } }
+
+    public func append(_ element: Element) {
+        let (ready, elements) = state.withLock { state -> ([Waiter], [Element]) in
+            state.elements.append(element)
+            let count = state.elements.count
+            let ready = state.waiters.filter { $0.count <= count }
+            state.waiters.removeAll { $0.count <= count }
+            return (ready, state.elements)
+        }
+        for waiter in ready { waiter.continuation.resume(returning: elements) }
+    }
+
+    /// Returns the entries once there are at least `count` of them.
+    @discardableResult
+    public func wait(forCount count: Int) async -> [Element] {
+        await withCheckedContinuation { continuation in
+            let elements = state.withLock { state -> [Element]? in
+                if state.elements.count >= count { return state.elements }
+                state.waiters.append(Waiter(count: count, continuation: continuation))
+                return nil
+            }
+            if let elements { continuation.resume(returning: elements) }
+        }
+    }
+}
