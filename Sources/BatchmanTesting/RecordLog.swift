@@ -25,8 +25,11 @@ public final class RecordLog<Element: Sendable>: Sendable {
         let (ready, elements) = state.withLock { state -> ([Waiter], [Element]) in
             state.elements.append(element)
             let count = state.elements.count
+            guard state.waiters.contains(where: { $0.count <= count }) else { return ([], []) }
             let ready = state.waiters.filter { $0.count <= count }
             state.waiters.removeAll { $0.count <= count }
+            // Copied only when a waiter needs it: sharing the array on every append would make
+            // the next append copy it, O(n^2) over a long log.
             return (ready, state.elements)
         }
         for waiter in ready { waiter.continuation.resume(returning: elements) }

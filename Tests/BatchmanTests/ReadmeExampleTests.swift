@@ -1,0 +1,47 @@
+import Batchman
+import Testing
+
+// The README's library quick start, verbatim, so the documented code cannot rot.
+// If you change one, change the other.
+
+struct LogEntry: Sendable {
+    var message: String
+    var level: String
+}
+
+struct LogProcessor: BatchProcessor {
+    func process(_ batch: Batch<LogEntry>) async throws -> [JobOutcome<Bool>] {
+        batch.jobs.map { job in
+            print("[\(job.payload.level)] \(job.payload.message)")
+            return .completed(job, true)
+        }
+    }
+}
+
+func readmeQuickStart() async throws -> [JobResult<LogEntry, Bool>] {
+    let batchman = try Batchman(
+        config: BatchmanConfig(
+            frequency: .milliseconds(100), maxBatchSize: 20,
+            keyConfigOverrides: [KeyConfigOverride(key: "audit", maxBatchSize: 1)]),
+        processor: { _ in LogProcessor() })
+
+    // Callback style: returns at once; the callback runs when the job's batch completes.
+    batchman.submit(id: "1", key: "app", payload: LogEntry(message: "Hello", level: "info")) { result in
+        print("job \(result.id): \(result.status)")
+    }
+
+    // Async style: waits for the result.
+    let audited = await batchman.submit(id: "1", key: "audit", payload: LogEntry(message: "login", level: "warning"))
+    print("audit job \(audited.status) in batch \(audited.batchId!)")
+
+    await batchman.shutdown()   // flushes "app" and waits for its result
+    return [audited]
+}
+
+@Suite struct ReadmeExampleTests {
+    @Test func quickStartRuns() async throws {
+        let results = try await readmeQuickStart()
+        #expect(results.map(\.status) == [.completed])
+        #expect(results.first?.result == true)
+    }
+}
