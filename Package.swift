@@ -6,16 +6,35 @@ let package = Package(
     products: [
         .library(name: "Batchman", targets: ["Batchman"]),
         .library(name: "BatchmanTesting", targets: ["BatchmanTesting"]),
+        .library(name: "BatchmanHost", targets: ["BatchmanHost"]),
+        .executable(name: "batchman", targets: ["BatchmanCLI"]),
+        // Example plugins: each is a shared library the host loads with dlopen.
+        .library(name: "EchoPlugin", type: .dynamic, targets: ["EchoPlugin"]),
+        .library(name: "SumPlugin", type: .dynamic, targets: ["SumPlugin"]),
+        .library(name: "LogPlugin", type: .dynamic, targets: ["LogPlugin"]),
+        // Only for the host's tests: misbehaves on request.
+        .library(name: "BatchmanTestPlugin", type: .dynamic, targets: ["BatchmanTestPlugin"]),
     ],
     targets: [
         .target(name: "Batchman"),
         .target(name: "BatchmanTesting", dependencies: ["Batchman"]),
+        .target(name: "CBatchmanPlugin"),
+        .target(name: "BatchmanHost", dependencies: ["Batchman", "CBatchmanPlugin"]),
+        .executableTarget(name: "BatchmanCLI", dependencies: ["BatchmanHost"]),
+
+        .target(name: "EchoPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/EchoPlugin", publicHeadersPath: "."),
+        .target(name: "SumPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/SumPlugin", publicHeadersPath: "."),
+        .target(name: "LogPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/LogPlugin"),
+        .target(name: "BatchmanTestPlugin", dependencies: ["CBatchmanPlugin"], path: "Tests/Plugins/BatchmanTestPlugin", publicHeadersPath: "."),
+
         .testTarget(name: "BatchmanTests", dependencies: ["Batchman", "BatchmanTesting"]),
+        .testTarget(name: "BatchmanHostTests", dependencies: ["BatchmanHost", "Batchman"]),
     ]
 )
 
 // Swift 6 language mode everywhere, plus the upcoming features we hold ourselves to.
-for target in package.targets where target.type != .system {
+let cTargets: Set<String> = ["CBatchmanPlugin", "EchoPlugin", "SumPlugin", "BatchmanTestPlugin"]
+for target in package.targets where !cTargets.contains(target.name) {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))
     settings.append(.enableUpcomingFeature("MemberImportVisibility"))

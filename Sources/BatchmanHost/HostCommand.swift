@@ -1,0 +1,90 @@
+import Glibc
+
+/// What `batchman` was asked to do, parsed from its arguments.
+public enum HostCommand: Equatable, Sendable {
+    case run(RunOptions)
+    case check(manifest: String)
+    case help
+    case version
+
+    public static let versionNumber = "0.1.0"
+
+    public static let usage = """
+        Usage:
+          batchman run [MANIFEST] [options]   Batch NDJSON jobs from standard input through the manifest's plugins
+          batchman check [MANIFEST]           Load every plugin and create every instance; report every problem
+          batchman --help | --version
+
+        MANIFEST defaults to ./plugins.json.
+
+        Options for run:
+          --input FILE          read jobs from FILE instead of standard input
+          --output FILE         write results to FILE instead of standard output
+          --max-line-bytes N    longest accepted input line (default 1048576); longer lines fail with invalid_input
+          --workers N           threads that call plugins, shared by all keys (default: the number of cores)
+
+        Input, one JSON object per line:  {"key":"logger","id":"42","payload":<any JSON>}
+        Output, one line per job:         {"key","id","status","result","errorReason","errorMessage","batchId","attempts","submittedAt","completedAt"}
+
+        Exit status: 0 done (end of input or SIGINT/SIGTERM, after draining), 64 usage error,
+        78 manifest or plugin error, 70 failure while running, 128+N on a second signal N.
+        """
+
+    /// Parses `arguments` (without the program name).
+    /// - Throws: ``HostError`` of kind `.usage` with what is wrong.
+    public static func parse(_ arguments: [String]) throws(HostError) -> HostCommand {
+        guard let verb = arguments.first else { throw HostError(.usage, "missing command: run or check\n\n\(usage)") }
+        var rest = Array(arguments.dropFirst())
+        switch verb {
+        case "--help", "-h", "help": return .help
+        case "--version": return .version
+        case "check":
+            guard rest.count <= 1 else { throw HostError(.usage, "check takes one manifest, got \(rest.joined(separator: " "))") }
+            if let option = rest.first, option.hasPrefix("-") { throw HostError(.usage, "unknown option for check: \(option)") }
+            return .check(manifest: rest.first ?? "plugins.json")
+        case "run":
+            var options = RunOptions()
+            var manifest: String?
+            while !rest.isEmpty {
+                let argument = rest.removeFirst()
+                func value() throws(HostError) -> String {
+                    guard !rest.isEmpty else { throw HostError(.usage, "\(argument) needs a value") }
+                    return rest.removeFirst()
+                }
+                func count() throws(HostError) -> Int {
+                    let text = try value()
+                    guard let number = Int(text), number > 0 else { throw HostError(.usage, "\(argument) needs a whole number of at least 1, got \(text)") }
+                    return number
+                }
+                switch argument {
+                case "--input": options.inputPath = try value()
+                case "--output": options.outputPath = try value()
+                case "--max-line-bytes": options.maxLineBytes = try count()
+                case "--workers": options.workers = try count()
+                case _ where argument.hasPrefix("-"): throw HostError(.usage, "unknown option \(argument)\n\n\(usage)")
+                default:
+                    guard manifest == nil else { throw HostError(.usage, "more than one manifest: \(manifest!) and \(argument)") }
+                    manifest = argument
+                }
+            }
+            options.manifestPath = manifest ?? options.manifestPath
+            return .run(options)
+        default:
+            throw HostError(.usage, "unknown command \"\(verb)\"\n\n\(usage)")
+        }
+    }
+}
+
+/// How `batchman run` is set up.
+public struct RunOptions: Equatable, Sendable {
+    public var manifestPath = "plugins.json"
+    /// Read jobs from this file instead of standard input.
+    public var inputPath: String?
+    /// Write results to this file instead of standard output.
+    public var outputPath: String?
+    public var maxLineBytes = 1 << 20
+    /// Threads that call plugins; different keys run in parallel up to this many.
+    public var workers = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+
+    public init() {}
+}

@@ -1,0 +1,29 @@
+/// A failure of `batchman`, with the exit status it maps to (sysexits.h).
+public struct HostError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable {
+        /// Bad command line: exit 64 (EX_USAGE).
+        case usage
+        /// Bad manifest or plugin: exit 78 (EX_CONFIG).
+        case configuration
+        /// Something failed while running: exit 70 (EX_SOFTWARE).
+        case runtime
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var exitCode: Int32 {
+        switch kind {
+        case .usage: 64
+        case .configuration: 78
+        case .runtime: 70
+        }
+    }
+
+    public var description: String { message }
+}

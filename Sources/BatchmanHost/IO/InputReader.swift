@@ -1,0 +1,141 @@
+import Glibc
+import Synchronization
+
+/// Reads NDJSON input from a file descriptor on the calling thread and hands over each line.
+///
+/// Lines are slices of the chunks they were read in, so a job's payload costs no copy: a chunk
+/// lives as long as a job still refers to it. ``stop()`` (from any thread) wakes the reader
+/// through a pipe; it then hands over every complete line it has already read and returns.
+final class InputReader: Sendable {
+    enum Event {
+        /// A line (without its newline) and its 1-based number.
+        case line(number: Int, bytes: ArraySlice<UInt8>)
+        /// A line longer than the limit; its bytes were skipped.
+        case tooLong(number: Int, length: Int)
+        /// Input was stopped in the middle of this line: it was partly read and cannot be used.
+        case cutShort(number: Int)
+    }
+
+    enum End: Equatable {
+        case endOfInput
+        case stopped
+        case readError(Int32)
+    }
+
+    static let chunkSize = 64 * 1024
+
+    private let fileDescriptor: Int32
+    private let maxLineBytes: Int
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let isStopped = Atomic<Bool>(false)
+
+    init(fileDescriptor: Int32, maxLineBytes: Int) {
+        self.fileDescriptor = fileDescriptor
+        self.maxLineBytes = maxLineBytes
+        var ends: [Int32] = [0, 0]
+        precondition(pipe(&ends) == 0, "cannot create the input reader's wake-up pipe: errno \(errno)")
+        wakeRead = ends[0]
+        wakeWrite = ends[1]
+    }
+
+    deinit {
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    /// Makes ``run(_:)`` return after the lines already read. Safe from any thread.
+    func stop() {
+        guard !isStopped.exchange(true, ordering: .relaxed) else { return }
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
+    }
+
+    /// Reads until end of input, an error, or ``stop()``; calls `handle` for every line.
+    func run(_ handle: (Event) -> Void) -> End {
+        var lineNumber = 0
+        var partial: [UInt8] = []   // the start of a line that continues in the next chunk
+        var skippingLongLine = false
+        var skippedLength = 0
+
+        func finishLine(_ bytes: ArraySlice<UInt8>) {
+            lineNumber += 1
+            if skippingLongLine {
+                handle(.tooLong(number: lineNumber, length: skippedLength + bytes.count))
+                skippingLongLine = false
+                skippedLength = 0
+            } else if bytes.count > maxLineBytes {
+                handle(.tooLong(number: lineNumber, length: bytes.count))
+            } else {
+                handle(.line(number: lineNumber, bytes: bytes))
+            }
+        }
+
+        while true {
+            guard waitForInput() else {
+                if !partial.isEmpty || skippingLongLine { handle(.cutShort(number: lineNumber + 1)) }
+                return .stopped
+            }
+            var bytesRead = 0
+            var chunk = [UInt8](unsafeUninitializedCapacity: Self.chunkSize) { buffer, count in
+                bytesRead = read(fileDescriptor, buffer.baseAddress, buffer.count)
+                count = max(0, bytesRead)
+            }
+            if bytesRead < 0 {
+                let failure = errno
+                if failure == EINTR || failure == EAGAIN { continue }
+                if !partial.isEmpty || skippingLongLine { handle(.cutShort(number: lineNumber + 1)) }
+                return .readError(failure)
+            }
+            if bytesRead == 0 {
+                // End of input: a last line without a newline is still a line.
+                if !partial.isEmpty || skippingLongLine { finishLine(partial[...]) }
+                return .endOfInput
+            }
+            if chunk.count < Self.chunkSize / 4 {
+                // A short read (interactive input): keep only what was read, not a 64 KiB
+                // buffer per pending job.
+                chunk = Array(chunk)
+            }
+            var lineStart = 0
+            while let newline = chunk[lineStart...].firstIndex(of: UInt8(ascii: "\n")) {
+                if !partial.isEmpty || skippingLongLine {
+                    if skippingLongLine {
+                        skippedLength += newline - lineStart
+                    } else {
+                        partial.append(contentsOf: chunk[lineStart..<newline])
+                    }
+                    finishLine(partial[...])
+                    partial = []
+                } else {
+                    finishLine(chunk[lineStart..<newline])
+                }
+                lineStart = newline + 1
+            }
+            let rest = chunk[lineStart...]
+            if skippingLongLine {
+                skippedLength += rest.count
+            } else if partial.count + rest.count > maxLineBytes {
+                skippingLongLine = true
+                skippedLength = partial.count + rest.count
+                partial = []
+            } else {
+                partial.append(contentsOf: rest)
+            }
+        }
+    }
+
+    /// Waits until input is readable (or at its end) and returns true, or returns false once
+    /// ``stop()`` was called.
+    private func waitForInput() -> Bool {
+        while !isStopped.load(ordering: .relaxed) {
+            var descriptors = [pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0),
+                               pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&descriptors, 2, -1)
+            if ready < 0 { if errno == EINTR { continue } else { return true } }
+            if descriptors[1].revents != 0 { return false }
+            if descriptors[0].revents != 0 { return true }
+        }
+        return false
+    }
+}

@@ -1,0 +1,136 @@
+import Batchman
+import FoundationEssentials
+
+/// Writes result lines: `{"key","id","status","result","errorReason","errorMessage","batchId",
+/// "attempts","submittedAt","completedAt"}`, always valid JSON whatever bytes a plugin emitted.
+/// Hand-written rather than Codable: it runs once per job on the hot path.
+enum ResultEncoder {
+    static func append(_ result: JobResult<JobBytes, JobBytes>, to output: inout [UInt8]) {
+        appendRaw("{\"key\":", to: &output)
+        JSONStringEscaper.append(result.key, to: &output)
+        appendRaw(",\"id\":", to: &output)
+        JSONStringEscaper.append(result.id, to: &output)
+        appendRaw(result.status == .completed ? ",\"status\":\"completed\",\"result\":" : ",\"status\":\"failed\",\"result\":", to: &output)
+        if let bytes = result.result {
+            appendResult(bytes, to: &output)
+        } else {
+            appendRaw("null", to: &output)
+        }
+        appendRaw(",\"errorReason\":", to: &output)
+        appendOptionalString(result.errorReason?.rawValue, to: &output)
+        appendRaw(",\"errorMessage\":", to: &output)
+        appendOptionalString(result.errorMessage, to: &output)
+        appendRaw(",\"batchId\":", to: &output)
+        if let batchId = result.batchId { appendInteger(batchId, to: &output) } else { appendRaw("null", to: &output) }
+        appendRaw(",\"attempts\":", to: &output)
+        appendInteger(UInt64(max(0, result.attempts)), to: &output)
+        appendRaw(",\"submittedAt\":", to: &output)
+        ISO8601Timestamp.append(result.submittedAt, to: &output)
+        appendRaw(",\"completedAt\":", to: &output)
+        ISO8601Timestamp.append(result.completedAt, to: &output)
+        appendRaw("}\n", to: &output)
+    }
+
+    /// The result line for an input line that is not a job; `line` is its 1-based number.
+    static func appendInvalidInput(line: Int, key: String?, id: String?, message: String, at time: Date, to output: inout [UInt8]) {
+        appendRaw("{\"key\":", to: &output)
+        appendOptionalString(key, to: &output)
+        appendRaw(",\"id\":", to: &output)
+        appendOptionalString(id, to: &output)
+        appendRaw(",\"status\":\"failed\",\"result\":null,\"errorReason\":\"invalid_input\",\"errorMessage\":", to: &output)
+        JSONStringEscaper.append("line \(line): \(message)", to: &output)
+        appendRaw(",\"batchId\":null,\"attempts\":0,\"submittedAt\":", to: &output)
+        ISO8601Timestamp.append(time, to: &output)
+        appendRaw(",\"completedAt\":", to: &output)
+        ISO8601Timestamp.append(time, to: &output)
+        appendRaw(",\"line\":", to: &output)
+        appendInteger(UInt64(line), to: &output)
+        appendRaw("}\n", to: &output)
+    }
+
+    /// Valid JSON is embedded as is; anything else becomes a JSON string.
+    private static func appendResult(_ bytes: JobBytes, to output: inout [UInt8]) {
+        bytes.withUnsafeBufferPointer { buffer in
+            if !buffer.isEmpty, JSONScanner.isValidJSON(buffer) {
+                output.append(contentsOf: buffer)
+            } else {
+                JSONStringEscaper.append(buffer, to: &output)
+            }
+        }
+    }
+
+    private static func appendOptionalString(_ string: String?, to output: inout [UInt8]) {
+        guard let string else { return appendRaw("null", to: &output) }
+        JSONStringEscaper.append(string, to: &output)
+    }
+
+    static func appendRaw(_ text: StaticString, to output: inout [UInt8]) {
+        text.withUTF8Buffer { output.append(contentsOf: $0) }
+    }
+
+    static func appendInteger(_ value: UInt64, to output: inout [UInt8]) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var remaining = value
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[19 - count] = UInt8(ascii: "0") + UInt8(remaining % 10)
+                remaining /= 10
+                count += 1
+            } while remaining > 0
+            output.append(contentsOf: buffer[(20 - count)...])
+        }
+    }
+}
+
+/// `"2026-11-29T04:05:06.789Z"`: UTC with milliseconds, computed without a formatter.
+enum ISO8601Timestamp {
+    static func append(_ date: Date, to output: inout [UInt8]) {
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let days = milliseconds >= 0 ? milliseconds / 86_400_000 : (milliseconds - 86_399_999) / 86_400_000
+        let millisecondOfDay = milliseconds - days * 86_400_000
+        let (year, month, day) = civilDate(daysSinceEpoch: days)
+        output.append(UInt8(ascii: "\""))
+        appendPadded(year, width: 4, to: &output)
+        output.append(UInt8(ascii: "-"))
+        appendPadded(month, width: 2, to: &output)
+        output.append(UInt8(ascii: "-"))
+        appendPadded(day, width: 2, to: &output)
+        output.append(UInt8(ascii: "T"))
+        appendPadded(millisecondOfDay / 3_600_000, width: 2, to: &output)
+        output.append(UInt8(ascii: ":"))
+        appendPadded(millisecondOfDay / 60_000 % 60, width: 2, to: &output)
+        output.append(UInt8(ascii: ":"))
+        appendPadded(millisecondOfDay / 1000 % 60, width: 2, to: &output)
+        output.append(UInt8(ascii: "."))
+        appendPadded(millisecondOfDay % 1000, width: 3, to: &output)
+        output.append(contentsOf: [UInt8(ascii: "Z"), UInt8(ascii: "\"")])
+    }
+
+    /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+    static func civilDate(daysSinceEpoch: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let shifted = daysSinceEpoch + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        return (year, month, day)
+    }
+
+    private static func appendPadded(_ value: Int64, width: Int, to output: inout [UInt8]) {
+        var divisor: Int64 = 1
+        for _ in 1..<width { divisor *= 10 }
+        var remaining = value
+        while divisor > 0 {
+            output.append(UInt8(ascii: "0") + UInt8(remaining / divisor % 10))
+            remaining %= divisor
+            divisor /= 10
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import Batchman
+import FoundationEssentials
+
+/// A parsed `plugins.json`: which plugin and batching settings each job key gets.
+///
+/// ```json
+/// {
+///   "defaults": { "frequency": 5000, "maxBatchSize": 10 },
+///   "keys": {
+///     "default": { "plugin": "EchoPlugin" },
+///     "analytics": { "plugin": "SumPlugin", "frequency": 60000, "config": { "field": "value" } }
+///   }
+/// }
+/// ```
+/// The `default` key is also the template for keys the manifest does not name: they get its
+/// plugin (a new instance each), its config and its settings.
+public struct Manifest: Sendable {
+    /// One entry of `keys`.
+    public struct KeyEntry: Sendable, Hashable {
+        public let name: String
+        /// The plugin as written: a path, or a bare name such as `EchoPlugin`.
+        public let plugin: String
+        /// The settings given for this key (not yet merged with the defaults).
+        public let settings: KeySettings
+        /// The key's `config` as JSON text (`{}` when absent), handed to the plugin's `create`.
+        public let config: String
+    }
+
+    /// The name of the key that serves keys the manifest does not name.
+    public static let defaultKey = "default"
+
+    /// The manifest's path as given.
+    public let path: String
+    /// The folder that relative plugin paths are resolved against.
+    public let directory: String
+    public let defaults: KeySettings
+    /// The keys, in the order the file lists them.
+    public let keys: [KeyEntry]
+
+    public var defaultEntry: KeyEntry? { keys.first { $0.name == Self.defaultKey } }
+
+    /// Reads and checks the manifest at `path`.
+    /// - Throws: ``ManifestError`` listing every problem found.
+    public static func load(path: String) throws(ManifestError) -> Manifest {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            let reason = (error as? CocoaError)?.code == .fileReadNoSuchFile ? "no such file" : "cannot be read (\(error))"
+            throw ManifestError(file: path, problems: [.init(path: "file", message: "\(reason); pass the manifest's path, e.g. batchman run path/to/plugins.json")])
+        }
+        return try parse(data, path: path)
+    }
+
+    /// Parses manifest text; `path` names it in errors and anchors relative plugin paths.
+    public static func parse(_ data: Data, path: String) throws(ManifestError) -> Manifest {
+        let parsed = data.withUnsafeBytes { raw in
+            Result { () throws(JSONSyntaxError) in try JSONValue.parse(raw.bindMemory(to: UInt8.self)) }
+        }
+        let document: JSONValue
+        switch parsed {
+        case .success(let value):
+            document = value
+        case .failure(let error):
+            let (line, column) = Self.position(of: error.offset, in: data)
+            throw ManifestError(file: path, problems: [.init(path: "line \(line), column \(column)", message: "not valid JSON: \(error.message)")])
+        }
+        let reader = ManifestReader()
+        let manifest = read(document, reader: reader, path: path)
+        guard reader.problems.isEmpty, let manifest else {
+            throw ManifestError(file: path, problems: reader.problems)
+        }
+        return manifest
+    }
+
+    private static func read(_ document: JSONValue, reader: ManifestReader, path: String) -> Manifest? {
+        guard let top = reader.object(document, at: "(top level)", allowed: ["defaults", "keys"]) else { return nil }
+        let settingNames = KeySettings.fields.map(\.name)
+        var defaults = KeySettings()
+        if let value = top.first(where: { $0.key == "defaults" })?.value,
+           let members = reader.object(value, at: "defaults", allowed: settingNames) {
+            defaults = reader.settings(members, at: "defaults")
+        }
+        guard let keysValue = top.first(where: { $0.key == "keys" })?.value else {
+            reader.problem("keys", "required: an object mapping each job key to {\"plugin\": ...}")
+            return nil
+        }
+        guard let keyMembers = reader.object(keysValue, at: "keys") else { return nil }
+        if keyMembers.isEmpty { reader.problem("keys", "expected at least one key") }
+        let defaultPlugin = keyMembers.first { $0.key == defaultKey }.flatMap { member -> String? in
+            guard case .object(let fields) = member.value, case .string(let plugin)? = fields.first(where: { $0.key == "plugin" })?.value else { return nil }
+            return plugin
+        }
+        var keys: [KeyEntry] = []
+        for member in keyMembers {
+            let keyPath = ManifestReader.path("keys", member.key)
+            guard let fields = reader.object(member.value, at: keyPath, allowed: ["plugin", "config"] + settingNames) else { continue }
+            var plugin = defaultPlugin
+            if let value = fields.first(where: { $0.key == "plugin" })?.value {
+                plugin = reader.string(value, at: ManifestReader.path(keyPath, "plugin"))
+            } else if member.key == defaultKey || defaultPlugin == nil {
+                let fallback = member.key == defaultKey ? "" : " (there is no \"default\" key to fall back to)"
+                reader.problem(ManifestReader.path(keyPath, "plugin"), "required: a plugin path or name such as \"EchoPlugin\"\(fallback)")
+            }
+            var config = "{}"
+            if let value = fields.first(where: { $0.key == "config" })?.value {
+                if case .object = value { config = value.jsonText } else {
+                    reader.problem(ManifestReader.path(keyPath, "config"), "expected an object (handed to the plugin as JSON), got \(value.kindDescription)")
+                }
+            }
+            let settings = reader.settings(fields, at: keyPath)
+            if let plugin { keys.append(KeyEntry(name: member.key, plugin: plugin, settings: settings, config: config)) }
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return Manifest(path: path, directory: directory, defaults: defaults, keys: keys)
+    }
+
+    /// The core's configuration: every named key fully resolved (defaults, then its own
+    /// settings), and the `default` key's settings for keys the manifest does not name.
+    public func batchmanConfig() -> BatchmanConfig {
+        let base = defaults.applied(to: BatcherConfig())
+        var config = BatchmanConfig()
+        config.defaults = defaultEntry?.settings.applied(to: base) ?? base
+        config.keyConfigOverrides = keys.filter { $0.name != Self.defaultKey }.map { entry in
+            let resolved = entry.settings.applied(to: base)
+            return KeyConfigOverride(key: entry.name, frequency: resolved.frequency, maxBatchSize: resolved.maxBatchSize, debug: resolved.debug)
+        }
+        return config
+    }
+
+    private static func position(of offset: Int, in data: Data) -> (line: Int, column: Int) {
+        var line = 1, column = 1
+        for byte in data.prefix(offset) {
+            if byte == UInt8(ascii: "\n") {
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
+        }
+        return (line, column)
+    }
+}

@@ -1,0 +1,29 @@
+import Glibc
+
+/// Starts OS threads of our own, for blocking work that must never run on Swift's cooperative
+/// pool (which has only as many threads as cores): plugin calls, blocking reads and writes,
+/// sigwait.
+enum DedicatedThread {
+    private final class Body {
+        let run: () -> Void
+        init(_ run: @escaping () -> Void) { self.run = run }
+    }
+
+    /// Starts a detached thread running `body`; `name` says what it is for in error messages.
+    static func start(name: String, _ body: @escaping @Sendable () -> Void) {
+        let context = Unmanaged.passRetained(Body(body)).toOpaque()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        // Plugins may run language runtimes that expect a generous stack (Go, deep recursion).
+        pthread_attr_setstacksize(&attributes, 8 << 20)
+        var thread = pthread_t()
+        let status = pthread_create(&thread, &attributes, { context in
+            let body = Unmanaged<Body>.fromOpaque(context!).takeRetainedValue()
+            body.run()
+            return nil
+        }, context)
+        precondition(status == 0, "pthread_create failed with \(status): cannot start thread \(name)")
+    }
+}

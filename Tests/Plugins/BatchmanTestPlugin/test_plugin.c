@@ -1,0 +1,163 @@
+/*
+ * BatchmanTestPlugin: a deliberately misbehaving plugin for the host's end-to-end tests.
+ * Each key's manifest `config` picks a behaviour; fields are read with a naive scanner that
+ * expects flat JSON like {"mode": "too_few", "sleep_ms": 50}.
+ *
+ *   mode "echo" (default)  every job completes with its payload
+ *   mode "too_few"         the last job of each batch gets no outcome
+ *   mode "duplicate"       job 0 is emitted twice (first OK "first", then FAILED) and the rest echo
+ *   mode "shifted"         job i's payload is emitted at index i + 1: job 0 gets nothing, the last
+ *                          emit is out of range
+ *   mode "fail_return"     job 0 echoes, then process_batch returns BM_FAILED "backend unavailable"
+ *   mode "retry_return"    job 0 echoes, then process_batch returns BM_RETRY "backend busy"
+ *   mode "garbage"         every job completes with bytes that are not JSON (and not UTF-8)
+ *   retry_ids "a,b"        those jobs emit BM_RETRY "transient failure" until attempt retry_until
+ *                          (default: always)
+ *   fail_ids "a,b"         those jobs emit BM_FAILED "permanent failure"
+ *   sleep_ms N             each batch sleeps N ms first (a slow backend)
+ *   refuse "message"       create() refuses with that message
+
+ */
+#include "batchman_plugin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct test_instance {
+    char mode[32];
+    char retry_ids[256];
+    char fail_ids[256];
+    long retry_until;
+    long sleep_ms;
+    const bm_host *host;
+} test_instance;
+
+/* Copies the string value of `"name": "..."` into `out`; returns 1 if found. */
+static int string_field(bm_str json, const char *name, char *out, size_t cap) {
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\"", name);
+    size_t pattern_len = strlen(pattern);
+    for (size_t i = 0; i + pattern_len < json.len; i++) {
+        if (memcmp(json.ptr + i, pattern, pattern_len) != 0) continue;
+        size_t j = i + pattern_len;
+        while (j < json.len && (json.ptr[j] == ' ' || json.ptr[j] == ':')) j++;
+        if (j >= json.len || json.ptr[j] != '"') return 0;
+        size_t k = j + 1, n = 0;
+        while (k < json.len && json.ptr[k] != '"' && n + 1 < cap) out[n++] = json.ptr[k++];
+        out[n] = '\0';
+        return 1;
+    }
+    return 0;
+}
+
+static long number_field(bm_str json, const char *name, long fallback) {
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\"", name);
+    size_t pattern_len = strlen(pattern);
+    for (size_t i = 0; i + pattern_len < json.len; i++) {
+        if (memcmp(json.ptr + i, pattern, pattern_len) != 0) continue;
+        size_t j = i + pattern_len;
+        while (j < json.len && (json.ptr[j] == ' ' || json.ptr[j] == ':')) j++;
+        return strtol(json.ptr + j, NULL, 10);
+    }
+    return fallback;
+}
+
+/* Whether `id` is one of the comma-separated ids in `list`. */
+static int listed(const char *list, bm_str id) {
+    const char *item = list;
+    while (*item) {
+        const char *end = strchr(item, ',');
+        size_t len = end ? (size_t)(end - item) : strlen(item);
+        if (len == id.len && memcmp(item, id.ptr, len) == 0) return 1;
+        if (!end) break;
+        item = end + 1;
+    }
+    return 0;
+}
+
+static void *test_create(const bm_host *host, bm_str key, bm_str config, char *error, size_t error_cap) {
+    (void)key;
+    char refusal[200];
+    if (string_field(config, "refuse", refusal, sizeof refusal)) {
+        snprintf(error, error_cap, "%s", refusal);
+        return NULL;
+    }
+    test_instance *instance = calloc(1, sizeof *instance);
+    if (!string_field(config, "mode", instance->mode, sizeof instance->mode)) strcpy(instance->mode, "echo");
+    string_field(config, "retry_ids", instance->retry_ids, sizeof instance->retry_ids);
+    string_field(config, "fail_ids", instance->fail_ids, sizeof instance->fail_ids);
+    instance->retry_until = number_field(config, "retry_until", -1);
+    instance->sleep_ms = number_field(config, "sleep_ms", 0);
+    instance->host = host;
+    static const char hello[] = "test plugin instance created";
+    host->log(host->ctx, BM_LOG_DEBUG, hello, sizeof hello - 1);
+    return instance;
+}
+
+static int emit_text(const bm_emitter *out, size_t index, int status, const char *text) {
+    return out->emit(out->ctx, index, status, text, strlen(text));
+}
+
+static int test_process_batch(void *opaque, const bm_batch *batch, const bm_emitter *out, char *error, size_t error_cap) {
+    test_instance *instance = opaque;
+    if (instance->sleep_ms > 0) {
+        struct timespec pause = { instance->sleep_ms / 1000, (instance->sleep_ms % 1000) * 1000000L };
+        nanosleep(&pause, NULL);
+    }
+    const char *mode = instance->mode;
+    if (strcmp(mode, "shifted") == 0) {
+        for (size_t i = 0; i < batch->count; i++) {
+            int code = out->emit(out->ctx, i + 1, BM_OK, batch->jobs[i].payload.ptr, batch->jobs[i].payload.len);
+            if (i + 1 == batch->count && code != -1) return BM_FAILED; /* the host must refuse it */
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < batch->count; i++) {
+        const bm_job *job = &batch->jobs[i];
+        if (strcmp(mode, "too_few") == 0 && i + 1 == batch->count) break;
+        if ((strcmp(mode, "fail_return") == 0 || strcmp(mode, "retry_return") == 0) && i == 1) {
+            snprintf(error, error_cap, "%s", mode[0] == 'f' ? "backend unavailable" : "backend busy");
+            return mode[0] == 'f' ? BM_FAILED : BM_RETRY;
+        }
+        if (strcmp(mode, "duplicate") == 0 && i == 0) {
+            emit_text(out, 0, BM_OK, "\"first\"");
+            int code = emit_text(out, 0, BM_FAILED, "second outcome for job 0");
+            if (code != -1) return BM_FAILED; /* the host must refuse it */
+            continue;
+        }
+        if (listed(instance->fail_ids, job->id)) {
+            emit_text(out, i, BM_FAILED, "permanent failure");
+        } else if (listed(instance->retry_ids, job->id) &&
+                   (instance->retry_until < 0 || (long)job->attempt < instance->retry_until)) {
+            char message[64];
+            snprintf(message, sizeof message, "transient failure on attempt %u", job->attempt);
+            emit_text(out, i, BM_RETRY, message);
+        } else if (strcmp(mode, "garbage") == 0) {
+            static const char garbage[] = { 'n', 'o', '"', '\\', '\n', (char)0xff, (char)0xc3 };
+            out->emit(out->ctx, i, BM_OK, garbage, sizeof garbage);
+        } else {
+            out->emit(out->ctx, i, BM_OK, job->payload.ptr, job->payload.len);
+        }
+    }
+    return 0;
+}
+
+static void test_destroy(void *instance) { free(instance); }
+
+static const bm_plugin descriptor = {
+    .magic = BM_PLUGIN_MAGIC,
+    .struct_size = sizeof(bm_plugin),
+    .abi_major = BM_ABI_MAJOR,
+    .abi_minor = BM_ABI_MINOR,
+    .flags = 0,
+    .name = "test",
+    .version = "0.0.1",
+    .create = test_create,
+    .process_batch = test_process_batch,
+    .destroy = test_destroy,
+};
+
+const bm_plugin *batchman_plugin_v1(void) { return &descriptor; }
