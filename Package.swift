@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "BatchmanTestPlugin", dependencies: ["CBatchmanPlugin"], path: "Tests/Plugins/BatchmanTestPlugin", publicHeadersPath: "."),
 
         .testTarget(name: "BatchmanTests", dependencies: ["Batchman", "BatchmanTesting"]),
-        .testTarget(name: "BatchmanHostTests", dependencies: ["BatchmanHost", "Batchman"]),
+        .testTarget(name: "BatchmanHostTests", dependencies: ["BatchmanHost", "Batchman", "BatchmanTesting"]),
     ]
 )
 

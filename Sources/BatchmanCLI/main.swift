@@ -1,9 +1,11 @@
 // The `batchman` executable: parse arguments, run, map errors to exit codes. Everything else
 // lives in BatchmanHost, where tests can reach it.
 import BatchmanHost
+import Dispatch
 import Glibc
 
-Host.prepareProcess()  // before any thread starts: signals are taken by a thread of our own
+// Before any thread starts: SIGINT and SIGTERM are taken by a thread of our own.
+Host.prepareProcess()
 
 func perform(_ arguments: [String]) async throws(HostError) {
     switch try HostCommand.parse(arguments) {
@@ -18,10 +20,21 @@ func perform(_ arguments: [String]) async throws(HostError) {
     }
 }
 
-do {
-    try await perform(Array(CommandLine.arguments.dropFirst()))
-} catch {
-    var message = "batchman: \(error.message)\n"
-    message.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-    exit(error.exitCode)
+// main stays synchronous on purpose. An async top-level main ends in dispatch_main, whose main
+// thread waits in sigsuspend with every signal unblocked, so SIGTERM would kill the process
+// instead of reaching the watcher thread. Here the main thread waits on a semaphore with the
+// signals still blocked. (Detached: top-level code is main-actor isolated, and the main
+// thread is about to block.)
+let finished = DispatchSemaphore(value: 0)
+Task.detached {
+    do throws(HostError) {
+        try await perform(Array(CommandLine.arguments.dropFirst()))
+    } catch {
+        var message = "batchman: \(error.message)\n"
+        message.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+        exit(error.exitCode)
+    }
+    finished.signal()
 }
+finished.wait()
+exit(0)

@@ -4,6 +4,7 @@ import Synchronization
 /// for asynchronous work without sleeping.
 public final class RecordLog<Element: Sendable>: Sendable {
     private struct Waiter {
+        let id: Int
         let count: Int
         let continuation: CheckedContinuation<[Element], Never>
     }
@@ -11,6 +12,7 @@ public final class RecordLog<Element: Sendable>: Sendable {
     private struct State {
         var elements: [Element] = []
         var waiters: [Waiter] = []
+        var nextWaiterId = 0
     }
 
     private let state = Mutex(State())
@@ -35,16 +37,29 @@ public final class RecordLog<Element: Sendable>: Sendable {
         for waiter in ready { waiter.continuation.resume(returning: elements) }
     }
 
-    /// Returns the entries once there are at least `count` of them.
+    /// Returns the entries once there are at least `count` of them, or whatever there is if
+    /// the waiting task is cancelled (a test past its time limit fails instead of hanging).
     @discardableResult
     public func wait(forCount count: Int) async -> [Element] {
-        await withCheckedContinuation { continuation in
-            let elements = state.withLock { state -> [Element]? in
-                if state.elements.count >= count { return state.elements }
-                state.waiters.append(Waiter(count: count, continuation: continuation))
-                return nil
+        let id = state.withLock { state -> Int in
+            state.nextWaiterId += 1
+            return state.nextWaiterId
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let elements = state.withLock { state -> [Element]? in
+                    if state.elements.count >= count || Task.isCancelled { return state.elements }
+                    state.waiters.append(Waiter(id: id, count: count, continuation: continuation))
+                    return nil
+                }
+                if let elements { continuation.resume(returning: elements) }
             }
-            if let elements { continuation.resume(returning: elements) }
+        } onCancel: {
+            let cancelled = state.withLock { state -> (Waiter, [Element])? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return (state.waiters.remove(at: index), state.elements)
+            }
+            if let (waiter, elements) = cancelled { waiter.continuation.resume(returning: elements) }
         }
     }
 }

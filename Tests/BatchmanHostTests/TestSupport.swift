@@ -1,1 +1,191 @@
+import Batchman
+import BatchmanTesting
+import Foundation
 import Testing
+
+/// Where `swift build` put the `batchman` executable and the plugins: beside the test bundle.
+enum Products {
+    static let directory: URL = {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var folder = URL(fileURLWithPath: executable).deletingLastPathComponent()
+        // The test binary may sit inside an .xctest bundle folder.
+        if folder.pathExtension == "xctest" { folder.deleteLastPathComponent() }
+        return folder
+    }()
+
+    static var batchman: String { directory.appendingPathComponent("batchman").path }
+    static func plugin(_ name: String) -> String { directory.appendingPathComponent("lib\(name).so").path }
+
+    /// The package's root folder (for the README, examples and fixtures).
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let header = packageRoot.appendingPathComponent("Sources/CBatchmanPlugin/include").path
+}
+
+/// A scratch folder for one test's manifest, plugins and files.
+struct Scratch {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("batchman-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    @discardableResult
+    func write(_ name: String, _ text: String) throws -> String {
+        try text.write(toFile: path(name), atomically: true, encoding: .utf8)
+        return path(name)
+    }
+
+    /// Writes a manifest whose `keys` are given as JSON text.
+    @discardableResult
+    func manifest(_ keys: String, defaults: String = #"{"frequency": 60000, "maxBatchSize": 10}"#) throws -> String {
+        try write("plugins.json", #"{"defaults": \#(defaults), "keys": \#(keys)}"#)
+    }
+
+    /// Compiles C source into `lib<name>.so` here with plain `cc`, as a plugin author would:
+    /// strict C99 with warnings as errors, unless the source is broken on purpose.
+    @discardableResult
+    func compilePlugin(_ name: String, source: String, defines: [String] = [], strict: Bool = true) throws -> String {
+        let output = path("lib\(name).so")
+        let warnings = strict ? ["-Wall", "-Wextra", "-Werror"] : []
+        let result = try run("/usr/bin/env", ["cc", "-shared", "-fPIC", "-std=c99", "-I", Products.header] + warnings
+                             + defines.map { "-D\($0)" } + [source, "-o", output])
+        guard result.status == 0 else { throw CompileFailure(output: result.errorOutput) }
+        return output
+    }
+
+    struct CompileFailure: Error, CustomStringConvertible {
+        let output: String
+        var description: String { "cc failed: \(output)" }
+    }
+}
+
+/// Runs a command to completion and returns its exit status and output.
+func run(_ executable: String, _ arguments: [String], input: String = "") throws -> (status: Int32, output: String, errorOutput: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let stdout = Pipe(), stderr = Pipe(), stdin = Pipe()
+    process.standardOutput = stdout
+    process.standardError = stderr
+    process.standardInput = stdin
+    try process.run()
+    stdin.fileHandleForWriting.write(Data(input.utf8))
+    try stdin.fileHandleForWriting.close()
+    let output = stdout.fileHandleForReading.readDataToEndOfFile()
+    let errorOutput = stderr.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errorOutput, as: UTF8.self))
+}
+
+/// One line of `batchman run`'s output.
+struct ResultLine: Decodable, Sendable {
+    let key: String?
+    let id: String?
+    let status: String
+    let errorReason: String?
+    let errorMessage: String?
+    let batchId: UInt64?
+    let attempts: Int
+    let submittedAt: String
+    let completedAt: String
+    let line: Int?
+    /// The whole line as written.
+    var text: String = ""
+
+    enum CodingKeys: String, CodingKey {
+        case key, id, status, errorReason, errorMessage, batchId, attempts, submittedAt, completedAt, line
+    }
+
+    /// The `result` field re-encoded with sorted keys, for comparing.
+    var resultJSON: String {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) as? [String: Any],
+              let result = object["result"],
+              let data = try? JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .fragmentsAllowed]) else { return "?" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func parse(_ text: String) throws -> ResultLine {
+        var line = try JSONDecoder().decode(ResultLine.self, from: Data(text.utf8))
+        line.text = text
+        return line
+    }
+}
+
+/// A running `batchman` whose input we write and whose output lines we collect as they come.
+final class HostProcess: Sendable {
+    let stdout = RecordLog<String>()
+    let stderr = RecordLog<String>()
+    private let exit = RecordLog<Int32>()
+    private let outputClosed = RecordLog<Void>()
+    private let process: Process
+    private let input: FileHandle
+
+    init(_ arguments: [String], directory: String? = nil) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Products.batchman)
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stderr
+        let exit = self.exit
+        process.terminationHandler = { exit.append($0.terminationStatus) }
+        self.process = process
+        self.input = stdin.fileHandleForWriting
+        try process.run()
+        let outputClosed = self.outputClosed
+        Self.collectLines(from: stdout.fileHandleForReading, into: self.stdout) { outputClosed.append(()) }
+        Self.collectLines(from: stderr.fileHandleForReading, into: self.stderr) {}
+    }
+
+    func send(_ lines: [String]) {
+        input.write(Data(lines.map { $0 + "\n" }.joined().utf8))
+    }
+
+    func closeInput() {
+        try? input.close()
+    }
+
+    func signal(_ number: Int32) {
+        kill(process.processIdentifier, number)
+    }
+
+    /// The first `count` result lines, parsed.
+    func results(count: Int) async throws -> [ResultLine] {
+        try await stdout.wait(forCount: count).prefix(count).map(ResultLine.parse)
+    }
+
+    /// The exit status, once the process has ended and its output has been read to the end.
+    func exitStatus() async -> Int32 {
+        await exit.wait(forCount: 1)[0]
+    }
+
+    /// Closes input, waits for the exit and returns every result line.
+    func finish() async throws -> (status: Int32, results: [ResultLine]) {
+        closeInput()
+        let status = await exitStatus()
+        await outputClosed.wait(forCount: 1)
+        return (status, try stdout.elements.map(ResultLine.parse))
+    }
+
+    private static func collectLines(from handle: FileHandle, into log: RecordLog<String>, onEnd: @escaping @Sendable () -> Void) {
+        Thread.detachNewThread {
+            var pending = Data()
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { break }
+                pending.append(data)
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    log.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
+                    pending.removeSubrange(pending.startIndex...newline)
+                }
+            }
+            if !pending.isEmpty { log.append(String(decoding: pending, as: UTF8.self)) }
+            onEnd()
+        }
+    }
+}

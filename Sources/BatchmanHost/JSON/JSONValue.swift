@@ -57,9 +57,11 @@ indirect enum JSONValue: Hashable, Sendable {
         case UInt8(ascii: "n"):
             try scanner.scanLiteral("null")
             return .null
-        default:
+        case .some(UInt8(ascii: "-")), .some(UInt8(ascii: "0")...UInt8(ascii: "9")):
             let range = try scanner.scanNumber()
             return .number(String(decoding: UnsafeBufferPointer(rebasing: scanner.bytes[range]), as: UTF8.self))
+        default:
+            throw scanner.error("expected a value")
         }
     }
 

@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 /*
  * BatchmanTestPlugin: a deliberately misbehaving plugin for the host's end-to-end tests.
  * Each key's manifest `config` picks a behaviour; fields are read with a naive scanner that
@@ -16,6 +17,10 @@
  *   fail_ids "a,b"         those jobs emit BM_FAILED "permanent failure"
  *   sleep_ms N             each batch sleeps N ms first (a slow backend)
  *   refuse "message"       create() refuses with that message
+ *   wait_file "/path"      each batch waits until that file exists (a backend the test unblocks)
+ *
+ * Whatever the mode, two overlapping process_batch calls on one instance fail every job of the
+ * second with "concurrent process_batch calls on one instance": the ABI promises they never happen.
 
  */
 #include "batchman_plugin.h"
@@ -24,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct test_instance {
     char mode[32];
@@ -31,6 +37,8 @@ typedef struct test_instance {
     char fail_ids[256];
     long retry_until;
     long sleep_ms;
+    char wait_file[256];
+    int active; /* process_batch calls running now, updated atomically */
     const bm_host *host;
 } test_instance;
 
@@ -91,6 +99,7 @@ static void *test_create(const bm_host *host, bm_str key, bm_str config, char *e
     string_field(config, "fail_ids", instance->fail_ids, sizeof instance->fail_ids);
     instance->retry_until = number_field(config, "retry_until", -1);
     instance->sleep_ms = number_field(config, "sleep_ms", 0);
+    string_field(config, "wait_file", instance->wait_file, sizeof instance->wait_file);
     instance->host = host;
     static const char hello[] = "test plugin instance created";
     host->log(host->ctx, BM_LOG_DEBUG, hello, sizeof hello - 1);
@@ -101,8 +110,26 @@ static int emit_text(const bm_emitter *out, size_t index, int status, const char
     return out->emit(out->ctx, index, status, text, strlen(text));
 }
 
+static int process_one_batch(test_instance *instance, const bm_batch *batch, const bm_emitter *out, char *error, size_t error_cap);
+
 static int test_process_batch(void *opaque, const bm_batch *batch, const bm_emitter *out, char *error, size_t error_cap) {
     test_instance *instance = opaque;
+    int status;
+    if (__atomic_add_fetch(&instance->active, 1, __ATOMIC_SEQ_CST) > 1) {
+        snprintf(error, error_cap, "concurrent process_batch calls on one instance");
+        status = BM_FAILED;
+    } else {
+        status = process_one_batch(instance, batch, out, error, error_cap);
+    }
+    __atomic_sub_fetch(&instance->active, 1, __ATOMIC_SEQ_CST);
+    return status;
+}
+
+static int process_one_batch(test_instance *instance, const bm_batch *batch, const bm_emitter *out, char *error, size_t error_cap) {
+    while (instance->wait_file[0] != '\0' && access(instance->wait_file, F_OK) != 0) {
+        struct timespec pause = { 0, 1000000L };
+        nanosleep(&pause, NULL);
+    }
     if (instance->sleep_ms > 0) {
         struct timespec pause = { instance->sleep_ms / 1000, (instance->sleep_ms % 1000) * 1000000L };
         nanosleep(&pause, NULL);

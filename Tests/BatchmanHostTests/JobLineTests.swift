@@ -1,0 +1,137 @@
+@testable import BatchmanHost
+import FoundationEssentials
+import Testing
+
+@Suite struct JobLineTests {
+    func parse(_ line: String) -> JobLine {
+        Array(line.utf8).withUnsafeBufferPointer { JobLine.parse($0) }
+    }
+
+    func payload(_ line: String) -> String? {
+        guard case .job(_, _, let range) = parse(line) else { return nil }
+        return String(decoding: Array(line.utf8)[range], as: UTF8.self)
+    }
+
+    @Test func readsKeyIdAndTheRawPayloadText() {
+        let line = #"{"key":"logger","id":"42","payload":{"b": [1, 2.5e3, "x\"y"], "a": null}}"#
+        guard case .job(let key, let id, _) = parse(line) else { Issue.record("not a job"); return }
+        #expect(key == "logger")
+        #expect(id == "42")
+        #expect(payload(line) == #"{"b": [1, 2.5e3, "x\"y"], "a": null}"#)
+    }
+
+    @Test func acceptsFieldsInAnyOrderSkipsUnknownOnesAndDecodesEscapes() {
+        let line = #" { "extra": {"nested": [true]}, "payload": 7, "id": "a\u00e9\n", "key": "k\/1" } "#
+        #expect(parse(line) == .job(key: "k/1", id: "a\u{e9}\n", payload: 43..<44))
+        #expect(payload(line) == "7")
+    }
+
+    @Test func treatsAnEmptyLineAsBlank() {
+        #expect(parse("") == .blank)
+        #expect(parse("  \t\r") == .blank)
+    }
+
+    @Test(arguments: [
+        ("not json", "expected a JSON object like {\"key\":\"k\",\"id\":\"1\",\"payload\":{}}"),
+        (#"[1,2]"#, "expected a JSON object like {\"key\":\"k\",\"id\":\"1\",\"payload\":{}}"),
+        (#"{"key":"k","payload":1}"#, "missing \"id\" (a string)"),
+        (#"{"id":"1","payload":1}"#, "missing \"key\" (a string)"),
+        (#"{"key":"k","id":"1"}"#, "missing \"payload\" (any JSON value)"),
+        (#"{"key":"k","id":42,"payload":1}"#, "\"id\" must be a string, got 42"),
+        (#"{"key":"","id":"1","payload":1}"#, "\"key\" must not be empty"),
+        (#"{"key":"k","id":"1","id":"2","payload":1}"#, "\"id\" is given twice"),
+        (#"{"key":"k","id":"1","payload":{"a":}}"#, "not valid JSON: expected a value at byte 36"),
+        (#"{"key":"k","id":"1","payload":01}"#, "not valid JSON: expected ',' or '}' at byte 32"),
+        (#"{"key":"k","id":"1","payload":1} trailing"#, "unexpected text after the object at byte 34"),
+        ("{\"key\":\"k\",\"id\":\"1\",\"payload\":\"tab\there\"}", "not valid JSON: control character in a string (escape it) at byte 35"),
+    ])
+    func explainsWhatIsWrongWithABadLine(line: String, message: String) {
+        guard case .invalid(let found, _, _) = parse(line) else {
+            Issue.record("accepted \(line)")
+            return
+        }
+        #expect(found == message)
+    }
+
+    @Test func keepsTheKeyAndIdItReadBeforeTheProblem() {
+        #expect(parse(#"{"key":"k","id":"7","payload":[1,}"#) == .invalid(message: "not valid JSON: expected a value at byte 34", key: "k", id: "7"))
+    }
+
+    @Test func rejectsInvalidUTF8() {
+        let bytes: [UInt8] = Array(#"{"key":"k","id":""#.utf8) + [0xC3, 0x28] + Array(#"","payload":1}"#.utf8)
+        let parsed = bytes.withUnsafeBufferPointer { JobLine.parse($0) }
+        #expect(parsed == .invalid(message: "not valid JSON: invalid UTF-8 at byte 18", key: "k", id: nil))
+    }
+}
+
+@Suite struct ResultEncoderTests {
+    func validJSON(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBufferPointer { JSONScanner.isValidJSON($0) }
+    }
+
+    @Test func escapesAnythingIntoAValidJSONString() {
+        let nasty: [UInt8] = [UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x0A, 0x01, 0xFF, 0xC3, 0xA9, 0xE2, 0x82]
+        var output: [UInt8] = []
+        nasty.withUnsafeBufferPointer { JSONStringEscaper.append($0, to: &output) }
+        #expect(String(decoding: output, as: UTF8.self) == "\"\\\"\\\\\\n\\u0001\u{FFFD}\u{e9}\u{FFFD}\u{FFFD}\"")
+        #expect(validJSON(output))
+    }
+
+    @Test func formatsTimestampsAsISO8601UTCWithMilliseconds() {
+        for (seconds, expected) in [(0.0, "1970-01-01T00:00:00.000Z"), (1_795_910_400.5, "2026-11-29T00:00:00.500Z"),
+                                     (951_782_400.0, "2000-02-29T00:00:00.000Z"), (-1.0, "1969-12-31T23:59:59.000Z")] {
+            var output: [UInt8] = []
+            ISO8601Timestamp.append(Date(timeIntervalSince1970: seconds), to: &output)
+            #expect(String(decoding: output, as: UTF8.self) == "\"\(expected)\"")
+        }
+    }
+
+    @Test func writesIntegers() {
+        for value: UInt64 in [0, 7, 10, 1234567890, .max] {
+            var output: [UInt8] = []
+            ResultEncoder.appendInteger(value, to: &output)
+            #expect(String(decoding: output, as: UTF8.self) == "\(value)")
+        }
+    }
+
+    @Test func validatesJSONDocuments() {
+        for valid in ["1", " {\"a\":[1,2,{}]} ", "\"x\"", "-0.5e-3", "true", "null", "\"\\ud83d\\ude00\""] {
+            #expect(validJSON(Array(valid.utf8)), "\(valid)")
+        }
+        for invalid in ["", "01", "{", "[1,]", "nul", "1 2", "\"\\x\"", "{\"a\" 1}", "+1", ".5", "1."] {
+            #expect(!validJSON(Array(invalid.utf8)), "\(invalid)")
+        }
+    }
+}
+
+@Suite struct HostCommandTests {
+    @Test func parsesRunWithItsOptions() throws {
+        var expected = RunOptions()
+        expected.manifestPath = "m.json"
+        expected.inputPath = "in.ndjson"
+        expected.outputPath = "out.ndjson"
+        expected.maxLineBytes = 100
+        expected.workers = 3
+        let parsed = try HostCommand.parse(["run", "m.json", "--input", "in.ndjson", "--output", "out.ndjson", "--max-line-bytes", "100", "--workers", "3"])
+        #expect(parsed == .run(expected))
+        #expect(try HostCommand.parse(["run"]) == .run(RunOptions()))
+        #expect(try HostCommand.parse(["check"]) == .check(manifest: "plugins.json"))
+        #expect(try HostCommand.parse(["--version"]) == .version)
+        #expect(try HostCommand.parse(["--help"]) == .help)
+    }
+
+    @Test(arguments: [
+        ([], "missing command: run or check"),
+        (["serve"], "unknown command \"serve\""),
+        (["run", "--bogus"], "unknown option --bogus"),
+        (["run", "--input"], "--input needs a value"),
+        (["run", "--workers", "0"], "--workers needs a whole number of at least 1, got 0"),
+        (["run", "a.json", "b.json"], "more than one manifest: a.json and b.json"),
+        (["check", "a.json", "b.json"], "check takes one manifest, got a.json b.json"),
+    ])
+    func rejectsBadArgumentsAsUsageErrors(arguments: [String], message: String) {
+        let error = #expect(throws: HostError.self) { try HostCommand.parse(arguments) }
+        #expect(error?.exitCode == 64)
+        #expect(error?.message.hasPrefix(message) == true, "\(error?.message ?? "")")
+    }
+}
