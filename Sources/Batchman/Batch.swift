@@ -4,6 +4,8 @@ public enum FlushReason: String, Sendable, Hashable, CaseIterable {
     case size
     /// `frequency` passed since its first job arrived.
     case time
+    /// The next job would have taken it past `maxBatchBytes`.
+    case bytes
     /// Shutdown flushed it.
     case shutdown
 }
@@ -14,7 +16,7 @@ public struct Batch<Payload: Sendable>: Sendable {
     public let id: UInt64
     /// The batcher's key (`"default"` when `useInstancePerKey` is false and keys share a batcher).
     public let key: String
-    /// The jobs, in the order they were submitted (retried jobs come first).
+    /// The jobs, in the order they joined the batch (a retried job joins a later batch).
     public let jobs: [Job<Payload>]
     /// What cut the batch.
     public let reason: FlushReason

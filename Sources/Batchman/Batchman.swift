@@ -28,41 +28,77 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// factory used for keys without one of their own.
     public static var defaultKey: String { "default" }
 
+    /// Draws a retry's delay below the backoff ceiling.
+    public typealias Jitter = @Sendable (_ ceiling: Duration) -> Duration
+
+    /// Full jitter: a delay drawn uniformly between zero and the ceiling, so retries of many
+    /// jobs spread out instead of arriving together.
+    public static var fullJitter: Jitter {
+        { ceiling in .nanoseconds(Int64.random(in: 0...max(0, ceiling.nanosecondsClamped))) }
+    }
+
     public let config: BatchmanConfig
     private let factories: [String: ProcessorFactory]
     private let state = Mutex(State())
     private let scheduler: FlushScheduler<C>
-    private let batchIds = BatchIdGenerator()
-    private let broadcaster = EventBroadcaster()
-    private let logger: BatchmanLogger
+    private let shared: BatchmanShared
+    private let jitter: Jitter
+    private let payloadSize: (@Sendable (Payload) -> Int)?
+    private var logger: BatchmanLogger { shared.logger }
 
     /// Creates a Batchman whose keys get their processors from `processors`, which must have a
     /// factory for ``defaultKey``; keys without a factory of their own use it.
     ///
+    /// - Parameters:
+    ///   - payloadSize: a payload's size in bytes, for `maxBatchBytes`; `String`, `[UInt8]`,
+    ///     `ArraySlice<UInt8>` and `Data` payloads are measured without it.
+    ///   - jitter: draws each retry's delay below its ceiling (default ``fullJitter``).
     /// - Throws: ``BatchmanConfigurationError`` with the seed's message for an invalid config.
     public init(
         config: BatchmanConfig = BatchmanConfig(), processors: [String: ProcessorFactory],
-        clock: C, logger: BatchmanLogger = .standardError
+        clock: C, logger: BatchmanLogger = .standardError,
+        payloadSize: (@Sendable (Payload) -> Int)? = nil, jitter: @escaping Jitter = Batchman.fullJitter
     ) throws(BatchmanConfigurationError) {
         try config.validate(processorKeys: processors.keys, hasDefaultProcessor: processors[Self.defaultKey] != nil)
+        let payloadSize = payloadSize ?? Self.builtInPayloadSize
+        let usesByteLimit = config.defaults.maxBatchBytes != nil || config.keyConfigOverrides.contains { $0.maxBatchBytes != nil }
+        if usesByteLimit, payloadSize == nil {
+            throw BatchmanConfigurationError(.invalid("maxBatchBytes needs the payloadSize parameter to measure \(Payload.self) payloads"))
+        }
         self.config = config
         self.factories = processors
         self.scheduler = FlushScheduler(clock: clock)
-        self.logger = logger
+        self.shared = BatchmanShared(logger: logger, maxPendingTotal: config.maxPendingTotal)
+        self.jitter = jitter
+        self.payloadSize = usesByteLimit ? payloadSize : nil
+    }
+
+    /// How payload types Batchman knows are measured.
+    private static var builtInPayloadSize: (@Sendable (Payload) -> Int)? {
+        switch Payload.self {
+        case is String.Type: { ($0 as! String).utf8.count }
+        case is [UInt8].Type: { ($0 as! [UInt8]).count }
+        case is ArraySlice<UInt8>.Type: { ($0 as! ArraySlice<UInt8>).count }
+        case is Data.Type: { ($0 as! Data).count }
+        default: nil
+        }
     }
 
     /// Creates a Batchman whose every key gets a processor from `processor`.
     public convenience init(
         config: BatchmanConfig = BatchmanConfig(), clock: C, logger: BatchmanLogger = .standardError,
-        processor: @escaping ProcessorFactory
+        jitter: @escaping Jitter = Batchman.fullJitter, processor: @escaping ProcessorFactory
     ) throws(BatchmanConfigurationError) {
-        try self.init(config: config, processors: [Self.defaultKey: processor], clock: clock, logger: logger)
+        try self.init(config: config, processors: [Self.defaultKey: processor], clock: clock, logger: logger, jitter: jitter)
     }
 
     /// Submits a job; `onResult` is called once with its result.
     ///
-    /// A job that cannot be accepted (a duplicate id, shutdown begun, no processor for its key)
-    /// gets its failed result through `onResult` before this returns.
+    /// A job that cannot be accepted (a duplicate id, shutdown begun, no processor for its key,
+    /// a full key under the `reject` policy) gets its failed result through `onResult` before
+    /// this returns. Under the `block` policy a full key makes this call **block the calling
+    /// thread** until there is room: call it from a thread of your own, or use ``enqueue(id:key:payload:onResult:)``
+    /// from async code.
     /// - Returns: the job as accepted (status `submitted`), or `failed` if it was refused.
     @discardableResult
     public func submit(
@@ -72,7 +108,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         submit(Job(id: id, key: key, payload: payload, submittedAt: Date()), handler: .sync(onResult))
     }
 
-    /// Submits a job whose result is handed to an async callback.
+    /// Submits a job whose result is handed to an async callback (blocking like the sync one).
     @discardableResult
     public func submit(
         id: String, key: String, payload: Payload,
@@ -81,13 +117,38 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         submit(Job(id: id, key: key, payload: payload, submittedAt: Date()), handler: .async(onResult))
     }
 
-    /// Submits a job and waits for its result.
+    /// Submits a job like ``submit(id:key:payload:onResult:)``, but waits for room in a full key
+    /// by suspending the task rather than blocking its thread.
+    @discardableResult
+    public func enqueue(
+        id: String, key: String, payload: Payload,
+        onResult: @escaping @Sendable (JobResult<Payload, Output>) throws -> Void
+    ) async -> Job<Payload> {
+        let job = Job(id: id, key: key, payload: payload, submittedAt: Date())
+        while true {
+            switch attempt(job, handler: .sync(onResult)) {
+            case .done(let job): return job
+            case .full(let seen): await shared.capacity.wait(after: seen)
+            }
+        }
+    }
+
+    /// Submits a job and waits for its result (suspending, not blocking, while a key is full).
     ///
     /// Cancelling the waiting task does not withdraw the job: once accepted it is processed.
     public func submit(id: String, key: String, payload: Payload) async -> JobResult<Payload, Output> {
         let job = Job(id: id, key: key, payload: payload, submittedAt: Date())
         return await withCheckedContinuation { continuation in
-            _ = submit(job, handler: .continuation(continuation))
+            guard case .full(let seen) = attempt(job, handler: .continuation(continuation)) else { return }
+            // The rare slow path: a full key under `block`. Wait for room in a task.
+            Task {
+                var seen = seen
+                while true {
+                    await shared.capacity.wait(after: seen)
+                    guard case .full(let next) = attempt(job, handler: .continuation(continuation)) else { return }
+                    seen = next
+                }
+            }
         }
     }
 
@@ -97,6 +158,15 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         return batcher?.job(JobIdentity(key: key, id: id))
     }
 
+    /// The counters of the whole instance and of each key, now.
+    public func statistics() -> BatchmanStatistics {
+        let batchers = state.withLock { $0.batchers }
+        let perKey = batchers.mapValues(\.statistics)
+        var total = perKey.values.reduce(BatcherStatistics(), +)
+        total.failed.merge(shared.refusals.withLock { $0 }, uniquingKeysWith: +)
+        return BatchmanStatistics(total: total, perKey: perKey)
+    }
+
     /// A stream of lifecycle events from now on. Each call makes a new, independent stream;
     /// streams end when shutdown completes.
     ///
@@ -104,23 +174,48 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     public func events(
         bufferingPolicy: AsyncStream<BatchmanEvent>.Continuation.BufferingPolicy = .unbounded
     ) -> AsyncStream<BatchmanEvent> {
-        broadcaster.subscribe(bufferingPolicy: bufferingPolicy)
+        shared.events.subscribe(bufferingPolicy: bufferingPolicy)
     }
 
     /// Stops accepting jobs, flushes every key, and returns once every accepted job has its result.
     ///
-    /// Jobs submitted after shutdown begins fail with `shutdown_batch`. Calling it again waits
-    /// for the same drain.
+    /// Jobs submitted after shutdown begins fail with `shutdown_batch`. Retries still happen,
+    /// without their backoff. With a `shutdownTimeout`, jobs still unfinished when it passes
+    /// fail with `shutdown_batch` (their processor calls' late outcomes are dropped). Calling it
+    /// again waits for the same drain.
     public func shutdown() async {
         let batchers = state.withLock { state in
             state.isShuttingDown = true
             return Array(state.batchers.values)
         }
-        await withTaskGroup(of: Void.self) { group in
-            for batcher in batchers { group.addTask { await batcher.drain() } }
+        let timeout = config.shutdownTimeout
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withTaskGroup(of: Void.self) { drains in
+                    for batcher in batchers { drains.addTask { await batcher.drain() } }
+                }
+                return true
+            }
+            if let timeout {
+                group.addTask { [scheduler] in
+                    do {
+                        try await scheduler.sleep(for: timeout)
+                        return false
+                    } catch {
+                        return true  // cancelled: the drain finished first
+                    }
+                }
+            }
+            if await group.next() == false {
+                let timedOut = "shutdown timed out after \(timeout!)"
+                logger.log(.warning, "\(timedOut): failing every unfinished job with shutdown_batch")
+                let message = "\(timedOut); the job did not finish"
+                for batcher in batchers { await batcher.abandon(message) }
+            }
+            group.cancelAll()
         }
         scheduler.stop()
-        broadcaster.finish()
+        shared.events.finish()
     }
 
     // MARK: - Internals
@@ -129,20 +224,51 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         config.useInstancePerKey ? key : Self.defaultKey
     }
 
+    /// Submits `job`, blocking the calling thread while its key is full under `block`.
     private func submit(_ job: Job<Payload>, handler: ResultHandler<Payload, Output>) -> Job<Payload> {
+        while true {
+            switch attempt(job, handler: handler) {
+            case .done(let job): return job
+            case .full(let seen): shared.capacity.waitBlocking(after: seen)
+            }
+        }
+    }
+
+    private enum Attempt {
+        /// Accepted, or refused with the handler already answered.
+        case done(Job<Payload>)
+        /// The key or the instance is full under `block`: wait past this capacity generation.
+        case full(seen: UInt64)
+    }
+
+    /// One try at submitting `job`: the step shared by the blocking and the suspending paths.
+    private func attempt(_ job: Job<Payload>, handler: ResultHandler<Payload, Output>) -> Attempt {
+        let seen = shared.capacity.generation
         let lookup = state.withLock { state -> Result<Batcher<Payload, Output, C>, BatcherLookupError> in
-            batcher(forKey: job.key, in: &state)
+            self.batcher(forKey: job.key, in: &state)
         }
+        let batcher: Batcher<Payload, Output, C>
         switch lookup {
-        case .success(let batcher):
-            return batcher.submit(job, handler: handler)
+        case .success(let found):
+            batcher = found
         case .failure(let refusal):
-            broadcaster.emit(.jobRejected(key: job.key, id: job.id, reason: refusal.reason))
-            handler.deliverNow(.failure(job, reason: refusal.reason, message: refusal.message, at: Date()), logger: logger)
-            var refused = job
-            refused.status = .failed
-            return refused
+            return .done(shared.refuse(job, reason: refusal.reason, message: refusal.message, handler: handler, debug: false))
         }
+        if shared.reserve() {
+            switch batcher.submit(job, size: payloadSize?(job.payload) ?? 0, handler: handler) {
+            case .accepted(let accepted):
+                return .done(accepted)
+            case .refused(let refused):
+                shared.unreserve()
+                return .done(refused)
+            case .full:
+                shared.unreserve()
+            }
+        }
+        guard batcher.config.overflow == .reject else { return .full(seen: seen) }
+        let limit = shared.maxPendingTotal.map { "the instance's maxPendingTotal (\($0))" } ?? "its maxPending"
+        let message = "key \"\(job.key)\" is full: \(batcher.config.maxPending.map { "maxPending \($0)" } ?? limit) reached; try again later"
+        return .done(shared.refuse(job, reason: .overloaded, message: message, handler: handler, debug: batcher.config.debug))
     }
 
     private struct BatcherLookupError: Error {
@@ -167,7 +293,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         }
         let batcher = Batcher(
             key: batcherKey, config: config.config(forKey: batcherKey), processor: processor,
-            scheduler: scheduler, batchIds: batchIds, events: broadcaster, logger: logger)
+            scheduler: scheduler, shared: shared, jitter: jitter)
         state.batchers[batcherKey] = batcher
         return .success(batcher)
     }
@@ -177,9 +303,9 @@ extension Batchman where C == ContinuousClock {
     /// Creates a Batchman on the real clock whose keys get their processors from `processors`.
     public convenience init(
         config: BatchmanConfig = BatchmanConfig(), processors: [String: ProcessorFactory],
-        logger: BatchmanLogger = .standardError
+        logger: BatchmanLogger = .standardError, payloadSize: (@Sendable (Payload) -> Int)? = nil
     ) throws(BatchmanConfigurationError) {
-        try self.init(config: config, processors: processors, clock: ContinuousClock(), logger: logger)
+        try self.init(config: config, processors: processors, clock: ContinuousClock(), logger: logger, payloadSize: payloadSize)
     }
 
     /// Creates a Batchman on the real clock whose every key gets a processor from `processor`.

@@ -5,6 +5,7 @@ public struct BatchmanConfigurationError: Error, Sendable, Hashable, CustomStrin
         fileprivate enum Value: Hashable {
             case invalidFrequency, invalidMaxBatchSize, multipleProcessorsWithoutInstancePerKey
             case overridesWithoutInstancePerKey, missingDefaultProcessor
+            case invalid(String)
         }
         fileprivate let value: Value
         fileprivate init(_ value: Value) { self.value = value }
@@ -14,6 +15,8 @@ public struct BatchmanConfigurationError: Error, Sendable, Hashable, CustomStrin
         public static let multipleProcessorsWithoutInstancePerKey = Code(.multipleProcessorsWithoutInstancePerKey)
         public static let overridesWithoutInstancePerKey = Code(.overridesWithoutInstancePerKey)
         public static let missingDefaultProcessor = Code(.missingDefaultProcessor)
+        /// Any other invalid value, with its message.
+        public static func invalid(_ message: String) -> Code { Code(.invalid(message)) }
 
         /// The seed's message for this code.
         public var description: String {
@@ -24,6 +27,7 @@ public struct BatchmanConfigurationError: Error, Sendable, Hashable, CustomStrin
                 "Multiple Batch processors can only be used when useInstancePerKey is true"
             case .overridesWithoutInstancePerKey: "Cannot use keyConfigOverrides when useInstancePerKey is false"
             case .missingDefaultProcessor: "Batch processor must have a default processor"
+            case .invalid(let message): message
             }
         }
     }

@@ -12,4 +12,9 @@ public enum BatchmanEvent: Sendable, Hashable {
     case jobCompleted(key: String, id: String, batchId: UInt64)
     /// A job failed for good.
     case jobFailed(key: String, id: String, batchId: UInt64?, reason: FailureReason)
+    /// A job failed with a transient error and will be tried again (`attempt` is the next try)
+    /// after `delay`.
+    case jobRetried(key: String, id: String, attempt: Int, delay: Duration)
+    /// A batch's processor call overran its `timeout`; its jobs were failed or retried.
+    case batchTimedOut(key: String, batchId: UInt64, size: Int)
 }

@@ -29,7 +29,7 @@ import Testing
         #expect(manifest.keys[1].plugin == "./lib/libAnalytics.so")
         #expect(manifest.keys[1].config == #"{"any":["JSON",1.50,true]}"#, "config keeps its numbers' text")
         #expect(manifest.keys[0].config == "{}")
-        #expect(manifest.keys[1].settings.frequency == .seconds(60))
+        #expect(manifest.keys[1].settings.values.frequency == .seconds(60))
     }
 
     @Test func resolvesEachKeyAgainstTheDefaultsAndUnnamedKeysAgainstTheDefaultEntry() throws {
@@ -56,14 +56,15 @@ import Testing
              "keys": {"default": {"plugin": "Echo", "frequncy": 100},
                       "logger": {"plugin": 7, "config": [1]},
                       "odd key": {"plugin": "Echo", "maxBatchSize": -1}},
-             "extra": true}
+             "extra": true, "kyes": {}}
             """)
         #expect(found == [
             "(top level).extra: unknown field; expected one of defaults, keys",
+            "(top level).kyes: unknown field; did you mean \"keys\"?",
             "defaults.frequency: expected a number of milliseconds greater than 0, got the number 0",
             "defaults.maxBatchSize: expected a whole number of at least 1, got the number 2.5",
             "defaults.debug: expected true or false, got the string \"yes\"",
-            "keys.default.frequncy: unknown field; expected one of plugin, config, frequency, maxBatchSize, debug",
+            "keys.default.frequncy: unknown field; did you mean \"frequency\"?",
             "keys.logger.plugin: expected a non-empty string, got the number 7",
             "keys.logger.config: expected an object (handed to the plugin as JSON), got an array",
             "keys[\"odd key\"].maxBatchSize: expected a whole number of at least 1, got the number -1",

@@ -2,48 +2,53 @@ import FoundationEssentials
 import Synchronization
 
 /// One key's batcher: a ``BatcherStateMachine`` behind a lock, and the hands that carry out its
-/// actions (arming deadlines, calling the processor, delivering results) outside the lock.
+/// actions (setting deadlines, calling the processor, delivering results) outside the lock.
 final class Batcher<Payload: Sendable, Output: Sendable, C: Clock>: FlushTarget, Sendable
 where C.Duration == Duration {
-    typealias StateMachine = BatcherStateMachine<Payload, Output>
+    typealias StateMachine = BatcherStateMachine<Payload, Output, C.Instant>
 
     let key: String
     let config: BatcherConfig
     private let state: Mutex<StateMachine>
     private let processor: any BatchProcessor<Payload, Output>
     private let scheduler: FlushScheduler<C>
-    private let events: EventBroadcaster
-    private let logger: BatchmanLogger
+    private let shared: BatchmanShared
 
     init(
         key: String, config: BatcherConfig, processor: any BatchProcessor<Payload, Output>,
-        scheduler: FlushScheduler<C>, batchIds: BatchIdGenerator, events: EventBroadcaster,
-        logger: BatchmanLogger
+        scheduler: FlushScheduler<C>, shared: BatchmanShared, jitter: @escaping StateMachine.Jitter
     ) {
         self.key = key
         self.config = config
-        self.state = Mutex(StateMachine(key: key, config: config, batchIds: batchIds))
+        self.state = Mutex(StateMachine(key: key, config: config, batchIds: shared.batchIds, jitter: jitter))
         self.processor = processor
         self.scheduler = scheduler
-        self.events = events
-        self.logger = logger
+        self.shared = shared
     }
 
-    /// Accepts `job` or answers `handler` at once with the reason it was refused.
-    /// - Returns: the job as accepted (`submitted`) or refused (`failed`).
-    func submit(_ job: Job<Payload>, handler: StateMachine.Handler) -> Job<Payload> {
-        switch state.withLock({ $0.submit(job, handler: handler) }) {
+    private var events: EventBroadcaster { shared.events }
+    private var logger: BatchmanLogger { shared.logger }
+
+    enum Submission {
+        case accepted(Job<Payload>)
+        /// Refused; the handler already has its failed result.
+        case refused(Job<Payload>)
+        /// The key is at `maxPending`.
+        case full
+    }
+
+    /// Accepts `job`, answers `handler` at once with the reason it was refused, or says the key is full.
+    func submit(_ job: Job<Payload>, size: Int, handler: StateMachine.Handler) -> Submission {
+        let now = scheduler.now
+        switch state.withLock({ $0.submit(job, size: size, handler: handler, now: now) }) {
         case .accepted(let actions):
             if events.isActive { events.emit(.jobAccepted(key: job.key, id: job.id)) }
             perform(actions)
-            return job
+            return .accepted(job)
         case .rejected(let reason, let message):
-            if config.debug { logger.log(.debug, "key \"\(key)\": rejected job \"\(job.id)\": \(message)") }
-            events.emit(.jobRejected(key: job.key, id: job.id, reason: reason))
-            handler.deliverNow(.failure(job, reason: reason, message: message, at: Date()), logger: logger)
-            var refused = job
-            refused.status = .failed
-            return refused
+            return .refused(shared.refuse(job, reason: reason, message: message, handler: handler, debug: config.debug))
+        case .full:
+            return .full
         }
     }
 
@@ -51,27 +56,51 @@ where C.Duration == Duration {
         state.withLock { $0.job(identity) }
     }
 
-    func deadlineReached(window: UInt64) {
-        perform(state.withLock { $0.deadlineReached(window: window) })
+    var statistics: BatcherStatistics {
+        state.withLock { $0.statistics }
+    }
+
+    func deadlineReached(_ deadline: BatcherDeadline) {
+        let now = scheduler.now
+        let actions = state.withLock { $0.deadlineReached(deadline, now: now) }
+        perform(actions)
+        // Jobs settled by a timeout: handed over by a task of their own, as the scheduler's
+        // timer must not wait for callbacks.
+        if !actions.deliveries.isEmpty { Task { await self.deliver(actions.deliveries, of: nil) } }
     }
 
     /// Refuses new jobs and returns once every accepted job has its result.
     func drain() async {
         await withCheckedContinuation { waiter in
-            perform(state.withLock { $0.drain(waiter) })
+            let now = scheduler.now
+            perform(state.withLock { $0.drain(waiter, now: now) })
         }
     }
 
-    /// Carries out everything in `actions` but its deliveries, which only ``run(_:)`` makes.
+    /// Fails every job still held with `shutdown_batch` and `message`.
+    func abandon(_ message: String) async {
+        let now = scheduler.now
+        let actions = state.withLock { $0.abandon(reason: message, now: now, wallTime: Date()) }
+        perform(actions)
+        await deliver(actions.deliveries, of: nil)
+    }
+
+    /// Carries out everything in `actions` but its deliveries, which the caller hands over.
     private func perform(_ actions: StateMachine.Actions) {
-        if let window = actions.scheduleWindow {
-            scheduler.schedule(self, window: window, at: scheduler.now.advanced(by: config.frequency))
-        }
+        for (deadline, instant) in actions.schedule { scheduler.schedule(self, deadline, at: instant) }
         for batch in actions.flushed {
             if config.debug { logger.log(.debug, "key \"\(key)\": batch \(batch.id) flushed by \(batch.reason) with \(batch.jobs.count) jobs") }
             events.emit(.batchFlushed(key: key, batchId: batch.id, size: batch.jobs.count, reason: batch.reason))
         }
+        for batch in actions.timedOut {
+            logger.log(.warning, "key \"\(key)\": batch \(batch.id) overran its timeout; its \(batch.jobs.count) jobs were failed or retried, and the key waits for the call to return")
+            events.emit(.batchTimedOut(key: key, batchId: batch.id, size: batch.jobs.count))
+        }
+        if events.isActive {
+            events.emit(actions.retries.map { .jobRetried(key: $0.job.key, id: $0.job.id, attempt: $0.job.attempt, delay: $0.delay) })
+        }
         for warning in actions.warnings { logger.log(.warning, warning) }
+        if actions.released > 0 { shared.released(actions.released) }
         for batch in actions.start {
             Task { await self.run(batch) }
         }
@@ -87,26 +116,40 @@ where C.Duration == Duration {
         }
         // The next batch starts before these results are handed over, so a slow callback
         // never holds up the key's processor.
-        let actions = state.withLock { $0.complete(batch, outcome: outcome, now: Date()) }
+        let now = scheduler.now
+        let actions = state.withLock { $0.complete(batch, outcome: outcome, now: now, wallTime: Date()) }
         perform(actions)
-        guard !actions.deliveries.isEmpty else { return }
-        report(batch, actions.deliveries)
-        for delivery in actions.deliveries { await delivery.handler.deliver(delivery.result, logger: logger) }
-        perform(state.withLock { $0.deliveryFinished() })
+        await deliver(actions.deliveries, of: batch)
     }
 
-    private func report(_ batch: Batch<Payload>, _ deliveries: [StateMachine.Delivery]) {
+    /// Hands results over, then tells the state machine they are out. `batch` is the batch
+    /// whose call produced them, if any.
+    private func deliver(_ deliveries: [StateMachine.Delivery], of batch: Batch<Payload>?) async {
+        guard !deliveries.isEmpty else { return }
+        report(deliveries, of: batch)
+        for delivery in deliveries { await delivery.handler.deliver(delivery.result, logger: logger) }
+        let now = scheduler.now
+        perform(state.withLock { $0.deliveryFinished(now: now) })
+    }
+
+    private func report(_ deliveries: [StateMachine.Delivery], of batch: Batch<Payload>?) {
         let failed = deliveries.count { $0.result.status == .failed }
-        if config.debug { logger.log(.debug, "key \"\(key)\": batch \(batch.id) completed, \(failed) of \(deliveries.count) jobs failed") }
+        if config.debug, let batch {
+            logger.log(.debug, "key \"\(key)\": batch \(batch.id) completed, \(failed) of \(batch.jobs.count) jobs failed")
+        }
         guard events.isActive else { return }
-        var batchEvents = deliveries.map { delivery -> BatchmanEvent in
+        var batchEvents: [BatchmanEvent] = []
+        if let batch {
+            batchEvents.append(.batchCompleted(key: key, batchId: batch.id, size: batch.jobs.count, failed: failed))
+        }
+        for delivery in deliveries {
             let result = delivery.result
             if let reason = result.errorReason {
-                return .jobFailed(key: result.key, id: result.id, batchId: batch.id, reason: reason)
+                batchEvents.append(.jobFailed(key: result.key, id: result.id, batchId: result.batchId, reason: reason))
+            } else if let batchId = result.batchId {
+                batchEvents.append(.jobCompleted(key: result.key, id: result.id, batchId: batchId))
             }
-            return .jobCompleted(key: result.key, id: result.id, batchId: batch.id)
         }
-        batchEvents.insert(.batchCompleted(key: key, batchId: batch.id, size: batch.jobs.count, failed: failed), at: 0)
         events.emit(batchEvents)
     }
 }

@@ -1,28 +1,41 @@
 import FoundationEssentials
 
-/// The decisions of one batcher: which jobs are pending, when a batch is cut, which batch runs
-/// next, and what each job's result is. Pure: it returns ``Actions`` for ``Batcher`` to carry
-/// out after releasing its lock.
-struct BatcherStateMachine<Payload: Sendable, Output: Sendable> {
+/// The decisions of one batcher: which jobs are pending, when a batch is cut, which batches run,
+/// what each job's outcome is, and when a failed job is tried again. Pure: it returns
+/// ``Actions`` for ``Batcher`` to carry out after releasing its lock, and it is given the time.
+struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: InstantProtocol> where Instant.Duration == Duration {
     typealias Handler = ResultHandler<Payload, Output>
+    /// Draws a retry's delay below a ceiling (full jitter); injected so tests can pin it.
+    typealias Jitter = @Sendable (_ ceiling: Duration) -> Duration
 
     struct Delivery: Sendable {
         let handler: Handler
         let result: JobResult<Payload, Output>
     }
 
+    struct Retry: Sendable {
+        let job: Job<Payload>
+        let delay: Duration
+    }
+
     /// What the batcher must do once the lock is released.
     struct Actions: Sendable {
-        /// Arm the flush deadline of this window, `frequency` from now.
-        var scheduleWindow: UInt64?
+        /// Deadlines to set on the scheduler.
+        var schedule: [(BatcherDeadline, Instant)] = []
         /// Batches just cut (for events and debug logs).
         var flushed: [Batch<Payload>] = []
         /// Batches to hand to the processor now.
         var start: [Batch<Payload>] = []
         /// Results to hand to their submitters.
         var deliveries: [Delivery] = []
+        /// Jobs that will be tried again.
+        var retries: [Retry] = []
+        /// Batches that overran their timeout.
+        var timedOut: [Batch<Payload>] = []
         /// Misbehaviour of the processor worth a warning.
         var warnings: [String] = []
+        /// Jobs no longer held: room for blocked producers.
+        var released = 0
         /// Shutdown callers to resume: the batcher has drained.
         var drained: [CheckedContinuation<Void, Never>] = []
     }
@@ -30,51 +43,76 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable> {
     enum SubmitDecision {
         case accepted(Actions)
         case rejected(FailureReason, String)
+        /// The key holds `maxPending` jobs already.
+        case full
     }
 
     private struct Record {
         var job: Job<Payload>
         let handler: Handler
-        /// The window the job waits in; windows up to `startedThrough` are processing.
+        /// Payload bytes, counted against `maxBatchBytes`.
+        let size: Int
+        /// The window the job waits in (windows up to `startedThrough` are processing), or 0
+        /// while it waits for a retry.
         var window: UInt64
     }
 
-    private struct Sealed {
-        let window: UInt64
+    private struct Running {
         let batch: Batch<Payload>
+        /// Its jobs were settled by a timeout or an abandoned drain: the late outcome is dropped.
+        var isSettled = false
+    }
+
+    /// What became of one job of a batch.
+    private enum Verdict {
+        case completed(Output?, Date?)
+        case failed(String, Date?)
+        /// Transient: retried while attempts remain.
+        case transient(String, FailureReason)
     }
 
     let key: String
     let config: BatcherConfig
     private let batchIds: BatchIdGenerator
-    private let maxInFlight = 1
+    private let jitter: Jitter
 
-    /// Every job that is submitted or processing, by identity: O(1) duplicate checks and lookups.
+    /// Every job held (waiting, processing, awaiting a retry), by identity: O(1) duplicate checks.
     private var records: [JobIdentity: Record] = [:]
-    /// The jobs of the open window, in submission order.
+    /// The jobs of the open window, in the order they joined it.
     private var open: [Job<Payload>] = []
+    private var openBytes = 0
     /// The open window's number; it goes up each time a batch is cut.
     private(set) var window: UInt64 = 1
     /// Batches start in window order, so every window up to this one is processing or done.
     private var startedThrough: UInt64 = 0
-    private var sealed = FIFOQueue<Sealed>()
-    private var processing = 0
+    private var sealed = FIFOQueue<(window: UInt64, batch: Batch<Payload>)>()
+    private var running: [UInt64: Running] = [:]
+    private var retrying: [UInt64: JobIdentity] = [:]
+    private var nextRetryToken: UInt64 = 0
+    private var lastStart: Instant?
+    private var isPacingArmed = false
     /// Batches whose results are still being handed over.
     private var delivering = 0
     private var isDraining = false
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    private(set) var statistics = BatcherStatistics()
 
-    init(key: String, config: BatcherConfig, batchIds: BatchIdGenerator) {
+    init(key: String, config: BatcherConfig, batchIds: BatchIdGenerator, jitter: @escaping Jitter) {
         self.key = key
         self.config = config
         self.batchIds = batchIds
+        self.jitter = jitter
     }
 
     var pendingCount: Int { records.count }
 
-    private var isIdle: Bool { open.isEmpty && sealed.isEmpty && processing == 0 && delivering == 0 }
+    private var isIdle: Bool {
+        open.isEmpty && sealed.isEmpty && running.isEmpty && retrying.isEmpty && delivering == 0
+    }
 
-    mutating func submit(_ job: Job<Payload>, handler: Handler) -> SubmitDecision {
+    // MARK: - Events
+
+    mutating func submit(_ job: Job<Payload>, size: Int, handler: Handler, now: Instant) -> SubmitDecision {
         if isDraining {
             return .rejected(.shutdownBatch, "Batchman is shutting down; job \"\(job.id)\" was not accepted")
         }
@@ -82,152 +120,260 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable> {
         guard records[identity] == nil else {
             return .rejected(.duplicate, "Job \"\(job.id)\" is already pending for key \"\(job.key)\"")
         }
-        records[identity] = Record(job: job, handler: handler, window: window)
-        open.append(job)
-        var actions = Actions()
-        if open.count >= config.maxBatchSize {
-            seal(reason: .size, into: &actions)
-        } else if open.count == 1 {
-            actions.scheduleWindow = window
+        if let maxBatchBytes = config.maxBatchBytes, size > maxBatchBytes {
+            return .rejected(.error, "payload is \(size) bytes, larger than maxBatchBytes (\(maxBatchBytes)) for key \"\(key)\"")
         }
+        if let maxPending = config.maxPending, records.count >= maxPending { return .full }
+        records[identity] = Record(job: job, handler: handler, size: size, window: window)
+        statistics.accepted += 1
+        var actions = Actions()
+        enqueue(identity, now: now, into: &actions)
         return .accepted(actions)
     }
 
-    /// The job with `identity` while it is submitted or processing.
+    /// The job with `identity` while it is held.
     func job(_ identity: JobIdentity) -> Job<Payload>? {
         guard let record = records[identity] else { return nil }
         var job = record.job
-        job.status = record.window <= startedThrough ? .processing : .submitted
+        job.status = record.window != 0 && record.window <= startedThrough ? .processing : .submitted
         return job
     }
 
-    mutating func deadlineReached(window deadlineWindow: UInt64) -> Actions {
+    mutating func deadlineReached(_ deadline: BatcherDeadline, now: Instant) -> Actions {
         var actions = Actions()
-        if deadlineWindow == window, !open.isEmpty { seal(reason: .time, into: &actions) }
-        return actions
-    }
-
-    /// The processor finished `batch` with `outcome` (its outcomes, or the error it threw).
-    mutating func complete(
-        _ batch: Batch<Payload>, outcome: Result<[JobOutcome<Output>], any Error>, now: Date
-    ) -> Actions {
-        processing -= 1
-        var actions = Actions()
-        switch outcome {
-        case .success(let outcomes):
-            let matched = match(outcomes, to: batch, warnings: &actions.warnings)
-            for (job, jobOutcome) in zip(batch.jobs, matched) {
-                finish(job, in: batch, with: jobOutcome, now: now, into: &actions)
-            }
-        case .failure(let error):
-            for job in batch.jobs {
-                finish(job, in: batch, with: .thrown("\(error)"), now: now, into: &actions)
-            }
+        switch deadline {
+        case .window(let deadlineWindow):
+            if deadlineWindow == window, !open.isEmpty { seal(reason: .time, now: now, into: &actions) }
+        case .retry(let token):
+            if let identity = retrying.removeValue(forKey: token) { enqueue(identity, now: now, into: &actions) }
+        case .timeout(let batchId):
+            timeOut(batchId, now: now, into: &actions)
+        case .pacing:
+            isPacingArmed = false
+            startReady(now: now, into: &actions)
         }
-        if !actions.deliveries.isEmpty { delivering += 1 }
-        startReady(into: &actions)
-        takeDrainWaitersIfIdle(into: &actions)
+        finishStep(now: now, into: &actions)
         return actions
     }
 
-    /// The results of one completed batch have all been handed over.
-    mutating func deliveryFinished() -> Actions {
+    /// The processor call for `batch` returned with `outcome` (its outcomes, or what it threw).
+    mutating func complete(
+        _ batch: Batch<Payload>, outcome: Result<[JobOutcome<Output>], any Error>, now: Instant, wallTime: Date
+    ) -> Actions {
+        var actions = Actions()
+        guard let run = running.removeValue(forKey: batch.id) else { return actions }
+        statistics.inFlight = running.count
+        if !run.isSettled {
+            let verdicts: [Verdict]
+            switch outcome {
+            case .success(let outcomes):
+                verdicts = match(outcomes, to: batch, warnings: &actions.warnings)
+            case .failure(let error):
+                verdicts = Array(repeating: .transient("\(error)", .error), count: batch.jobs.count)
+            }
+            settle(batch, verdicts, now: now, wallTime: wallTime, into: &actions)
+        }
+        startReady(now: now, into: &actions)
+        finishStep(now: now, into: &actions)
+        return actions
+    }
+
+    /// The results of one batch have all been handed over.
+    mutating func deliveryFinished(now: Instant) -> Actions {
         delivering -= 1
         var actions = Actions()
-        takeDrainWaitersIfIdle(into: &actions)
+        finishStep(now: now, into: &actions)
         return actions
     }
 
-    /// Refuses new jobs, cuts the open window, and resumes `waiter` once everything is done.
-    mutating func drain(_ waiter: CheckedContinuation<Void, Never>) -> Actions {
+    /// Refuses new jobs, cuts every waiting job into batches at once (retries skip their
+    /// backoff), and resumes `waiter` once everything is done.
+    mutating func drain(_ waiter: CheckedContinuation<Void, Never>, now: Instant) -> Actions {
         isDraining = true
         drainWaiters.append(waiter)
         var actions = Actions()
-        if !open.isEmpty { seal(reason: .shutdown, into: &actions) }
-        takeDrainWaitersIfIdle(into: &actions)
+        for token in retrying.keys.sorted() {
+            if let identity = retrying.removeValue(forKey: token) { enqueue(identity, now: now, into: &actions) }
+        }
+        finishStep(now: now, into: &actions)
+        return actions
+    }
+
+    /// Gives up on the drain: every job still held fails with `shutdown_batch`, and running
+    /// batches' late outcomes are dropped.
+    mutating func abandon(reason message: String, now: Instant, wallTime: Date) -> Actions {
+        var actions = Actions()
+        for (batchId, _) in running { running[batchId]?.isSettled = true }
+        for record in records.values {
+            deliver(record, .failure(record.job, reason: .shutdownBatch, message: message,
+                                     attempts: record.job.attempt - 1, at: wallTime), into: &actions)
+        }
+        records.removeAll()
+        open = []
+        openBytes = 0
+        sealed = FIFOQueue()
+        retrying.removeAll()
+        window += 1
+        running.removeAll()
+        statistics.inFlight = 0
+        finishStep(now: now, into: &actions)
+        actions.drained += drainWaiters
+        drainWaiters = []
         return actions
     }
 
     // MARK: - Internals
 
-    private mutating func seal(reason: FlushReason, into actions: inout Actions) {
-        let batch = Batch(id: batchIds.next(), key: key, jobs: open, reason: reason)
-        sealed.append(Sealed(window: window, batch: batch))
-        actions.flushed.append(batch)
-        open = []
-        window += 1
-        startReady(into: &actions)
+    /// Puts a held job into the open window, cutting batches as size and bytes demand.
+    private mutating func enqueue(_ identity: JobIdentity, now: Instant, into actions: inout Actions) {
+        guard let record = records[identity] else { return }
+        if let maxBatchBytes = config.maxBatchBytes, !open.isEmpty, openBytes + record.size > maxBatchBytes {
+            seal(reason: .bytes, now: now, into: &actions)
+        }
+        records[identity]?.window = window
+        open.append(record.job)
+        openBytes += record.size
+        if open.count >= config.maxBatchSize {
+            seal(reason: .size, now: now, into: &actions)
+        } else if open.count == 1 {
+            actions.schedule.append((.window(window), now.advanced(by: config.frequency)))
+        }
     }
 
-    private mutating func startReady(into actions: inout Actions) {
-        while processing < maxInFlight, let next = sealed.popFirst() {
-            processing += 1
+    private mutating func seal(reason: FlushReason, now: Instant, into actions: inout Actions) {
+        let batch = Batch(id: batchIds.next(), key: key, jobs: open, reason: reason)
+        sealed.append((window, batch))
+        actions.flushed.append(batch)
+        open = []
+        openBytes = 0
+        window += 1
+        startReady(now: now, into: &actions)
+    }
+
+    private mutating func startReady(now: Instant, into actions: inout Actions) {
+        while running.count < config.maxInFlight, let next = sealed.first {
+            if !isDraining, let interval = config.minBatchInterval, let lastStart, now < lastStart.advanced(by: interval) {
+                if !isPacingArmed {
+                    isPacingArmed = true
+                    actions.schedule.append((.pacing, lastStart.advanced(by: interval)))
+                }
+                return
+            }
+            _ = sealed.popFirst()
+            running[next.batch.id] = Running(batch: next.batch)
             startedThrough = next.window
+            lastStart = now
+            statistics.batches += 1
+            statistics.batchedJobs += next.batch.jobs.count
+            statistics.inFlight = running.count
+            if let timeout = config.timeout { actions.schedule.append((.timeout(next.batch.id), now.advanced(by: timeout))) }
             actions.start.append(next.batch)
         }
     }
 
-    private mutating func takeDrainWaitersIfIdle(into actions: inout Actions) {
-        guard isDraining, isIdle, !drainWaiters.isEmpty else { return }
-        actions.drained = drainWaiters
-        drainWaiters = []
+    private mutating func timeOut(_ batchId: UInt64, now: Instant, into actions: inout Actions) {
+        guard let run = running[batchId], !run.isSettled else { return }
+        // The call is still running: its jobs are settled now, but the key's slot stays taken
+        // until it returns, so the instance never gets two calls at once.
+        running[batchId]?.isSettled = true
+        actions.timedOut.append(run.batch)
+        let message = "batch \(batchId) timed out after \(config.timeout.map { "\($0)" } ?? "?")"
+        settle(run.batch, Array(repeating: .transient(message, .timeout), count: run.batch.jobs.count),
+               now: now, wallTime: Date(), into: &actions)
     }
 
-    /// What became of one job, after matching.
-    private enum Matched {
-        case outcome(JobOutcome<Output>)
-        case missing
-        case thrown(String)
+    /// Applies each job's verdict: complete it, fail it, or schedule its retry.
+    private mutating func settle(
+        _ batch: Batch<Payload>, _ verdicts: [Verdict], now: Instant, wallTime: Date, into actions: inout Actions
+    ) {
+        let deliveriesBefore = actions.deliveries.count
+        for (job, verdict) in zip(batch.jobs, verdicts) {
+            guard let record = records[job.identity] else { continue }
+            let attempt = record.job.attempt
+            switch verdict {
+            case .completed(let output, let completedAt):
+                statistics.completed += 1
+                finish(record, JobResult(job: record.job, status: .completed, result: output, errorReason: nil, errorMessage: nil,
+                                         batchId: batch.id, attempts: attempt, completedAt: completedAt ?? wallTime), into: &actions)
+            case .failed(let message, let completedAt):
+                finish(record, .failure(record.job, reason: .error, message: message, batchId: batch.id, attempts: attempt,
+                                        at: completedAt ?? wallTime), into: &actions)
+            case .transient where attempt < config.maxAttempts:
+                retry(record, now: now, into: &actions)
+            case .transient(let message, let reason):
+                let finalReason = config.maxAttempts > 1 ? FailureReason.maxRetry : reason
+                finish(record, .failure(record.job, reason: finalReason, message: message, batchId: batch.id,
+                                        attempts: attempt, at: wallTime), into: &actions)
+            }
+        }
+        if actions.deliveries.count > deliveriesBefore { delivering += 1 }
+    }
+
+    private mutating func retry(_ record: Record, now: Instant, into actions: inout Actions) {
+        let identity = record.job.identity
+        records[identity]?.job.attempt += 1
+        records[identity]?.window = 0
+        statistics.retried += 1
+        let delay = isDraining ? .zero : jitter(config.backoffCeiling(beforeRetry: record.job.attempt))
+        actions.retries.append(Retry(job: records[identity]!.job, delay: delay))
+        if delay <= .zero {
+            enqueue(identity, now: now, into: &actions)
+        } else {
+            nextRetryToken += 1
+            retrying[nextRetryToken] = identity
+            actions.schedule.append((.retry(nextRetryToken), now.advanced(by: delay)))
+        }
+    }
+
+    private mutating func finish(_ record: Record, _ result: JobResult<Payload, Output>, into actions: inout Actions) {
+        records.removeValue(forKey: record.job.identity)
+        deliver(record, result, into: &actions)
+    }
+
+    private mutating func deliver(_ record: Record, _ result: JobResult<Payload, Output>, into actions: inout Actions) {
+        if let reason = result.errorReason { statistics.failed[reason, default: 0] += 1 }
+        actions.released += 1
+        actions.deliveries.append(Delivery(handler: record.handler, result: result))
+    }
+
+    /// Every entry point ends here: while draining nothing waits for its window, and an idle
+    /// batcher resumes its drain waiters.
+    private mutating func finishStep(now: Instant, into actions: inout Actions) {
+        if isDraining, !open.isEmpty { seal(reason: .shutdown, now: now, into: &actions) }
+        statistics.pending = records.count
+        guard isDraining, isIdle, !drainWaiters.isEmpty else { return }
+        actions.drained += drainWaiters
+        drainWaiters = []
     }
 
     /// Lines `outcomes` up with `batch.jobs`. Processors usually answer in order, so that is
     /// checked first and costs no hashing; otherwise outcomes are matched by identity.
-    private func match(
-        _ outcomes: [JobOutcome<Output>], to batch: Batch<Payload>, warnings: inout [String]
-    ) -> [Matched] {
+    private func match(_ outcomes: [JobOutcome<Output>], to batch: Batch<Payload>, warnings: inout [String]) -> [Verdict] {
         let jobs = batch.jobs
-        if outcomes.count == jobs.count,
-           zip(outcomes, jobs).allSatisfy({ $0.id == $1.id && $0.key == $1.key }) {
-            return outcomes.map { .outcome($0) }
+        if outcomes.count == jobs.count, zip(outcomes, jobs).allSatisfy({ $0.id == $1.id && $0.key == $1.key }) {
+            return outcomes.map(Self.verdict)
         }
         var indexByIdentity: [JobIdentity: Int] = [:]
         indexByIdentity.reserveCapacity(jobs.count)
         for (index, job) in jobs.enumerated() { indexByIdentity[job.identity] = index }
-        var matched = [Matched](repeating: .missing, count: jobs.count)
+        var verdicts = [Verdict?](repeating: nil, count: jobs.count)
         for outcome in outcomes {
             guard let index = indexByIdentity[outcome.identity] else {
                 warnings.append("batch \(batch.id) (key \"\(key)\"): ignoring a result for job \"\(outcome.id)\" (key \"\(outcome.key)\"), which is not in the batch")
                 continue
             }
-            guard case .missing = matched[index] else {
+            guard verdicts[index] == nil else {
                 warnings.append("batch \(batch.id) (key \"\(key)\"): ignoring a second result for job \"\(outcome.id)\"")
                 continue
             }
-            matched[index] = .outcome(outcome)
+            verdicts[index] = Self.verdict(outcome)
         }
-        return matched
+        return verdicts.map { $0 ?? .transient("No result returned for job", .error) }
     }
 
-    private mutating func finish(
-        _ job: Job<Payload>, in batch: Batch<Payload>, with matched: Matched, now: Date,
-        into actions: inout Actions
-    ) {
-        guard let record = records.removeValue(forKey: job.identity) else { return }
-        let result: JobResult<Payload, Output>
-        switch matched {
-        case .outcome(let outcome) where outcome.status != .failed:
-            result = JobResult(job: job, status: .completed, result: outcome.result, errorReason: nil,
-                               errorMessage: nil, batchId: batch.id, attempts: job.attempt,
-                               completedAt: outcome.completedAt ?? now)
-        case .outcome(let outcome):
-            result = .failure(job, reason: .error, message: outcome.errorMessage ?? "Processor failed the job",
-                              batchId: batch.id, attempts: job.attempt, at: outcome.completedAt ?? now)
-        case .missing:
-            result = .failure(job, reason: .error, message: "No result returned for job", batchId: batch.id,
-                              attempts: job.attempt, at: now)
-        case .thrown(let message):
-            result = .failure(job, reason: .error, message: message, batchId: batch.id, attempts: job.attempt, at: now)
-        }
-        actions.deliveries.append(Delivery(handler: record.handler, result: result))
+    private static func verdict(_ outcome: JobOutcome<Output>) -> Verdict {
+        guard outcome.status == .failed else { return .completed(outcome.result, outcome.completedAt) }
+        let message = outcome.errorMessage ?? "Processor failed the job"
+        return outcome.isRetryable ? .transient(message, .error) : .failed(message, outcome.completedAt)
     }
 }

@@ -2,8 +2,8 @@ import Synchronization
 
 /// Something with deadlines: told when one it scheduled is due.
 protocol FlushTarget: AnyObject, Sendable {
-    /// The deadline scheduled for `window` is due; a stale window is ignored.
-    func deadlineReached(window: UInt64)
+    /// `deadline` is due; one that no longer matters (a window already cut) is ignored.
+    func deadlineReached(_ deadline: BatcherDeadline)
 }
 
 /// Owns every flush deadline of a ``Batchman`` with one timer task, however many keys there are.
@@ -13,7 +13,7 @@ protocol FlushTarget: AnyObject, Sendable {
 final class FlushScheduler<C: Clock>: Sendable {
     struct Entry: Sendable {
         let target: any FlushTarget
-        let window: UInt64
+        let deadline: BatcherDeadline
     }
 
     private let clock: C
@@ -25,10 +25,15 @@ final class FlushScheduler<C: Clock>: Sendable {
 
     var now: C.Instant { clock.now }
 
-    /// Calls `target.deadlineReached(window:)` once `deadline` has passed.
-    func schedule(_ target: any FlushTarget, window: UInt64, at deadline: C.Instant) {
-        let action = state.withLock { $0.schedule(Entry(target: target, window: window), at: deadline) }
+    /// Calls `target.deadlineReached(deadline)` once `instant` has passed.
+    func schedule(_ target: any FlushTarget, _ deadline: BatcherDeadline, at instant: C.Instant) {
+        let action = state.withLock { $0.schedule(Entry(target: target, deadline: deadline), at: instant) }
         run(action)
+    }
+
+    /// Suspends for `duration` on the scheduler's clock.
+    func sleep(for duration: C.Duration) async throws {
+        try await clock.sleep(until: clock.now.advanced(by: duration), tolerance: nil)
     }
 
     /// Drops every deadline and cancels the timer; used once every key has drained.
@@ -40,7 +45,7 @@ final class FlushScheduler<C: Clock>: Sendable {
         let now = clock.now
         let (due, next) = state.withLock { $0.timerFired(generation: generation, now: now) }
         run(next)
-        for entry in due { entry.target.deadlineReached(window: entry.window) }
+        for entry in due { entry.target.deadlineReached(entry.deadline) }
     }
 
     private func run(_ action: FlushSchedulerStateMachine<C.Instant, Entry>.ArmAction) {

@@ -13,6 +13,9 @@ struct FIFOQueue<Element> {
         inbox.append(element)
     }
 
+    /// The element ``popFirst()`` would return.
+    var first: Element? { outbox.last ?? inbox.first }
+
     mutating func popFirst() -> Element? {
         if outbox.isEmpty {
             guard !inbox.isEmpty else { return nil }

@@ -36,6 +36,13 @@ public struct Manifest: Sendable {
     public let defaults: KeySettings
     /// The keys, in the order the file lists them.
     public let keys: [KeyEntry]
+    /// Jobs the host holds at most over every key (`defaults.maxPendingTotal`).
+    public let maxPendingTotal: Int?
+    /// How long a drain may take before unfinished jobs fail (`defaults.shutdownTimeout`).
+    public let shutdownTimeout: Duration?
+
+    /// Options of the whole host, allowed in `defaults` only.
+    static let instanceFields = ["maxPendingTotal", "shutdownTimeout"]
 
     public var defaultEntry: KeyEntry? { keys.first { $0.name == Self.defaultKey } }
 
@@ -77,9 +84,17 @@ public struct Manifest: Sendable {
         guard let top = reader.object(document, at: "(top level)", allowed: ["defaults", "keys"]) else { return nil }
         let settingNames = KeySettings.fields.map(\.name)
         var defaults = KeySettings()
+        var maxPendingTotal: Int?
+        var shutdownTimeout: Duration?
         if let value = top.first(where: { $0.key == "defaults" })?.value,
-           let members = reader.object(value, at: "defaults", allowed: settingNames) {
+           let members = reader.object(value, at: "defaults", allowed: settingNames + instanceFields) {
             defaults = reader.settings(members, at: "defaults")
+            if let value = members.first(where: { $0.key == "maxPendingTotal" })?.value {
+                maxPendingTotal = reader.positiveInteger(value, at: "defaults.maxPendingTotal")
+            }
+            if let value = members.first(where: { $0.key == "shutdownTimeout" })?.value {
+                shutdownTimeout = reader.milliseconds(value, at: "defaults.shutdownTimeout")
+            }
         }
         guard let keysValue = top.first(where: { $0.key == "keys" })?.value else {
             reader.problem("keys", "required: an object mapping each job key to {\"plugin\": ...}")
@@ -112,18 +127,19 @@ public struct Manifest: Sendable {
             if let plugin { keys.append(KeyEntry(name: member.key, plugin: plugin, settings: settings, config: config)) }
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        return Manifest(path: path, directory: directory, defaults: defaults, keys: keys)
+        return Manifest(path: path, directory: directory, defaults: defaults, keys: keys,
+                        maxPendingTotal: maxPendingTotal, shutdownTimeout: shutdownTimeout)
     }
 
     /// The core's configuration: every named key fully resolved (defaults, then its own
     /// settings), and the `default` key's settings for keys the manifest does not name.
     public func batchmanConfig() -> BatchmanConfig {
         let base = defaults.applied(to: BatcherConfig())
-        var config = BatchmanConfig()
-        config.defaults = defaultEntry?.settings.applied(to: base) ?? base
-        config.keyConfigOverrides = keys.filter { $0.name != Self.defaultKey }.map { entry in
-            let resolved = entry.settings.applied(to: base)
-            return KeyConfigOverride(key: entry.name, frequency: resolved.frequency, maxBatchSize: resolved.maxBatchSize, debug: resolved.debug)
+        // Named keys get complete configs, so settings of the `default` entry never leak into them.
+        var config = BatchmanConfig(defaults: defaultEntry?.settings.applied(to: base) ?? base,
+                                    maxPendingTotal: maxPendingTotal, shutdownTimeout: shutdownTimeout)
+        for entry in keys where entry.name != Self.defaultKey {
+            config.keyConfigs[entry.name] = entry.settings.applied(to: base)
         }
         return config
     }

@@ -15,7 +15,11 @@ final class ManifestReader {
         }
         if let allowed {
             for member in members where !allowed.contains(member.key) {
-                problem(Self.path(path, member.key), "unknown field; expected one of \(allowed.joined(separator: ", "))")
+                if let suggestion = Self.closest(to: member.key, in: allowed) {
+                    problem(Self.path(path, member.key), "unknown field; did you mean \"\(suggestion)\"?")
+                } else {
+                    problem(Self.path(path, member.key), "unknown field; expected one of \(allowed.joined(separator: ", "))")
+                }
             }
         }
         var seen = Set<String>()
@@ -41,12 +45,30 @@ final class ManifestReader {
         return flag
     }
 
-    func milliseconds(_ value: JSONValue, at path: String) -> Duration? {
-        guard case .number(let text) = value, let milliseconds = Double(text), milliseconds > 0, milliseconds.isFinite else {
-            problem(path, "expected a number of milliseconds greater than 0, got \(value.kindDescription)")
+    func milliseconds(_ value: JSONValue, at path: String, allowZero: Bool = false) -> Duration? {
+        guard case .number(let text) = value, let milliseconds = Double(text), milliseconds.isFinite,
+              milliseconds > 0 || (allowZero && milliseconds == 0), milliseconds < 1e12 else {
+            problem(path, "expected a number of milliseconds \(allowZero ? "of at least 0" : "greater than 0"), got \(value.kindDescription)")
             return nil
         }
         return .nanoseconds(Int64((milliseconds * 1_000_000).rounded()))
+    }
+
+    func number(_ value: JSONValue, at path: String, atLeast minimum: Int) -> Double? {
+        guard case .number(let text) = value, let number = Double(text), number.isFinite, number >= Double(minimum) else {
+            problem(path, "expected a number of at least \(minimum), got \(value.kindDescription)")
+            return nil
+        }
+        return number
+    }
+
+    func choice<Choice: RawRepresentable & CaseIterable>(_ value: JSONValue, at path: String, of type: Choice.Type) -> Choice? where Choice.RawValue == String {
+        guard case .string(let text) = value, let choice = Choice(rawValue: text) else {
+            let names = Choice.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " or ")
+            problem(path, "expected \(names), got \(value.kindDescription)")
+            return nil
+        }
+        return choice
     }
 
     func positiveInteger(_ value: JSONValue, at path: String) -> Int? {
@@ -61,9 +83,28 @@ final class ManifestReader {
         var settings = KeySettings()
         for member in members {
             guard let field = KeySettings.fields.first(where: { $0.name == member.key }) else { continue }
-            field.read(&settings, self, member.value, Self.path(path, member.key))
+            field.read(&settings.values, self, member.value, Self.path(path, member.key))
         }
         return settings
+    }
+
+    /// The allowed name a typo most likely meant: at most two edits away, ignoring case.
+    static func closest(to name: String, in allowed: [String]) -> String? {
+        let typed = Array(name.lowercased())
+        let scored = allowed.map { candidate -> (String, Int) in
+            let target = Array(candidate.lowercased())
+            var previous = Array(0...target.count)
+            for (row, character) in typed.enumerated() {
+                var current = [row + 1]
+                for (column, other) in target.enumerated() {
+                    current.append(min(previous[column + 1] + 1, current[column] + 1, previous[column] + (character == other ? 0 : 1)))
+                }
+                previous = current
+            }
+            return (candidate, previous[target.count])
+        }
+        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= 2 else { return nil }
+        return best.0
     }
 
     /// `base.name`, or `base["name"]` when the name would not read as a plain path segment.

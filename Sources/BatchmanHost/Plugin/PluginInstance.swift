@@ -1,5 +1,6 @@
 import Batchman
 import CBatchmanPlugin
+import Synchronization
 
 /// Bytes of a job's payload or result: a slice of a larger buffer shared by many jobs, so the
 /// hot path does not allocate per job.
@@ -7,13 +8,14 @@ public typealias JobBytes = ArraySlice<UInt8>
 
 /// One key's instance of a plugin: calls `process_batch` and turns what it emits into outcomes.
 final class PluginInstance: @unchecked Sendable {
-    // @unchecked: `handle` is the plugin's opaque instance pointer. The host calls it from one
-    // worker thread at a time (the core runs one batch per key at a time, and each key has its
-    // own instance), which is the ABI's threading contract.
+    // @unchecked: `handle` is the plugin's opaque instance pointer. Unless the plugin sets
+    // BM_FLAG_CONCURRENT, `callLock` keeps calls on it one at a time even when the key runs
+    // several batches at once (maxInFlight > 1): the ABI's threading contract.
     let plugin: LoadedPlugin
     let key: String
     private let handle: UnsafeMutableRawPointer
     private let host: PluginHostServices
+    private let callLock = Mutex(())
 
     init(plugin: LoadedPlugin, key: String, handle: UnsafeMutableRawPointer, host: PluginHostServices) {
         self.plugin = plugin
@@ -54,7 +56,9 @@ final class PluginInstance: @unchecked Sendable {
                     errorBuffer.withUnsafeMutableBufferPointer { error in
                         var cBatch = bm_batch(id: batch.id, key: bm_str(keyBytes), jobs: jobs.baseAddress, count: jobs.count)
                         var emitter = bm_emitter(ctx: Unmanaged.passUnretained(collector).toOpaque(), emit: emitCallback)
-                        return plugin.descriptor.pointee.process_batch(handle, &cBatch, &emitter, error.baseAddress, error.count)
+                        let (errorStart, errorCount) = (error.baseAddress, error.count)
+                        let call = { self.plugin.descriptor.pointee.process_batch(self.handle, &cBatch, &emitter, errorStart, errorCount) }
+                        return plugin.isConcurrent ? call() : callLock.withLock { _ in call() }
                     }
                 }
             }
