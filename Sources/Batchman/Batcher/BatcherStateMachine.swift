@@ -95,7 +95,15 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
     private var delivering = 0
     private var isDraining = false
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
-    private(set) var statistics = BatcherStatistics()
+    /// Counters of events; what is held now (pending, in flight) is read off the state.
+    private var counters = BatcherStatistics()
+
+    var statistics: BatcherStatistics {
+        var snapshot = counters
+        snapshot.pending = records.count
+        snapshot.inFlight = running.count
+        return snapshot
+    }
 
     init(key: String, config: BatcherConfig, batchIds: BatchIdGenerator, jitter: @escaping Jitter) {
         self.key = key
@@ -125,7 +133,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
         }
         if let maxPending = config.maxPending, records.count >= maxPending { return .full }
         records[identity] = Record(job: job, handler: handler, size: size, window: window)
-        statistics.accepted += 1
+        counters.accepted += 1
         var actions = Actions()
         enqueue(identity, now: now, into: &actions)
         return .accepted(actions)
@@ -162,8 +170,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
     ) -> Actions {
         var actions = Actions()
         guard let run = running.removeValue(forKey: batch.id) else { return actions }
-        statistics.inFlight = running.count
-        if !run.isSettled {
+                if !run.isSettled {
             let verdicts: [Verdict]
             switch outcome {
             case .success(let outcomes):
@@ -215,8 +222,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
         retrying.removeAll()
         window += 1
         running.removeAll()
-        statistics.inFlight = 0
-        finishStep(now: now, into: &actions)
+                finishStep(now: now, into: &actions)
         actions.drained += drainWaiters
         drainWaiters = []
         return actions
@@ -263,10 +269,9 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
             running[next.batch.id] = Running(batch: next.batch)
             startedThrough = next.window
             lastStart = now
-            statistics.batches += 1
-            statistics.batchedJobs += next.batch.jobs.count
-            statistics.inFlight = running.count
-            if let timeout = config.timeout { actions.schedule.append((.timeout(next.batch.id), now.advanced(by: timeout))) }
+            counters.batches += 1
+            counters.batchedJobs += next.batch.jobs.count
+                        if let timeout = config.timeout { actions.schedule.append((.timeout(next.batch.id), now.advanced(by: timeout))) }
             actions.start.append(next.batch)
         }
     }
@@ -292,7 +297,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
             let attempt = record.job.attempt
             switch verdict {
             case .completed(let output, let completedAt):
-                statistics.completed += 1
+                counters.completed += 1
                 finish(record, JobResult(job: record.job, status: .completed, result: output, errorReason: nil, errorMessage: nil,
                                          batchId: batch.id, attempts: attempt, completedAt: completedAt ?? wallTime), into: &actions)
             case .failed(let message, let completedAt):
@@ -313,7 +318,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
         let identity = record.job.identity
         records[identity]?.job.attempt += 1
         records[identity]?.window = 0
-        statistics.retried += 1
+        counters.retried += 1
         let delay = isDraining ? .zero : jitter(config.backoffCeiling(beforeRetry: record.job.attempt))
         actions.retries.append(Retry(job: records[identity]!.job, delay: delay))
         if delay <= .zero {
@@ -331,7 +336,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
     }
 
     private mutating func deliver(_ record: Record, _ result: JobResult<Payload, Output>, into actions: inout Actions) {
-        if let reason = result.errorReason { statistics.failed[reason, default: 0] += 1 }
+        if let reason = result.errorReason { counters.failed[reason, default: 0] += 1 }
         actions.released += 1
         actions.deliveries.append(Delivery(handler: record.handler, result: result))
     }
@@ -340,7 +345,6 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
     /// batcher resumes its drain waiters.
     private mutating func finishStep(now: Instant, into actions: inout Actions) {
         if isDraining, !open.isEmpty { seal(reason: .shutdown, now: now, into: &actions) }
-        statistics.pending = records.count
         guard isDraining, isIdle, !drainWaiters.isEmpty else { return }
         actions.drained += drainWaiters
         drainWaiters = []
