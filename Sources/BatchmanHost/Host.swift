@@ -34,18 +34,31 @@ public enum Host {
         }
         let writer = ResultWriter(fileDescriptor: output)
         let reader = InputReader(fileDescriptor: input, maxLineBytes: options.maxLineBytes)
+        let invalidLines = LineCounter()
+        func reportStatistics() {
+            let statistics = batchman.statistics()
+            logger.log(.info, StatsReporter.summary(statistics, invalidLines: invalidLines.count))
+            if options.statsPerKey { for line in StatsReporter.perKey(statistics) { logger.log(.info, line) } }
+        }
+        let periodicStatistics = options.statsInterval.map { seconds in
+            Task.detached {
+                while (try? await Task.sleep(for: .seconds(seconds))) != nil { reportStatistics() }
+            }
+        }
         SignalWatcher.start { signal in
             logger.log(.info, "received \(SignalWatcher.signalName(signal)): reading no more input, draining accepted jobs (a second signal exits at once)")
             reader.stop()
         }
 
-        let (end, lastLine) = await readAll(from: reader, into: batchman, writer: writer)
+        let (end, lastLine) = await readAll(from: reader, into: batchman, writer: writer, invalidLines: invalidLines)
         switch end {
         case .stopped: logger.log(.info, "stopped reading after line \(lastLine)")
         case .readError(let code): logger.log(.error, "reading input failed after line \(lastLine): \(String(cString: strerror(code)))")
         case .endOfInput: break
         }
         await batchman.shutdown()
+        periodicStatistics?.cancel()
+        reportStatistics()
         let writeError = await writer.finish()
         registry.destroyAll()
         if options.inputPath != nil { close(input) }
@@ -87,7 +100,8 @@ public enum Host {
     /// Reads input on a dedicated thread, submitting each job; returns how reading ended and
     /// the number of the last line read.
     private static func readAll(
-        from reader: InputReader, into batchman: Batchman<JobBytes, JobBytes, ContinuousClock>, writer: ResultWriter
+        from reader: InputReader, into batchman: Batchman<JobBytes, JobBytes, ContinuousClock>, writer: ResultWriter,
+        invalidLines: LineCounter
     ) async -> (InputReader.End, Int) {
         await withCheckedContinuation { continuation in
             DedicatedThread.start(name: "batchman-input") {
@@ -96,13 +110,15 @@ public enum Host {
                     switch event {
                     case .line(let number, let bytes):
                         lastLine = number
-                        submit(bytes, line: number, to: batchman, writer: writer)
+                        submit(bytes, line: number, to: batchman, writer: writer, invalidLines: invalidLines)
                     case .tooLong(let number, let length):
                         lastLine = number
+                        invalidLines.add()
                         writer.append {
                             ResultEncoder.appendInvalidInput(line: number, key: nil, id: nil, message: "line is \(length) bytes, longer than --max-line-bytes", at: Date(), to: &$0)
                         }
                     case .cutShort(let number):
+                        invalidLines.add()
                         writer.append {
                             ResultEncoder.appendInvalidInput(line: number, key: nil, id: nil, message: "input stopped in the middle of this line; it was not read whole", at: Date(), to: &$0)
                         }
@@ -114,13 +130,15 @@ public enum Host {
     }
 
     private static func submit(
-        _ line: ArraySlice<UInt8>, line number: Int, to batchman: Batchman<JobBytes, JobBytes, ContinuousClock>, writer: ResultWriter
+        _ line: ArraySlice<UInt8>, line number: Int, to batchman: Batchman<JobBytes, JobBytes, ContinuousClock>, writer: ResultWriter,
+        invalidLines: LineCounter
     ) {
         let parsed = line.withUnsafeBufferPointer { JobLine.parse($0) }
         switch parsed {
         case .blank:
             return
         case .invalid(let message, let key, let id):
+            invalidLines.add()
             writer.append { ResultEncoder.appendInvalidInput(line: number, key: key, id: id, message: message, at: Date(), to: &$0) }
         case .job(let key, let id, let payload):
             let start = line.startIndex
@@ -144,4 +162,11 @@ public enum Host {
         guard descriptor >= 0 else { throw HostError(.usage, "--output \(path): \(String(cString: strerror(errno)))") }
         return descriptor
     }
+}
+
+/// Counts input lines that were not jobs, for the statistics line.
+final class LineCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    var count: Int { value.load(ordering: .relaxed) }
+    func add() { value.add(1, ordering: .relaxed) }
 }

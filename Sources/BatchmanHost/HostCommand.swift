@@ -22,6 +22,8 @@ public enum HostCommand: Equatable, Sendable {
           --output FILE         write results to FILE instead of standard output
           --max-line-bytes N    longest accepted input line (default 1048576); longer lines fail with invalid_input
           --workers N           threads that call plugins, shared by all keys (default: the number of cores)
+          --stats-interval S    also print the statistics line every S seconds (it is always printed on exit)
+          --stats-per-key       print a statistics line per key as well
 
         Input, one JSON object per line:  {"key":"logger","id":"42","payload":<any JSON>}
         Output, one line per job:         {"key","id","status","result","errorReason","errorMessage","batchId","attempts","submittedAt","completedAt"}
@@ -61,6 +63,8 @@ public enum HostCommand: Equatable, Sendable {
                 case "--output": options.outputPath = try value()
                 case "--max-line-bytes": options.maxLineBytes = try count()
                 case "--workers": options.workers = try count()
+                case "--stats-interval": options.statsInterval = try count()
+                case "--stats-per-key": options.statsPerKey = true
                 case _ where argument.hasPrefix("-"): throw HostError(.usage, "unknown option \(argument)\n\n\(usage)")
                 default:
                     guard manifest == nil else { throw HostError(.usage, "more than one manifest: \(manifest!) and \(argument)") }
@@ -85,6 +89,10 @@ public struct RunOptions: Equatable, Sendable {
     public var maxLineBytes = 1 << 20
     /// Threads that call plugins; different keys run in parallel up to this many.
     public var workers = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// Seconds between statistics lines on standard error; nil: only on exit.
+    public var statsInterval: Int?
+    /// Print a statistics line per key too.
+    public var statsPerKey = false
 
     public init() {}
 }

@@ -100,3 +100,53 @@ import Testing
         #expect(error?.description.hasPrefix("/nonexistent/plugins.json: file: no such file") == true)
     }
 }
+
+@Suite struct ManifestResilienceOptionTests {
+    func parse(_ text: String) throws(ManifestError) -> Manifest {
+        try Manifest.parse(Data(text.utf8), path: "plugins.json")
+    }
+
+    @Test func readsEveryOptionInDefaultsAndPerKey() throws {
+        let manifest = try parse("""
+            {"defaults": {"maxAttempts": 3, "initialBackoff": 50, "maxBackoff": 2000, "backoffMultiplier": 1.5,
+                          "timeout": 30000, "maxBatchBytes": 65536, "maxInFlight": 2, "maxPending": 1000,
+                          "overflow": "reject", "minBatchInterval": 100, "maxPendingTotal": 5000, "shutdownTimeout": 10000},
+             "keys": {"default": {"plugin": "Echo"}, "bulk": {"plugin": "Echo", "maxPending": 10, "overflow": "block", "timeout": 500}}}
+            """)
+        let config = manifest.batchmanConfig()
+        #expect(config.maxPendingTotal == 5000)
+        #expect(config.shutdownTimeout == .seconds(10))
+        #expect(config.config(forKey: "other") == BatcherConfig(
+            maxAttempts: 3, initialBackoff: .milliseconds(50), maxBackoff: .seconds(2), backoffMultiplier: 1.5,
+            timeout: .seconds(30), maxBatchBytes: 65536, maxInFlight: 2, maxPending: 1000, overflow: .reject,
+            minBatchInterval: .milliseconds(100)))
+        let bulk = config.config(forKey: "bulk")
+        #expect(bulk.maxPending == 10)
+        #expect(bulk.overflow == .block)
+        #expect(bulk.timeout == .milliseconds(500))
+        #expect(bulk.maxAttempts == 3, "falls back to defaults")
+    }
+
+    @Test func keepsTheDefaultEntrysOptionalLimitsOutOfNamedKeys() throws {
+        let manifest = try parse(#"{"keys": {"default": {"plugin": "Echo", "timeout": 100}, "named": {"plugin": "Echo"}}}"#)
+        #expect(manifest.batchmanConfig().config(forKey: "named").timeout == nil)
+        #expect(manifest.batchmanConfig().config(forKey: "unnamed").timeout == .milliseconds(100))
+    }
+
+    @Test func explainsBadOptionValues() {
+        do {
+            _ = try parse("""
+                {"defaults": {"overflow": "drop", "backoffMultiplier": 0.5, "initialBackoff": -1},
+                 "keys": {"default": {"plugin": "Echo", "maxPendingTotal": 5}}}
+                """)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.problems.map(\.description) == [
+                "defaults.overflow: expected \"block\" or \"reject\", got the string \"drop\"",
+                "defaults.backoffMultiplier: expected a number of at least 1, got the number 0.5",
+                "defaults.initialBackoff: expected a number of milliseconds of at least 0, got the number -1",
+                "keys.default.maxPendingTotal: applies to the whole host, not one key; set it in \"defaults\"",
+            ])
+        }
+    }
+}

@@ -154,6 +154,18 @@ final class HostProcess: Sendable {
         kill(process.processIdentifier, number)
     }
 
+    /// Waits until a line of standard error contains `text`, and returns it.
+    @discardableResult
+    func waitForLog(containing text: String) async -> String? {
+        var seen = 0
+        while !Task.isCancelled {
+            let lines = await stderr.wait(forCount: seen + 1)
+            if let line = lines.dropFirst(seen).first(where: { $0.contains(text) }) { return line }
+            seen = lines.count
+        }
+        return nil
+    }
+
     /// The first `count` result lines, parsed.
     func results(count: Int) async throws -> [ResultLine] {
         try await stdout.wait(forCount: count).prefix(count).map(ResultLine.parse)

@@ -109,7 +109,10 @@ public struct Manifest: Sendable {
         var keys: [KeyEntry] = []
         for member in keyMembers {
             let keyPath = ManifestReader.path("keys", member.key)
-            guard let fields = reader.object(member.value, at: keyPath, allowed: ["plugin", "config"] + settingNames) else { continue }
+            guard let fields = reader.object(member.value, at: keyPath, allowed: ["plugin", "config"] + settingNames + instanceFields) else { continue }
+            for field in fields where instanceFields.contains(field.key) {
+                reader.problem(ManifestReader.path(keyPath, field.key), "applies to the whole host, not one key; set it in \"defaults\"")
+            }
             var plugin = defaultPlugin
             if let value = fields.first(where: { $0.key == "plugin" })?.value {
                 plugin = reader.string(value, at: ManifestReader.path(keyPath, "plugin"))

@@ -12,14 +12,18 @@ enum DedicatedThread {
     /// Starts a detached thread running `body`; `name` says what it is for in error messages.
     static func start(name: String, _ body: @escaping @Sendable () -> Void) {
         let context = Unmanaged.passRetained(Body(body)).toOpaque()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        // pthread_attr_init initialises the attributes, as in C.
+        let attributes = UnsafeMutablePointer<pthread_attr_t>.allocate(capacity: 1)
+        pthread_attr_init(attributes)
+        defer {
+            pthread_attr_destroy(attributes)
+            attributes.deallocate()
+        }
+        pthread_attr_setdetachstate(attributes, Int32(PTHREAD_CREATE_DETACHED))
         // Plugins may run language runtimes that expect a generous stack (Go, deep recursion).
-        pthread_attr_setstacksize(&attributes, 8 << 20)
+        pthread_attr_setstacksize(attributes, 8 << 20)
         var thread = pthread_t()
-        let status = pthread_create(&thread, &attributes, { context in
+        let status = pthread_create(&thread, attributes, { context in
             let body = Unmanaged<Body>.fromOpaque(context!).takeRetainedValue()
             body.run()
             return nil

@@ -1,0 +1,45 @@
+import Batchman
+import FoundationEssentials
+import Glibc
+
+/// Formats the host's statistics lines: `batchman: stats: accepted=... peakRSS=...`.
+enum StatsReporter {
+    /// The summary line of the whole host, with input lines that were not jobs counted as
+    /// `invalid_input` failures.
+    static func summary(_ statistics: BatchmanStatistics, invalidLines: Int) -> String {
+        var total = statistics.total
+        if invalidLines > 0 { total.failed[.invalidInput, default: 0] += invalidLines }
+        return "stats: \(describe(total)) peakRSS=\(peakResidentMiB().map { String(format1: $0) + "MiB" } ?? "?")"
+    }
+
+    /// One line per key, in key order.
+    static func perKey(_ statistics: BatchmanStatistics) -> [String] {
+        statistics.perKey.keys.sorted().map { key in "stats: key \"\(key)\": \(describe(statistics.perKey[key]!))" }
+    }
+
+    static func describe(_ statistics: BatcherStatistics) -> String {
+        let failedTotal = statistics.failed.values.reduce(0, +)
+        let reasons = statistics.failed.keys.sorted { $0.rawValue < $1.rawValue }
+            .map { "\($0.rawValue)=\(statistics.failed[$0]!)" }.joined(separator: " ")
+        let failed = reasons.isEmpty ? "\(failedTotal)" : "\(failedTotal) (\(reasons))"
+        return "accepted=\(statistics.accepted) completed=\(statistics.completed) failed=\(failed) "
+            + "retried=\(statistics.retried) inFlight=\(statistics.inFlight) pending=\(statistics.pending) "
+            + "batches=\(statistics.batches) meanBatchSize=\(String(format1: statistics.meanBatchSize))"
+    }
+
+    /// The process's peak resident set (VmHWM in /proc/self/status), in MiB.
+    static func peakResidentMiB() -> Double? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kibibytes = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
+        return kibibytes / 1024
+    }
+}
+
+extension String {
+    /// `value` with one decimal: 12.3.
+    init(format1 value: Double) {
+        let tenths = Int((value * 10).rounded())
+        self = "\(tenths / 10).\(abs(tenths % 10))"
+    }
+}
