@@ -45,3 +45,20 @@ func readmeQuickStart() async throws -> [JobResult<LogEntry, Bool>] {
         #expect(results.first?.result == true)
     }
 }
+
+@Suite struct ReadmeConfigurationExampleTests {
+    @Test func theConfigurationExampleIsValid() throws {
+        // Verbatim from the README's Configuration section.
+        let config = BatchmanConfig(
+            defaults: BatcherConfig(frequency: .milliseconds(200), maxBatchSize: 100, maxAttempts: 4,
+                                    timeout: .seconds(30), maxPending: 10_000, overflow: .block),
+            keyConfigOverrides: [KeyConfigOverride(key: "audit", maxInFlight: 1, overflow: .reject)],
+            maxPendingTotal: 100_000, shutdownTimeout: .seconds(20))
+
+        let batchman = try Batchman<String, String, ContinuousClock>(config: config) { _ in
+            ClosureProcessor<String, String> { batch in batch.jobs.map { .completed($0, $0.payload) } }
+        }
+        #expect(batchman.config.config(forKey: "audit").overflow == .reject)
+        #expect(batchman.config.config(forKey: "other").maxAttempts == 4)
+    }
+}
