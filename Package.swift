@@ -12,6 +12,9 @@ let package = Package(
         .library(name: "EchoPlugin", type: .dynamic, targets: ["EchoPlugin"]),
         .library(name: "SumPlugin", type: .dynamic, targets: ["SumPlugin"]),
         .library(name: "LogPlugin", type: .dynamic, targets: ["LogPlugin"]),
+        .library(name: "NoopPlugin", type: .dynamic, targets: ["NoopPlugin"]),
+        // Benchmarks: swift run -c release batchman-bench
+        .executable(name: "batchman-bench", targets: ["BatchmanBench"]),
         // Only for the host's tests: misbehaves on request.
         .library(name: "BatchmanTestPlugin", type: .dynamic, targets: ["BatchmanTestPlugin"]),
     ],
@@ -25,6 +28,8 @@ let package = Package(
         .target(name: "EchoPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/EchoPlugin", publicHeadersPath: "."),
         .target(name: "SumPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/SumPlugin", publicHeadersPath: "."),
         .target(name: "LogPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/LogPlugin"),
+        .target(name: "NoopPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/NoopPlugin", publicHeadersPath: "."),
+        .executableTarget(name: "BatchmanBench", dependencies: ["Batchman", "BatchmanHost"], path: "Benchmarks/BatchmanBench"),
         .target(name: "BatchmanTestPlugin", dependencies: ["CBatchmanPlugin"], path: "Tests/Plugins/BatchmanTestPlugin", publicHeadersPath: "."),
 
         .testTarget(name: "BatchmanTests", dependencies: ["Batchman", "BatchmanTesting"]),
@@ -33,7 +38,7 @@ let package = Package(
 )
 
 // Swift 6 language mode everywhere, plus the upcoming features we hold ourselves to.
-let cTargets: Set<String> = ["CBatchmanPlugin", "EchoPlugin", "SumPlugin", "BatchmanTestPlugin"]
+let cTargets: Set<String> = ["CBatchmanPlugin", "EchoPlugin", "SumPlugin", "NoopPlugin", "BatchmanTestPlugin"]
 for target in package.targets where !cTargets.contains(target.name) {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))

@@ -20,4 +20,12 @@ public struct Batch<Payload: Sendable>: Sendable {
     public let jobs: [Job<Payload>]
     /// What cut the batch.
     public let reason: FlushReason
+
+    /// A batch as Batchman hands it over; public so that processors can be tested directly.
+    public init(id: UInt64, key: String, jobs: [Job<Payload>], reason: FlushReason) {
+        self.id = id
+        self.key = key
+        self.jobs = jobs
+        self.reason = reason
+    }
 }

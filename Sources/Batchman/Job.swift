@@ -27,12 +27,14 @@ public struct Job<Payload: Sendable>: Sendable {
     /// When Batchman accepted the job (wall-clock time).
     public let submittedAt: Date
 
-    init(id: String, key: String, payload: Payload, submittedAt: Date) {
+    /// A job as Batchman makes it on submission; public so that processors can be tested with
+    /// batches built by hand.
+    public init(id: String, key: String, payload: Payload, submittedAt: Date = Date(), attempt: Int = 1) {
         self.id = id
         self.key = key
         self.payload = payload
         self.status = .submitted
-        self.attempt = 1
+        self.attempt = attempt
         self.submittedAt = submittedAt
     }
 

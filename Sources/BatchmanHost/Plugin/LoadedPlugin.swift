@@ -1,3 +1,4 @@
+import Batchman
 import CBatchmanPlugin
 
 /// A plugin library whose descriptor passed every check; it makes instances.
@@ -21,6 +22,18 @@ public final class LoadedPlugin: @unchecked Sendable {
 
     /// Whether the plugin allows concurrent calls on one instance.
     public var isConcurrent: Bool { descriptor.pointee.flags & BM_FLAG_CONCURRENT != 0 }
+
+    /// A processor for the Swift library backed by a new instance of this plugin for `key`:
+    /// use a C-ABI plugin in-process without the host.
+    ///
+    /// - Parameter workers: threads that call the plugin; they live as long as the process.
+    /// - Throws: ``PluginLoadError`` if `create` refuses `config`.
+    public func processor(
+        forKey key: String, config: String = "{}", workers: Int = 1, logger: BatchmanLogger = .standardError
+    ) throws(PluginLoadError) -> any BatchProcessor<JobBytes, JobBytes> {
+        let instance = try createInstance(plugin: path, key: key, config: config, debug: false, logger: logger)
+        return PluginProcessor(instance: instance, workers: WorkerPool(name: "batchman-worker", threads: workers))
+    }
 
     /// Makes the instance for `key`. Call on the control thread.
     /// - Throws: ``PluginLoadError`` with the plugin's own message if `create` refuses.

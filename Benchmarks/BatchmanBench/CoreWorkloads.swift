@@ -1,0 +1,175 @@
+import Batchman
+import Dispatch
+import Foundation
+import Synchronization
+
+/// Completes every job with its payload: as little work as a processor can do.
+struct NoopProcessor<Payload: Sendable>: BatchProcessor {
+    func process(_ batch: Batch<Payload>) async throws -> [JobOutcome<Payload>] {
+        batch.jobs.map { .completed($0, $0.payload) }
+    }
+}
+
+/// Counts results and signals when the last one arrives.
+final class Countdown: Sendable {
+    private let remaining: Atomic<Int>
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ count: Int) { remaining = Atomic(count) }
+
+    func tick() {
+        if remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { done.signal() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { [done] in
+                done.wait()
+                continuation.resume()
+            }
+        }
+    }
+}
+
+enum CoreWorkloads {
+    static let ids = (0..<1_000_000).map { String($0) }
+
+    /// The floor: append the jobs to an array and call the no-op processor every 1000, with no
+    /// batcher at all. What any batcher must cost at least.
+    static func floor(jobs: Int) async -> Double {
+        let processor = NoopProcessor<Int>()
+        let now = Date()
+        let start = ContinuousClock.now
+        var pending: [Job<Int>] = []
+        pending.reserveCapacity(1000)
+        var completed = 0
+        var batchId: UInt64 = 0
+        for index in 0..<jobs {
+            pending.append(Job(id: ids[index], key: "k", payload: index, submittedAt: now))
+            if pending.count == 1000 || index == jobs - 1 {
+                batchId += 1
+                completed += try! await processor.process(Batch(id: batchId, key: "k", jobs: pending, reason: .size)).count
+                pending.removeAll(keepingCapacity: true)
+            }
+        }
+        precondition(completed == jobs)
+        return seconds(since: start) / Double(jobs) * 1e9
+    }
+
+    /// W1, callback API: one producer submits `jobs` jobs; ns/job from first submit to last result.
+    static func throughputCallback(jobs: Int) async throws -> (nsPerJob: Double, peakMiB: Double) {
+        ProcessMeter.resetPeakResident()
+        let batchman = try Batchman<Int, Int, ContinuousClock>(
+            config: BatchmanConfig(frequency: .milliseconds(10), maxBatchSize: 1000)) { _ in NoopProcessor<Int>() }
+        let countdown = Countdown(jobs)
+        let start = ContinuousClock.now
+        for index in 0..<jobs {
+            batchman.submit(id: ids[index], key: "k", payload: index) { _ in countdown.tick() }
+        }
+        await countdown.wait()
+        let elapsed = seconds(since: start)
+        await batchman.shutdown()
+        return (elapsed / Double(jobs) * 1e9, ProcessMeter.peakResidentMiB())
+    }
+
+    /// W1, await API: 1000 tasks each awaiting `jobs / 1000` results in turn.
+    static func throughputAwait(jobs: Int) async throws -> Double {
+        let batchman = try Batchman<Int, Int, ContinuousClock>(
+            config: BatchmanConfig(frequency: .milliseconds(10), maxBatchSize: 1000)) { _ in NoopProcessor<Int>() }
+        let producers = 1000
+        let start = ContinuousClock.now
+        await withTaskGroup(of: Void.self) { group in
+            for producer in 0..<producers {
+                group.addTask {
+                    var index = producer
+                    while index < jobs {
+                        _ = await batchman.submit(id: ids[index], key: "k", payload: index)
+                        index += producers
+                    }
+                }
+            }
+        }
+        let elapsed = seconds(since: start)
+        await batchman.shutdown()
+        return elapsed / Double(jobs) * 1e9
+    }
+
+    /// W2: `keys` keys x `perKey` jobs round-robin, maxBatchSize 100.
+    static func manyKeys(keys: Int, perKey: Int) async throws -> Double {
+        let batchman = try Batchman<Int, Int, ContinuousClock>(
+            config: BatchmanConfig(frequency: .milliseconds(10), maxBatchSize: 100)) { _ in NoopProcessor<Int>() }
+        let keyNames = (0..<keys).map { "key-\($0)" }
+        let total = keys * perKey
+        let countdown = Countdown(total)
+        let start = ContinuousClock.now
+        for round in 0..<perKey {
+            for key in keyNames {
+                batchman.submit(id: ids[round], key: key, payload: round) { _ in countdown.tick() }
+            }
+        }
+        await countdown.wait()
+        let elapsed = seconds(since: start)
+        await batchman.shutdown()
+        return elapsed / Double(total) * 1e9
+    }
+
+    /// W3: one job every millisecond for `duration`; lateness of each time-triggered flush in ms.
+    static func timerLateness(duration: Duration) async throws -> [Double] {
+        let lateness = Mutex<[Double]>([])
+        let frequency = Duration.milliseconds(50)
+        let processor = ClosureProcessor<ContinuousClock.Instant, Int> { batch in
+            let called = ContinuousClock.now
+            let oldest = batch.jobs.map(\.payload).min()!
+            let late = oldest.duration(to: called) - frequency
+            lateness.withLock { $0.append(Double(late.components.attoseconds) / 1e15 + Double(late.components.seconds) * 1e3) }
+            return batch.jobs.map { .completed($0, 0) }
+        }
+        let batchman = try Batchman<ContinuousClock.Instant, Int, ContinuousClock>(
+            config: BatchmanConfig(frequency: frequency, maxBatchSize: 1000)) { _ in processor }
+        let end = ContinuousClock.now.advanced(by: duration)
+        var index = 0
+        while ContinuousClock.now < end {
+            batchman.submit(id: ids[index], key: "k", payload: .now) { _ in }
+            index += 1
+            usleep(1000)
+        }
+        await batchman.shutdown()
+        return lateness.withLock { Array($0.dropLast()) }  // the last batch was cut by shutdown
+    }
+
+    /// W4: maxBatchSize 100, frequency 10 s, `jobs` jobs back to back; microseconds from each
+    /// batch's 100th submit to its processor call.
+    static func sizeTriggerLatency(jobs: Int) async throws -> [Double] {
+        let latencies = Mutex<[Double]>([])
+        let processor = ClosureProcessor<ContinuousClock.Instant, Int> { batch in
+            let called = ContinuousClock.now
+            let waited = batch.jobs.last!.payload.duration(to: called)
+            latencies.withLock { $0.append(Double(waited.components.attoseconds) / 1e12 + Double(waited.components.seconds) * 1e6) }
+            return batch.jobs.map { .completed($0, 0) }
+        }
+        let batchman = try Batchman<ContinuousClock.Instant, Int, ContinuousClock>(
+            config: BatchmanConfig(frequency: .seconds(10), maxBatchSize: 100)) { _ in processor }
+        for index in 0..<jobs {
+            batchman.submit(id: ids[index], key: "k", payload: .now) { _ in }
+        }
+        await batchman.shutdown()
+        return latencies.withLock { $0 }
+    }
+
+    /// W5: `keys` keys with one pending job each, frequency 60 s; CPU seconds used while idle
+    /// for `idle`, and resident bytes per pending job.
+    static func idleKeys(keys: Int, idle: Duration) async throws -> (cpuSeconds: Double, bytesPerJob: Double) {
+        let batchman = try Batchman<Int, Int, ContinuousClock>(
+            config: BatchmanConfig(frequency: .seconds(60), maxBatchSize: 10)) { _ in NoopProcessor<Int>() }
+        let keyNames = (0..<keys).map { "idle-key-\($0)" }
+        let before = ProcessMeter.residentKiB()
+        for key in keyNames { batchman.submit(id: "1", key: key, payload: 1) { _ in } }
+        let after = ProcessMeter.residentKiB()
+        let cpuBefore = ProcessMeter.cpuSeconds()
+        try await Task.sleep(for: idle)
+        let cpu = ProcessMeter.cpuSeconds() - cpuBefore
+        await batchman.shutdown()
+        return (cpu, (after - before) * 1024 / Double(keys))
+    }
+}
+

@@ -1,0 +1,157 @@
+// batchman-bench: measures Batchman against its limits and against baselines taken in the same
+// run. Build and run in release: swift run -c release batchman-bench [--json] [--only W1,H1]
+import Batchman
+import Foundation
+
+struct Options {
+    var json = false
+    var only: Set<String>?
+    var runs = 5
+
+    init(_ arguments: [String]) {
+        var rest = arguments[...]
+        while let argument = rest.popFirst() {
+            switch argument {
+            case "--json": json = true
+            case "--only": only = Set((rest.popFirst() ?? "").split(separator: ",").map { String($0).uppercased() })
+            case "--runs": runs = max(1, Int(rest.popFirst() ?? "") ?? 5)
+            case "--help", "-h":
+                print("usage: batchman-bench [--json] [--only W1,W2,W3,W4,W5,H1,H2] [--runs N]")
+                exit(0)
+            default:
+                FileHandle.standardError.write(Data("batchman-bench: unknown argument \(argument)\n".utf8))
+                exit(64)
+            }
+        }
+    }
+
+    func wants(_ workload: String) -> Bool { only?.contains(workload) ?? true }
+}
+
+let options = Options(Array(CommandLine.arguments.dropFirst()))
+var figures: [Figure] = []
+
+@MainActor func record(_ workload: String, _ variant: String, _ metric: String, _ unit: String, _ values: [Double]) {
+    let figure = Figure(workload: workload, variant: variant, metric: metric, unit: unit, values: values)
+    figures.append(figure)
+    if options.json {
+        let line = #"{"workload":"\#(workload)","variant":"\#(variant)","metric":"\#(metric)","unit":"\#(unit)","median":\#(figure.median),"min":\#(figure.minimum),"max":\#(figure.maximum),"runs":\#(values.count)}"#
+        print(line)
+    } else {
+        FileHandle.standardError.write(Data("  measured \(workload) \(variant) \(metric)\n".utf8))
+    }
+}
+
+#if DEBUG
+FileHandle.standardError.write(Data("batchman-bench: this is a debug build; figures are meaningless. Run: swift run -c release batchman-bench\n".utf8))
+#endif
+
+let runs = options.runs
+let jobs = 1_000_000
+
+if options.wants("W1") || options.wants("H2") {
+    let floor = await (0..<runs).asyncMap { _ in await CoreWorkloads.floor(jobs: jobs) }
+    record("W1", "floor", "ns_per_job", "ns", floor)
+    if options.wants("W1") {
+        var callback: [Double] = [], peak: [Double] = []
+        for _ in 0..<runs {
+            let (nanoseconds, peakMiB) = try await CoreWorkloads.throughputCallback(jobs: jobs)
+            callback.append(nanoseconds)
+            peak.append(peakMiB)
+        }
+        record("W1", "callback", "ns_per_job", "ns", callback)
+        record("W1", "callback", "jobs_per_s", "jobs/s", callback.map { 1e9 / $0 })
+        record("W1", "callback", "x_floor", "ratio", callback.map { $0 / Figure(workload: "", variant: "", metric: "", unit: "", values: floor).median })
+        record("W1", "callback", "peak_rss", "MiB", peak)
+        let awaited = try await (0..<runs).asyncMap { _ in try await CoreWorkloads.throughputAwait(jobs: jobs) }
+        record("W1", "await", "ns_per_job", "ns", awaited)
+        record("W1", "await", "jobs_per_s", "jobs/s", awaited.map { 1e9 / $0 })
+    }
+    if options.wants("H2") {
+        let cABI = try await (0..<runs).asyncMap { _ in try await HostWorkloads.cABIThroughput(jobs: jobs) }
+        record("H2", "c-abi noop", "ns_per_job", "ns", cABI)
+        record("H2", "c-abi noop", "jobs_per_s", "jobs/s", cABI.map { 1e9 / $0 })
+    }
+}
+
+if options.wants("W2") {
+    let manyKeys = try await (0..<runs).asyncMap { _ in try await CoreWorkloads.manyKeys(keys: 1000, perKey: 1000) }
+    record("W2", "1000 keys", "ns_per_job", "ns", manyKeys)
+    record("W2", "1000 keys", "jobs_per_s", "jobs/s", manyKeys.map { 1e9 / $0 })
+}
+
+if options.wants("W3") {
+    let lateness = try await CoreWorkloads.timerLateness(duration: .seconds(3))
+    record("W3", "50 ms frequency", "lateness_p50", "ms", [percentile(lateness, 0.5)])
+    record("W3", "50 ms frequency", "lateness_p99", "ms", [percentile(lateness, 0.99)])
+    record("W3", "50 ms frequency", "lateness_max", "ms", [lateness.max() ?? .nan])
+}
+
+if options.wants("W4") {
+    var p50: [Double] = [], p99: [Double] = []
+    for _ in 0..<runs {
+        let latencies = try await CoreWorkloads.sizeTriggerLatency(jobs: 10_000)
+        p50.append(percentile(latencies, 0.5))
+        p99.append(percentile(latencies, 0.99))
+    }
+    record("W4", "size trigger", "latency_p50", "us", p50)
+    record("W4", "size trigger", "latency_p99", "us", p99)
+}
+
+if options.wants("W5") {
+    let (cpu, bytes) = try await CoreWorkloads.idleKeys(keys: 100_000, idle: .seconds(5))
+    record("W5", "100k idle keys", "cpu_while_idle", "ms", [cpu * 1000])
+    record("W5", "100k idle keys", "bytes_per_pending_job", "B", [bytes])
+}
+
+if options.wants("H1") {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("batchman-bench-\(getpid())")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let (input, bytes) = try HostWorkloads.makeInput(lines: jobs, in: folder)
+    let batchman = HostWorkloads.products.appendingPathComponent("batchman").path
+    let variants: [(String, String, [String])] = [
+        ("cat (floor)", "/bin/cat", [input]),
+        ("host + noop plugin", batchman, ["run", try HostWorkloads.makeManifest(plugin: "NoopPlugin", in: folder), "--input", input]),
+        ("host + echo plugin", batchman, ["run", try HostWorkloads.makeManifest(plugin: "EchoPlugin", in: folder), "--input", input]),
+    ]
+    var medians: [String: Double] = [:]
+    for (name, executable, arguments) in variants {
+        var times: [Double] = [], peaks: [Double] = []
+        for _ in 0..<max(1, runs / 2 + 1) {
+            let run = runChild(executable, arguments)
+            precondition(run.status == 0, "\(name) failed with status \(run.status)")
+            times.append(run.seconds)
+            peaks.append(run.peakMiB)
+        }
+        record("H1", name, "lines_per_s", "lines/s", times.map { Double(jobs) / $0 })
+        record("H1", name, "mb_per_s", "MB/s", times.map { Double(bytes) / 1e6 / $0 })
+        record("H1", name, "peak_rss", "MiB", peaks)
+        medians[name] = Figure(workload: "", variant: "", metric: "", unit: "", values: times).median
+    }
+    if let cat = medians["cat (floor)"], let echo = medians["host + echo plugin"] {
+        record("H1", "host + echo plugin", "x_cat", "ratio", [echo / cat])
+    }
+}
+
+if !options.json {
+    print("| workload | variant | metric | median | min | max | runs |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for figure in figures {
+        func format(_ value: Double) -> String {
+            if value.isNaN { return "-" }
+            if abs(value) >= 1000 { return String(format: "%.0f", value) }
+            if abs(value) >= 10 { return String(format: "%.1f", value) }
+            return String(format: "%.3f", value)
+        }
+        print("| \(figure.workload) | \(figure.variant) | \(figure.metric) (\(figure.unit)) | \(format(figure.median)) | \(format(figure.minimum)) | \(format(figure.maximum)) | \(figure.values.count) |")
+    }
+}
+
+extension Range where Bound == Int {
+    func asyncMap<T>(_ transform: (Int) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for index in self { results.append(try await transform(index)) }
+        return results
+    }
+}
