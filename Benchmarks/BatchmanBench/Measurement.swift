@@ -61,21 +61,26 @@ func percentile(_ values: [Double], _ fraction: Double) -> Double {
     return sorted[min(max(rank, 0), sorted.count - 1)]
 }
 
-/// Runs a child process to completion; returns its wall time and peak RSS (from wait4).
-func runChild(_ executable: String, _ arguments: [String], stdinPath: String? = nil, stdoutPath: String = "/dev/null") -> (seconds: Double, peakMiB: Double, status: Int32) {
+/// Runs a child process to completion; returns its wall time, its standard error, and status.
+///
+/// Not wait4's ru_maxrss for memory: for a child spawned from this (large) process it reports
+/// this process's footprint. The host reports its own peak (VmHWM) on its statistics line.
+func runChild(_ executable: String, _ arguments: [String], stdinPath: String? = nil, stdoutPath: String = "/dev/null") -> (seconds: Double, errorOutput: String, status: Int32) {
+    let errorPath = FileManager.default.temporaryDirectory.appendingPathComponent("batchman-bench-stderr-\(getpid())").path
+    defer { try? FileManager.default.removeItem(atPath: errorPath) }
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     if let stdinPath { posix_spawn_file_actions_addopen(&actions, 0, stdinPath, O_RDONLY, 0) }
     posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var pid: pid_t = 0
     let start = ContinuousClock.now
-    guard posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0 else { return (.nan, .nan, -1) }
+    guard posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0 else { return (.nan, "", -1) }
     var status: Int32 = 0
-    var usage = rusage()
-    wait4(pid, &status, 0, &usage)
-    return (seconds(since: start), Double(usage.ru_maxrss) / 1024, status)
+    waitpid(pid, &status, 0)
+    let elapsed = seconds(since: start)
+    return (elapsed, (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "", status)
 }

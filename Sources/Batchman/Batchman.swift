@@ -138,7 +138,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// Cancelling the waiting task does not withdraw the job: once accepted it is processed.
     public func submit(id: String, key: String, payload: Payload) async -> JobResult<Payload, Output> {
         let job = Job(id: id, key: key, payload: payload, submittedAt: Date())
-        return await withCheckedContinuation { continuation in
+        return await withUnsafeContinuation { continuation in
             guard case .full(let seen) = attempt(job, handler: .continuation(continuation)) else { return }
             // The rare slow path: a full key under `block`. Wait for room in a task.
             Task {

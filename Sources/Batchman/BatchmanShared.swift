@@ -66,18 +66,19 @@ final class CapacityGate: Sendable {
     }
 
     private struct State {
-        var generation: UInt64 = 0
         var waiters: [Waiter] = []
     }
 
     private let state = Mutex(State())
+    /// Read on every submission, so an atomic rather than the lock; it only moves under the lock.
+    private let currentGeneration = Atomic<UInt64>(0)
 
-    var generation: UInt64 { state.withLock { $0.generation } }
+    var generation: UInt64 { currentGeneration.load(ordering: .acquiring) }
 
     /// Room was freed: every waiter tries again.
     func open() {
         let waiters = state.withLock { state -> [Waiter] in
-            state.generation &+= 1
+            currentGeneration.add(1, ordering: .releasing)
             defer { state.waiters.removeAll() }
             return state.waiters
         }
@@ -93,7 +94,7 @@ final class CapacityGate: Sendable {
     func waitBlocking(after seen: UInt64) {
         let semaphore = DispatchSemaphore(value: 0)
         let mustWait = state.withLock { state -> Bool in
-            guard state.generation == seen else { return false }
+            guard currentGeneration.load(ordering: .acquiring) == seen else { return false }
             state.waiters.append(.thread(semaphore))
             return true
         }
@@ -104,7 +105,7 @@ final class CapacityGate: Sendable {
     func wait(after seen: UInt64) async {
         await withCheckedContinuation { continuation in
             let mustWait = state.withLock { state -> Bool in
-                guard state.generation == seen else { return false }
+                guard currentGeneration.load(ordering: .acquiring) == seen else { return false }
                 state.waiters.append(.task(continuation))
                 return true
             }

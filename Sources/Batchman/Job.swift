@@ -25,7 +25,10 @@ public struct Job<Payload: Sendable>: Sendable {
     /// Which try this is, starting at 1.
     public internal(set) var attempt: Int
     /// When Batchman accepted the job (wall-clock time).
-    public let submittedAt: Date
+    public var submittedAt: Date { Date(timeIntervalSince1970: submittedAtSeconds) }
+    /// Kept as seconds since 1970 rather than a `Date`: a frozen layout, so copying a job in
+    /// the hot path needs no runtime type metadata.
+    let submittedAtSeconds: Double
 
     /// A job as Batchman makes it on submission; public so that processors can be tested with
     /// batches built by hand.
@@ -35,7 +38,7 @@ public struct Job<Payload: Sendable>: Sendable {
         self.payload = payload
         self.status = .submitted
         self.attempt = attempt
-        self.submittedAt = submittedAt
+        self.submittedAtSeconds = submittedAt.timeIntervalSince1970
     }
 
     var identity: JobIdentity { JobIdentity(key: key, id: id) }
@@ -45,4 +48,10 @@ public struct Job<Payload: Sendable>: Sendable {
 struct JobIdentity: Hashable, Sendable {
     let key: String
     let id: String
+
+    /// Only the id is hashed: in a per-key batcher the key never varies, so hashing it would
+    /// double the cost for nothing. Equality still compares both.
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(id)
+    }
 }

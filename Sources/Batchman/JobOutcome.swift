@@ -20,7 +20,12 @@ public struct JobOutcome<Output: Sendable>: Sendable {
     /// Whether a failure is transient: a retryable job is tried again while attempts remain.
     public var isRetryable: Bool
     /// When the job finished; Batchman fills it in when the processor leaves it nil.
-    public var completedAt: Date?
+    public var completedAt: Date? {
+        get { completedAtSeconds.map { Date(timeIntervalSince1970: $0) } }
+        set { completedAtSeconds = newValue?.timeIntervalSince1970 }
+    }
+    /// Seconds since 1970 rather than a `Date`: a frozen layout (see `Job.submittedAtSeconds`).
+    private var completedAtSeconds: Double?
 
     public init(
         key: String, id: String, status: JobStatus, result: Output? = nil,
@@ -32,7 +37,7 @@ public struct JobOutcome<Output: Sendable>: Sendable {
         self.result = result
         self.errorMessage = errorMessage
         self.isRetryable = isRetryable
-        self.completedAt = completedAt
+        self.completedAtSeconds = completedAt?.timeIntervalSince1970
     }
 
     /// The job completed with `result`.

@@ -17,8 +17,11 @@ public struct JobResult<Payload: Sendable, Output: Sendable>: Sendable {
     public let batchId: UInt64?
     /// How many times a processor was given the job (0 if it never reached one).
     public let attempts: Int
-    public let submittedAt: Date
-    public let completedAt: Date
+    public var submittedAt: Date { Date(timeIntervalSince1970: submittedAtSeconds) }
+    public var completedAt: Date { Date(timeIntervalSince1970: completedAtSeconds) }
+    /// Seconds since 1970, not `Date`s: a frozen layout keeps copies free of runtime metadata.
+    let submittedAtSeconds: Double
+    let completedAtSeconds: Double
 
     init(
         job: Job<Payload>, status: JobStatus, result: Output?, errorReason: FailureReason?,
@@ -33,8 +36,8 @@ public struct JobResult<Payload: Sendable, Output: Sendable>: Sendable {
         self.errorMessage = errorMessage
         self.batchId = batchId
         self.attempts = attempts
-        self.submittedAt = job.submittedAt
-        self.completedAt = completedAt
+        self.submittedAtSeconds = job.submittedAtSeconds
+        self.completedAtSeconds = completedAt.timeIntervalSince1970
     }
 
     static func failure(
