@@ -112,8 +112,6 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
         self.jitter = jitter
     }
 
-    var pendingCount: Int { records.count }
-
     private var isIdle: Bool {
         open.isEmpty && sealed.isEmpty && running.isEmpty && retrying.isEmpty && delivering == 0
     }

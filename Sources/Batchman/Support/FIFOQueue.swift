@@ -7,7 +7,6 @@ struct FIFOQueue<Element> {
     private var outbox: [Element] = []
 
     var isEmpty: Bool { inbox.isEmpty && outbox.isEmpty }
-    var count: Int { inbox.count + outbox.count }
 
     mutating func append(_ element: Element) {
         inbox.append(element)
@@ -24,7 +23,4 @@ struct FIFOQueue<Element> {
         }
         return outbox.popLast()
     }
-
-    /// The elements in the order they would be popped.
-    var elements: [Element] { outbox.reversed() + inbox }
 }
