@@ -159,6 +159,9 @@ struct HostRunTests {
         await host.waitForLog(containing: "test plugin instance created")
 
         host.send([Self.job("default", "1")])
+        // The batch is in the plugin (which never returns) before the first signal, so the
+        // drain cannot finish and only the second signal can end the host.
+        await host.waitForLog(containing: "flushed by size")
         host.signal(SIGTERM)
         await host.waitForLog(containing: "received SIGTERM: reading no more input, draining accepted jobs")
         host.signal(SIGTERM)

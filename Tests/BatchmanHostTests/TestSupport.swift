@@ -139,7 +139,8 @@ final class HostProcess: Sendable {
         try process.run()
         let outputClosed = self.outputClosed
         Self.collectLines(from: stdout.fileHandleForReading, into: self.stdout) { outputClosed.append(()) }
-        Self.collectLines(from: stderr.fileHandleForReading, into: self.stderr) {}
+        let errorLog = self.stderr
+        Self.collectLines(from: stderr.fileHandleForReading, into: self.stderr) { errorLog.append(Self.endOfOutput) }
     }
 
     func send(_ lines: [String]) {
@@ -154,13 +155,20 @@ final class HostProcess: Sendable {
         kill(process.processIdentifier, number)
     }
 
-    /// Waits until a line of standard error contains `text`, and returns it.
+    /// The last line of ``stderr`` once the process has closed it.
+    static let endOfOutput = "<end of standard error>"
+
+    /// Waits until a line of standard error contains `text` and returns it, or returns nil once
+    /// standard error has ended without one.
     @discardableResult
     func waitForLog(containing text: String) async -> String? {
         var seen = 0
         while !Task.isCancelled {
             let lines = await stderr.wait(forCount: seen + 1)
-            if let line = lines.dropFirst(seen).first(where: { $0.contains(text) }) { return line }
+            for line in lines.dropFirst(seen) {
+                if line.contains(text) { return line }
+                if line == Self.endOfOutput { return nil }
+            }
             seen = lines.count
         }
         return nil
