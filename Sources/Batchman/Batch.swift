@@ -22,7 +22,7 @@ public struct Batch<Payload: Sendable>: Sendable {
     public let reason: FlushReason
 
     /// A batch as Batchman hands it over; public so that processors can be tested directly.
-    public init(id: UInt64, key: String, jobs: [Job<Payload>], reason: FlushReason) {
+    @inlinable public init(id: UInt64, key: String, jobs: [Job<Payload>], reason: FlushReason) {
         self.id = id
         self.key = key
         self.jobs = jobs

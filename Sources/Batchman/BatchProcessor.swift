@@ -21,13 +21,13 @@ public protocol BatchProcessor<Payload, Output>: Sendable {
 
 /// A processor made from a closure, for when a type would be ceremony.
 public struct ClosureProcessor<Payload: Sendable, Output: Sendable>: BatchProcessor {
-    private let body: @Sendable (Batch<Payload>) async throws -> [JobOutcome<Output>]
+    @usableFromInline let body: @Sendable (Batch<Payload>) async throws -> [JobOutcome<Output>]
 
-    public init(_ body: @escaping @Sendable (Batch<Payload>) async throws -> [JobOutcome<Output>]) {
+    @inlinable public init(_ body: @escaping @Sendable (Batch<Payload>) async throws -> [JobOutcome<Output>]) {
         self.body = body
     }
 
-    public func process(_ batch: Batch<Payload>) async throws -> [JobOutcome<Output>] {
+    @inlinable public func process(_ batch: Batch<Payload>) async throws -> [JobOutcome<Output>] {
         try await body(batch)
     }
 }

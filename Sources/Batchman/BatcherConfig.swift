@@ -41,7 +41,7 @@ public struct BatcherConfig: Sendable, Hashable {
     /// The least time between the starts of two batches of this key (the seed's pacing). Nil: none.
     public var minBatchInterval: Duration?
 
-    public init(
+    @inlinable public init(
         frequency: Duration = .milliseconds(5000), maxBatchSize: Int = 10, debug: Bool = false,
         maxAttempts: Int = 1, initialBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(10),
         backoffMultiplier: Double = 2, timeout: Duration? = nil, maxBatchBytes: Int? = nil, maxInFlight: Int = 1,
@@ -64,14 +64,14 @@ public struct BatcherConfig: Sendable, Hashable {
 
     /// The most a job may wait before retry number `retry` (1 for the first retry):
     /// `initialBackoff * backoffMultiplier^(retry - 1)`, at most `maxBackoff`.
-    public func backoffCeiling(beforeRetry retry: Int) -> Duration {
+    @inlinable public func backoffCeiling(beforeRetry retry: Int) -> Duration {
         let growth = pow(backoffMultiplier, Double(max(0, retry - 1)))
         let ceiling = initialBackoff.seconds * growth
         return ceiling >= maxBackoff.seconds || !ceiling.isFinite ? maxBackoff : .seconds(ceiling)
     }
 
     /// Throws the first invalid field's message.
-    func validate(key: String?) throws(BatchmanConfigurationError) {
+    @inlinable func validate(key: String?) throws(BatchmanConfigurationError) {
         func check(_ valid: Bool, _ code: BatchmanConfigurationError.Code) throws(BatchmanConfigurationError) {
             if !valid { throw BatchmanConfigurationError(code, key: key) }
         }
@@ -90,14 +90,14 @@ public struct BatcherConfig: Sendable, Hashable {
 
 extension Duration {
     /// The duration in seconds, as a floating-point number.
-    var seconds: Double {
+    @inlinable var seconds: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
 
 extension Duration {
     /// The duration in whole nanoseconds, clamped to what an Int64 holds.
-    var nanosecondsClamped: Int64 {
+    @inlinable var nanosecondsClamped: Int64 {
         let (seconds, attoseconds) = components
         let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return seconds < 0 ? .min : .max }

@@ -1,6 +1,13 @@
 import FoundationEssentials
 import Synchronization
 
+// Why so much of this module is @inlinable and @usableFromInline: Batchman is generic over
+// payload, output and clock, and its clients (the host, your app) live in other modules. Called
+// unspecialised, every generic operation looks up type metadata at run time, which cost 3-4x on
+// the hot path (see the README's Performance section). Inlinable code is specialised in the
+// client for its own types. Internal names stay internal in the source; the attributes only make
+// them visible to the optimiser.
+
 /// Batches jobs per key and hands each batch to a processor, then returns one result per job.
 ///
 /// ```swift
@@ -19,32 +26,34 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// Makes the processor for a key; called once per key, when its first job arrives.
     public typealias ProcessorFactory = @Sendable (_ key: String) throws -> any BatchProcessor<Payload, Output>
 
-    private struct State {
-        var batchers: [String: Batcher<Payload, Output, C>] = [:]
-        var isShuttingDown = false
+    @usableFromInline struct State {
+        @inlinable init() {}
+
+        @usableFromInline var batchers: [String: Batcher<Payload, Output, C>] = [:]
+        @usableFromInline var isShuttingDown = false
     }
 
     /// The name of the one batcher all keys share when `useInstancePerKey` is false, and of the
     /// factory used for keys without one of their own.
-    public static var defaultKey: String { "default" }
+    @inlinable public static var defaultKey: String { "default" }
 
     /// Draws a retry's delay below the backoff ceiling.
     public typealias Jitter = @Sendable (_ ceiling: Duration) -> Duration
 
     /// Full jitter: a delay drawn uniformly between zero and the ceiling, so retries of many
     /// jobs spread out instead of arriving together.
-    public static var fullJitter: Jitter {
+    @inlinable public static var fullJitter: Jitter {
         { ceiling in .nanoseconds(Int64.random(in: 0...max(0, ceiling.nanosecondsClamped))) }
     }
 
     public let config: BatchmanConfig
-    private let factories: [String: ProcessorFactory]
-    private let state = Mutex(State())
-    private let scheduler: FlushScheduler<C>
-    private let shared: BatchmanShared
-    private let jitter: Jitter
-    private let payloadSize: (@Sendable (Payload) -> Int)?
-    private var logger: BatchmanLogger { shared.logger }
+    @usableFromInline let factories: [String: ProcessorFactory]
+    @usableFromInline let state = Mutex(State())
+    @usableFromInline let scheduler: FlushScheduler<C>
+    @usableFromInline let shared: BatchmanShared
+    @usableFromInline let jitter: Jitter
+    @usableFromInline let payloadSize: (@Sendable (Payload) -> Int)?
+    @inlinable var logger: BatchmanLogger { shared.logger }
 
     /// Creates a Batchman whose keys get their processors from `processors`, which must have a
     /// factory for ``defaultKey``; keys without a factory of their own use it.
@@ -54,7 +63,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     ///     `ArraySlice<UInt8>` and `Data` payloads are measured without it.
     ///   - jitter: draws each retry's delay below its ceiling (default ``fullJitter``).
     /// - Throws: ``BatchmanConfigurationError`` with the seed's message for an invalid config.
-    public init(
+    @inlinable public init(
         config: BatchmanConfig = BatchmanConfig(), processors: [String: ProcessorFactory],
         clock: C, logger: BatchmanLogger = .standardError,
         payloadSize: (@Sendable (Payload) -> Int)? = nil, jitter: @escaping Jitter = Batchman.fullJitter
@@ -74,7 +83,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     }
 
     /// How payload types Batchman knows are measured.
-    private static var builtInPayloadSize: (@Sendable (Payload) -> Int)? {
+    @inlinable static var builtInPayloadSize: (@Sendable (Payload) -> Int)? {
         switch Payload.self {
         case is String.Type: { ($0 as! String).utf8.count }
         case is [UInt8].Type: { ($0 as! [UInt8]).count }
@@ -85,7 +94,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     }
 
     /// Creates a Batchman whose every key gets a processor from `processor`.
-    public convenience init(
+    @inlinable public convenience init(
         config: BatchmanConfig = BatchmanConfig(), clock: C, logger: BatchmanLogger = .standardError,
         jitter: @escaping Jitter = Batchman.fullJitter, processor: @escaping ProcessorFactory
     ) throws(BatchmanConfigurationError) {
@@ -101,7 +110,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// from async code.
     /// - Returns: the job as accepted (status `submitted`), or `failed` if it was refused.
     @discardableResult
-    public func submit(
+    @inlinable public func submit(
         id: String, key: String, payload: Payload,
         onResult: @escaping @Sendable (JobResult<Payload, Output>) throws -> Void
     ) -> Job<Payload> {
@@ -110,7 +119,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
 
     /// Submits a job whose result is handed to an async callback (blocking like the sync one).
     @discardableResult
-    public func submit(
+    @inlinable public func submit(
         id: String, key: String, payload: Payload,
         onResult: @escaping @Sendable (JobResult<Payload, Output>) async throws -> Void
     ) -> Job<Payload> {
@@ -120,7 +129,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// Submits a job like ``submit(id:key:payload:onResult:)``, but waits for room in a full key
     /// by suspending the task rather than blocking its thread.
     @discardableResult
-    public func enqueue(
+    @inlinable public func enqueue(
         id: String, key: String, payload: Payload,
         onResult: @escaping @Sendable (JobResult<Payload, Output>) throws -> Void
     ) async -> Job<Payload> {
@@ -136,7 +145,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// Submits a job and waits for its result (suspending, not blocking, while a key is full).
     ///
     /// Cancelling the waiting task does not withdraw the job: once accepted it is processed.
-    public func submit(id: String, key: String, payload: Payload) async -> JobResult<Payload, Output> {
+    @inlinable public func submit(id: String, key: String, payload: Payload) async -> JobResult<Payload, Output> {
         let job = Job(id: id, key: key, payload: payload, submittedAt: Date())
         return await withUnsafeContinuation { continuation in
             guard case .full(let seen) = attempt(job, handler: .continuation(continuation)) else { return }
@@ -153,13 +162,13 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     }
 
     /// The job with `id` under `key` while it is submitted or processing; nil otherwise.
-    public func getJob(key: String, id: String) -> Job<Payload>? {
+    @inlinable public func getJob(key: String, id: String) -> Job<Payload>? {
         let batcher = state.withLock { $0.batchers[batcherKey(for: key)] }
         return batcher?.job(JobIdentity(key: key, id: id))
     }
 
     /// The counters of the whole instance and of each key, now.
-    public func statistics() -> BatchmanStatistics {
+    @inlinable public func statistics() -> BatchmanStatistics {
         let batchers = state.withLock { $0.batchers }
         let perKey = batchers.mapValues(\.statistics)
         var total = perKey.values.reduce(BatcherStatistics(), +)
@@ -171,7 +180,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// streams end when shutdown completes.
     ///
     /// - Parameter bufferingPolicy: what to keep when the consumer falls behind.
-    public func events(
+    @inlinable public func events(
         bufferingPolicy: AsyncStream<BatchmanEvent>.Continuation.BufferingPolicy = .unbounded
     ) -> AsyncStream<BatchmanEvent> {
         shared.events.subscribe(bufferingPolicy: bufferingPolicy)
@@ -183,7 +192,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// without their backoff. With a `shutdownTimeout`, jobs still unfinished when it passes
     /// fail with `shutdown_batch` (their processor calls' late outcomes are dropped). Calling it
     /// again waits for the same drain.
-    public func shutdown() async {
+    @inlinable public func shutdown() async {
         let batchers = state.withLock { state in
             state.isShuttingDown = true
             return Array(state.batchers.values)
@@ -220,12 +229,12 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
 
     // MARK: - Internals
 
-    private func batcherKey(for key: String) -> String {
+    @inlinable func batcherKey(for key: String) -> String {
         config.useInstancePerKey ? key : Self.defaultKey
     }
 
     /// Submits `job`, blocking the calling thread while its key is full under `block`.
-    private func submit(_ job: Job<Payload>, handler: ResultHandler<Payload, Output>) -> Job<Payload> {
+    @inlinable func submit(_ job: Job<Payload>, handler: ResultHandler<Payload, Output>) -> Job<Payload> {
         while true {
             switch attempt(job, handler: handler) {
             case .done(let job): return job
@@ -234,7 +243,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         }
     }
 
-    private enum Attempt {
+    @usableFromInline enum Attempt {
         /// Accepted, or refused with the handler already answered.
         case done(Job<Payload>)
         /// The key or the instance is full under `block`: wait past this capacity generation.
@@ -242,7 +251,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     }
 
     /// One try at submitting `job`: the step shared by the blocking and the suspending paths.
-    private func attempt(_ job: Job<Payload>, handler: ResultHandler<Payload, Output>) -> Attempt {
+    @inlinable func attempt(_ job: Job<Payload>, handler: ResultHandler<Payload, Output>) -> Attempt {
         let seen = shared.capacity.generation
         let lookup = state.withLock { state -> Result<Batcher<Payload, Output, C>, BatcherLookupError> in
             self.batcher(forKey: job.key, in: &state)
@@ -271,14 +280,19 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         return .done(shared.refuse(job, reason: .overloaded, message: message, handler: handler, debug: batcher.config.debug))
     }
 
-    private struct BatcherLookupError: Error {
-        let reason: FailureReason
-        let message: String
+    @usableFromInline struct BatcherLookupError: Error {
+        @inlinable init(reason: FailureReason, message: String) {
+            self.reason = reason
+            self.message = message
+        }
+
+        @usableFromInline let reason: FailureReason
+        @usableFromInline let message: String
     }
 
     /// The batcher for `key`, made on first use. The factory runs under the lock so that a key
     /// never gets two processor instances; factories should be quick.
-    private func batcher(forKey key: String, in state: inout State) -> Result<Batcher<Payload, Output, C>, BatcherLookupError> {
+    @inlinable func batcher(forKey key: String, in state: inout State) -> Result<Batcher<Payload, Output, C>, BatcherLookupError> {
         if state.isShuttingDown {
             return .failure(BatcherLookupError(reason: .shutdownBatch, message: "Batchman is shutting down; the job was not accepted"))
         }
@@ -301,7 +315,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
 
 extension Batchman where C == ContinuousClock {
     /// Creates a Batchman on the real clock whose keys get their processors from `processors`.
-    public convenience init(
+    @inlinable public convenience init(
         config: BatchmanConfig = BatchmanConfig(), processors: [String: ProcessorFactory],
         logger: BatchmanLogger = .standardError, payloadSize: (@Sendable (Payload) -> Int)? = nil
     ) throws(BatchmanConfigurationError) {
@@ -309,7 +323,7 @@ extension Batchman where C == ContinuousClock {
     }
 
     /// Creates a Batchman on the real clock whose every key gets a processor from `processor`.
-    public convenience init(
+    @inlinable public convenience init(
         config: BatchmanConfig = BatchmanConfig(), logger: BatchmanLogger = .standardError,
         processor: @escaping ProcessorFactory
     ) throws(BatchmanConfigurationError) {

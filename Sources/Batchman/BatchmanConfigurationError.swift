@@ -2,13 +2,13 @@
 public struct BatchmanConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What is wrong, independent of the key it is wrong for.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
-        fileprivate enum Value: Hashable {
+        @usableFromInline enum Value: Hashable, Sendable {
             case invalidFrequency, invalidMaxBatchSize, multipleProcessorsWithoutInstancePerKey
             case overridesWithoutInstancePerKey, missingDefaultProcessor
             case invalid(String)
         }
-        fileprivate let value: Value
-        fileprivate init(_ value: Value) { self.value = value }
+        @usableFromInline let value: Value
+        @inlinable init(_ value: Value) { self.value = value }
 
         public static let invalidFrequency = Code(.invalidFrequency)
         public static let invalidMaxBatchSize = Code(.invalidMaxBatchSize)
@@ -16,10 +16,10 @@ public struct BatchmanConfigurationError: Error, Sendable, Hashable, CustomStrin
         public static let overridesWithoutInstancePerKey = Code(.overridesWithoutInstancePerKey)
         public static let missingDefaultProcessor = Code(.missingDefaultProcessor)
         /// Any other invalid value, with its message.
-        public static func invalid(_ message: String) -> Code { Code(.invalid(message)) }
+        @inlinable public static func invalid(_ message: String) -> Code { Code(.invalid(message)) }
 
         /// The seed's message for this code.
-        public var description: String {
+        @inlinable public var description: String {
             switch value {
             case .invalidFrequency: "Frequency must be greater than 0"
             case .invalidMaxBatchSize: "Max batch size must be greater than 0"
@@ -36,12 +36,12 @@ public struct BatchmanConfigurationError: Error, Sendable, Hashable, CustomStrin
     /// The key whose override is wrong; nil for the defaults and instance-wide settings.
     public let key: String?
 
-    public init(_ code: Code, key: String? = nil) {
+    @inlinable public init(_ code: Code, key: String? = nil) {
         self.code = code
         self.key = key
     }
 
-    public var description: String {
+    @inlinable public var description: String {
         guard let key else { return code.description }
         return "\(code.description) (in keyConfigOverrides for key \"\(key)\")"
     }

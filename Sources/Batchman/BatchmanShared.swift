@@ -4,24 +4,24 @@ import Synchronization
 
 /// What every batcher of one ``Batchman`` shares: batch ids, events, the logger, and the
 /// instance-wide pending count with the gate that blocked producers wait at.
-final class BatchmanShared: Sendable {
-    let batchIds = BatchIdGenerator()
-    let events = EventBroadcaster()
-    let logger: BatchmanLogger
-    let capacity = CapacityGate()
+@usableFromInline final class BatchmanShared: Sendable {
+    @usableFromInline let batchIds = BatchIdGenerator()
+    @usableFromInline let events = EventBroadcaster()
+    @usableFromInline let logger: BatchmanLogger
+    @usableFromInline let capacity = CapacityGate()
     /// Jobs held by every batcher together, for `maxPendingTotal`.
-    private let pendingTotal = Atomic<Int>(0)
-    let maxPendingTotal: Int?
+    @usableFromInline let pendingTotal = Atomic<Int>(0)
+    @usableFromInline let maxPendingTotal: Int?
     /// Jobs refused at submission, by reason.
-    let refusals = Mutex<[FailureReason: Int]>([:])
+    @usableFromInline let refusals = Mutex<[FailureReason: Int]>([:])
 
-    init(logger: BatchmanLogger, maxPendingTotal: Int?) {
+    @inlinable init(logger: BatchmanLogger, maxPendingTotal: Int?) {
         self.logger = logger
         self.maxPendingTotal = maxPendingTotal
     }
 
     /// Takes room for one job in the instance; false when `maxPendingTotal` is reached.
-    func reserve() -> Bool {
+    @inlinable func reserve() -> Bool {
         let total = pendingTotal.add(1, ordering: .relaxed).newValue
         guard let maxPendingTotal, total > maxPendingTotal else { return true }
         pendingTotal.subtract(1, ordering: .relaxed)
@@ -31,18 +31,18 @@ final class BatchmanShared: Sendable {
     /// Gives back room taken by ``reserve()`` for a job that was not accepted after all. It
     /// does not open the gate: the room existed before, and opening it here would wake the
     /// caller itself into a busy loop.
-    func unreserve() {
+    @inlinable func unreserve() {
         pendingTotal.subtract(1, ordering: .relaxed)
     }
 
     /// `count` jobs are no longer held: wake producers waiting for room.
-    func released(_ count: Int) {
+    @inlinable func released(_ count: Int) {
         pendingTotal.subtract(count, ordering: .relaxed)
         capacity.open()
     }
 
     /// Answers a refused job's handler at once; returns the job marked failed.
-    func refuse<Payload: Sendable, Output: Sendable>(
+    @inlinable func refuse<Payload: Sendable, Output: Sendable>(
         _ job: Job<Payload>, reason: FailureReason, message: String, handler: ResultHandler<Payload, Output>, debug: Bool
     ) -> Job<Payload> {
         if debug { logger.log(.debug, "key \"\(job.key)\": refused job \"\(job.id)\": \(message)") }
@@ -59,24 +59,28 @@ final class BatchmanShared: Sendable {
 ///
 /// A producer reads the ``generation``, tries to submit, and if the key was full waits until
 /// the generation moves on: room freed between its try and its wait is never missed.
-final class CapacityGate: Sendable {
-    private enum Waiter {
+@usableFromInline final class CapacityGate: Sendable {
+    @inlinable init() {}
+
+    @usableFromInline enum Waiter {
         case thread(DispatchSemaphore)
         case task(CheckedContinuation<Void, Never>)
     }
 
-    private struct State {
-        var waiters: [Waiter] = []
+    @usableFromInline struct State {
+        @inlinable init() {}
+
+        @usableFromInline var waiters: [Waiter] = []
     }
 
-    private let state = Mutex(State())
+    @usableFromInline let state = Mutex(State())
     /// Read on every submission, so an atomic rather than the lock; it only moves under the lock.
-    private let currentGeneration = Atomic<UInt64>(0)
+    @usableFromInline let currentGeneration = Atomic<UInt64>(0)
 
-    var generation: UInt64 { currentGeneration.load(ordering: .acquiring) }
+    @inlinable var generation: UInt64 { currentGeneration.load(ordering: .acquiring) }
 
     /// Room was freed: every waiter tries again.
-    func open() {
+    @inlinable func open() {
         let waiters = state.withLock { state -> [Waiter] in
             currentGeneration.add(1, ordering: .releasing)
             defer { state.waiters.removeAll() }
@@ -91,7 +95,7 @@ final class CapacityGate: Sendable {
     }
 
     /// Blocks the calling thread until the generation is past `seen`.
-    func waitBlocking(after seen: UInt64) {
+    @inlinable func waitBlocking(after seen: UInt64) {
         let semaphore = DispatchSemaphore(value: 0)
         let mustWait = state.withLock { state -> Bool in
             guard currentGeneration.load(ordering: .acquiring) == seen else { return false }
@@ -102,7 +106,7 @@ final class CapacityGate: Sendable {
     }
 
     /// Suspends until the generation is past `seen`.
-    func wait(after seen: UInt64) async {
+    @inlinable func wait(after seen: UInt64) async {
         await withCheckedContinuation { continuation in
             let mustWait = state.withLock { state -> Bool in
                 guard currentGeneration.load(ordering: .acquiring) == seen else { return false }

@@ -1,15 +1,17 @@
 import Synchronization
 
 /// Fans events out to every subscribed `AsyncStream`; costs one atomic load when nobody listens.
-final class EventBroadcaster: Sendable {
-    private let subscribers = Mutex<[Int: AsyncStream<BatchmanEvent>.Continuation]>([:])
-    private let nextSubscriberId = Atomic<Int>(0)
-    private let subscriberCount = Atomic<Int>(0)
+@usableFromInline final class EventBroadcaster: Sendable {
+    @inlinable init() {}
+
+    @usableFromInline let subscribers = Mutex<[Int: AsyncStream<BatchmanEvent>.Continuation]>([:])
+    @usableFromInline let nextSubscriberId = Atomic<Int>(0)
+    @usableFromInline let subscriberCount = Atomic<Int>(0)
 
     /// Whether anyone listens; check it before building events on a hot path.
-    var isActive: Bool { subscriberCount.load(ordering: .relaxed) > 0 }
+    @inlinable var isActive: Bool { subscriberCount.load(ordering: .relaxed) > 0 }
 
-    func subscribe(bufferingPolicy: AsyncStream<BatchmanEvent>.Continuation.BufferingPolicy) -> AsyncStream<BatchmanEvent> {
+    @inlinable func subscribe(bufferingPolicy: AsyncStream<BatchmanEvent>.Continuation.BufferingPolicy) -> AsyncStream<BatchmanEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: BatchmanEvent.self, bufferingPolicy: bufferingPolicy)
         let id = nextSubscriberId.add(1, ordering: .relaxed).newValue
         continuation.onTermination = { [weak self] _ in self?.unsubscribe(id) }
@@ -18,14 +20,14 @@ final class EventBroadcaster: Sendable {
         return stream
     }
 
-    func emit(_ event: BatchmanEvent) {
+    @inlinable func emit(_ event: BatchmanEvent) {
         guard isActive else { return }
         subscribers.withLock { subscribers in
             for continuation in subscribers.values { continuation.yield(event) }
         }
     }
 
-    func emit(_ events: [BatchmanEvent]) {
+    @inlinable func emit(_ events: [BatchmanEvent]) {
         guard isActive, !events.isEmpty else { return }
         subscribers.withLock { subscribers in
             for continuation in subscribers.values {
@@ -35,7 +37,7 @@ final class EventBroadcaster: Sendable {
     }
 
     /// Ends every stream; called once the instance has shut down.
-    func finish() {
+    @inlinable func finish() {
         let continuations = subscribers.withLock { subscribers in
             defer { subscribers.removeAll() }
             return Array(subscribers.values)
@@ -43,7 +45,7 @@ final class EventBroadcaster: Sendable {
         for continuation in continuations { continuation.finish() }
     }
 
-    private func unsubscribe(_ id: Int) {
+    @inlinable func unsubscribe(_ id: Int) {
         let removed = subscribers.withLock { $0.removeValue(forKey: id) }
         if removed != nil { subscriberCount.subtract(1, ordering: .relaxed) }
     }

@@ -21,18 +21,18 @@ public struct Job<Payload: Sendable>: Sendable {
     /// What the processor works on.
     public let payload: Payload
     /// The job's status when this value was made.
-    public internal(set) var status: JobStatus
+    public var status: JobStatus
     /// Which try this is, starting at 1.
-    public internal(set) var attempt: Int
+    public var attempt: Int
     /// When Batchman accepted the job (wall-clock time).
-    public var submittedAt: Date { Date(timeIntervalSince1970: submittedAtSeconds) }
+    @inlinable public var submittedAt: Date { Date(timeIntervalSince1970: submittedAtSeconds) }
     /// Kept as seconds since 1970 rather than a `Date`: a frozen layout, so copying a job in
     /// the hot path needs no runtime type metadata.
-    let submittedAtSeconds: Double
+    @usableFromInline let submittedAtSeconds: Double
 
     /// A job as Batchman makes it on submission; public so that processors can be tested with
     /// batches built by hand.
-    public init(id: String, key: String, payload: Payload, submittedAt: Date = Date(), attempt: Int = 1) {
+    @inlinable public init(id: String, key: String, payload: Payload, submittedAt: Date = Date(), attempt: Int = 1) {
         self.id = id
         self.key = key
         self.payload = payload
@@ -41,17 +41,22 @@ public struct Job<Payload: Sendable>: Sendable {
         self.submittedAtSeconds = submittedAt.timeIntervalSince1970
     }
 
-    var identity: JobIdentity { JobIdentity(key: key, id: id) }
+    @inlinable var identity: JobIdentity { JobIdentity(key: key, id: id) }
 }
 
 /// A job's identity: ids are unique per key, so the pair is unique per Batchman.
-struct JobIdentity: Hashable, Sendable {
-    let key: String
-    let id: String
+@usableFromInline struct JobIdentity: Hashable, Sendable {
+    @inlinable init(key: String, id: String) {
+        self.key = key
+        self.id = id
+    }
+
+    @usableFromInline let key: String
+    @usableFromInline let id: String
 
     /// Only the id is hashed: in a per-key batcher the key never varies, so hashing it would
     /// double the cost for nothing. Equality still compares both.
-    func hash(into hasher: inout Hasher) {
+    @inlinable func hash(into hasher: inout Hasher) {
         hasher.combine(id)
     }
 }

@@ -20,14 +20,14 @@ public struct JobOutcome<Output: Sendable>: Sendable {
     /// Whether a failure is transient: a retryable job is tried again while attempts remain.
     public var isRetryable: Bool
     /// When the job finished; Batchman fills it in when the processor leaves it nil.
-    public var completedAt: Date? {
+    @inlinable public var completedAt: Date? {
         get { completedAtSeconds.map { Date(timeIntervalSince1970: $0) } }
         set { completedAtSeconds = newValue?.timeIntervalSince1970 }
     }
     /// Seconds since 1970 rather than a `Date`: a frozen layout (see `Job.submittedAtSeconds`).
-    private var completedAtSeconds: Double?
+    @usableFromInline var completedAtSeconds: Double?
 
-    public init(
+    @inlinable public init(
         key: String, id: String, status: JobStatus, result: Output? = nil,
         errorMessage: String? = nil, isRetryable: Bool = false, completedAt: Date? = nil
     ) {
@@ -41,19 +41,19 @@ public struct JobOutcome<Output: Sendable>: Sendable {
     }
 
     /// The job completed with `result`.
-    public static func completed<Payload>(_ job: Job<Payload>, _ result: Output) -> Self {
+    @inlinable public static func completed<Payload>(_ job: Job<Payload>, _ result: Output) -> Self {
         Self(key: job.key, id: job.id, status: .completed, result: result)
     }
 
     /// The job failed for good with `message`; it is not retried.
-    public static func failed<Payload>(_ job: Job<Payload>, _ message: String) -> Self {
+    @inlinable public static func failed<Payload>(_ job: Job<Payload>, _ message: String) -> Self {
         Self(key: job.key, id: job.id, status: .failed, errorMessage: message)
     }
 
     /// The job failed with `message` but may succeed later; it is retried while attempts remain.
-    public static func retry<Payload>(_ job: Job<Payload>, _ message: String) -> Self {
+    @inlinable public static func retry<Payload>(_ job: Job<Payload>, _ message: String) -> Self {
         Self(key: job.key, id: job.id, status: .failed, errorMessage: message, isRetryable: true)
     }
 
-    var identity: JobIdentity { JobIdentity(key: key, id: id) }
+    @inlinable var identity: JobIdentity { JobIdentity(key: key, id: id) }
 }

@@ -17,13 +17,13 @@ public struct JobResult<Payload: Sendable, Output: Sendable>: Sendable {
     public let batchId: UInt64?
     /// How many times a processor was given the job (0 if it never reached one).
     public let attempts: Int
-    public var submittedAt: Date { Date(timeIntervalSince1970: submittedAtSeconds) }
-    public var completedAt: Date { Date(timeIntervalSince1970: completedAtSeconds) }
+    @inlinable public var submittedAt: Date { Date(timeIntervalSince1970: submittedAtSeconds) }
+    @inlinable public var completedAt: Date { Date(timeIntervalSince1970: completedAtSeconds) }
     /// Seconds since 1970, not `Date`s: a frozen layout keeps copies free of runtime metadata.
-    let submittedAtSeconds: Double
-    let completedAtSeconds: Double
+    @usableFromInline let submittedAtSeconds: Double
+    @usableFromInline let completedAtSeconds: Double
 
-    init(
+    @inlinable init(
         job: Job<Payload>, status: JobStatus, result: Output?, errorReason: FailureReason?,
         errorMessage: String?, batchId: UInt64?, attempts: Int, completedAt: Date
     ) {
@@ -40,7 +40,7 @@ public struct JobResult<Payload: Sendable, Output: Sendable>: Sendable {
         self.completedAtSeconds = completedAt.timeIntervalSince1970
     }
 
-    static func failure(
+    @inlinable static func failure(
         _ job: Job<Payload>, reason: FailureReason, message: String, batchId: UInt64? = nil,
         attempts: Int = 0, at time: Date
     ) -> Self {

@@ -4,14 +4,14 @@
 /// so every record and delivery holding a handler would lose its fixed layout and copy through
 /// runtime generic metadata (a third of the hot path's cycles, by perf). Each handler is
 /// resumed exactly once by construction: a job gets one delivery (see the exactly-once tests).
-enum ResultHandler<Payload: Sendable, Output: Sendable>: Sendable {
+@usableFromInline enum ResultHandler<Payload: Sendable, Output: Sendable>: Sendable {
     case sync(@Sendable (JobResult<Payload, Output>) throws -> Void)
     case async(@Sendable (JobResult<Payload, Output>) async throws -> Void)
     case continuation(UnsafeContinuation<JobResult<Payload, Output>, Never>)
 
     /// Hands `result` over, awaiting an async callback; a throwing callback is logged and
     /// affects nothing else.
-    func deliver(_ result: JobResult<Payload, Output>, logger: BatchmanLogger) async {
+    @inlinable func deliver(_ result: JobResult<Payload, Output>, logger: BatchmanLogger) async {
         guard case .async(let callback) = self else { return deliverNow(result, logger: logger) }
         do {
             try await callback(result)
@@ -21,7 +21,7 @@ enum ResultHandler<Payload: Sendable, Output: Sendable>: Sendable {
     }
 
     /// Hands `result` over without suspending; an async callback runs in a task of its own.
-    func deliverNow(_ result: JobResult<Payload, Output>, logger: BatchmanLogger) {
+    @inlinable func deliverNow(_ result: JobResult<Payload, Output>, logger: BatchmanLogger) {
         switch self {
         case .sync(let callback):
             do {
@@ -36,7 +36,7 @@ enum ResultHandler<Payload: Sendable, Output: Sendable>: Sendable {
         }
     }
 
-    private static func logFailure(of result: JobResult<Payload, Output>, _ error: any Error, logger: BatchmanLogger) {
+    @inlinable static func logFailure(of result: JobResult<Payload, Output>, _ error: any Error, logger: BatchmanLogger) {
         logger.log(.error, "result callback for job \"\(result.id)\" (key \"\(result.key)\") threw: \(error)")
     }
 }

@@ -3,18 +3,18 @@ import Synchronization
 
 /// One key's batcher: a ``BatcherStateMachine`` behind a lock, and the hands that carry out its
 /// actions (setting deadlines, calling the processor, delivering results) outside the lock.
-final class Batcher<Payload: Sendable, Output: Sendable, C: Clock>: FlushTarget, Sendable
+@usableFromInline final class Batcher<Payload: Sendable, Output: Sendable, C: Clock>: FlushTarget, Sendable
 where C.Duration == Duration {
-    typealias StateMachine = BatcherStateMachine<Payload, Output, C.Instant>
+    @usableFromInline typealias StateMachine = BatcherStateMachine<Payload, Output, C.Instant>
 
-    let key: String
-    let config: BatcherConfig
-    private let state: Mutex<StateMachine>
-    private let processor: any BatchProcessor<Payload, Output>
-    private let scheduler: FlushScheduler<C>
-    private let shared: BatchmanShared
+    @usableFromInline let key: String
+    @usableFromInline let config: BatcherConfig
+    @usableFromInline let state: Mutex<StateMachine>
+    @usableFromInline let processor: any BatchProcessor<Payload, Output>
+    @usableFromInline let scheduler: FlushScheduler<C>
+    @usableFromInline let shared: BatchmanShared
 
-    init(
+    @inlinable init(
         key: String, config: BatcherConfig, processor: any BatchProcessor<Payload, Output>,
         scheduler: FlushScheduler<C>, shared: BatchmanShared, jitter: @escaping StateMachine.Jitter
     ) {
@@ -26,10 +26,10 @@ where C.Duration == Duration {
         self.shared = shared
     }
 
-    private var events: EventBroadcaster { shared.events }
-    private var logger: BatchmanLogger { shared.logger }
+    @inlinable var events: EventBroadcaster { shared.events }
+    @inlinable var logger: BatchmanLogger { shared.logger }
 
-    enum Submission {
+    @usableFromInline enum Submission {
         case accepted(Job<Payload>)
         /// Refused; the handler already has its failed result.
         case refused(Job<Payload>)
@@ -38,7 +38,7 @@ where C.Duration == Duration {
     }
 
     /// Accepts `job`, answers `handler` at once with the reason it was refused, or says the key is full.
-    func submit(_ job: Job<Payload>, size: Int, handler: StateMachine.Handler) -> Submission {
+    @inlinable func submit(_ job: Job<Payload>, size: Int, handler: StateMachine.Handler) -> Submission {
         let now = scheduler.now
         switch state.withLock({ $0.submit(job, size: size, handler: handler, now: now) }) {
         case .accepted(let actions):
@@ -52,15 +52,15 @@ where C.Duration == Duration {
         }
     }
 
-    func job(_ identity: JobIdentity) -> Job<Payload>? {
+    @inlinable func job(_ identity: JobIdentity) -> Job<Payload>? {
         state.withLock { $0.job(identity) }
     }
 
-    var statistics: BatcherStatistics {
+    @inlinable var statistics: BatcherStatistics {
         state.withLock { $0.statistics }
     }
 
-    func deadlineReached(_ deadline: BatcherDeadline) {
+    @inlinable func deadlineReached(_ deadline: BatcherDeadline) {
         let now = scheduler.now
         let actions = state.withLock { $0.deadlineReached(deadline, now: now) }
         perform(actions)
@@ -70,7 +70,7 @@ where C.Duration == Duration {
     }
 
     /// Refuses new jobs and returns once every accepted job has its result.
-    func drain() async {
+    @inlinable func drain() async {
         await withCheckedContinuation { waiter in
             let now = scheduler.now
             perform(state.withLock { $0.drain(waiter, now: now) })
@@ -78,7 +78,7 @@ where C.Duration == Duration {
     }
 
     /// Fails every job still held with `shutdown_batch` and `message`.
-    func abandon(_ message: String) async {
+    @inlinable func abandon(_ message: String) async {
         let now = scheduler.now
         let actions = state.withLock { $0.abandon(reason: message, now: now, wallTime: Date()) }
         perform(actions)
@@ -86,7 +86,7 @@ where C.Duration == Duration {
     }
 
     /// Carries out everything in `actions` but its deliveries, which the caller hands over.
-    private func perform(_ actions: StateMachine.Actions) {
+    @inlinable func perform(_ actions: StateMachine.Actions) {
         for (deadline, instant) in actions.schedule { scheduler.schedule(self, deadline, at: instant) }
         for batch in actions.flushed {
             if config.debug { logger.log(.debug, "key \"\(key)\": batch \(batch.id) flushed by \(batch.reason) with \(batch.jobs.count) jobs") }
@@ -107,7 +107,7 @@ where C.Duration == Duration {
         for waiter in actions.drained { waiter.resume() }
     }
 
-    private func run(_ batch: Batch<Payload>) async {
+    @inlinable func run(_ batch: Batch<Payload>) async {
         let outcome: Result<[JobOutcome<Output>], any Error>
         do {
             outcome = .success(try await processor.process(batch))
@@ -124,7 +124,7 @@ where C.Duration == Duration {
 
     /// Hands results over, then tells the state machine they are out. `batch` is the batch
     /// whose call produced them, if any.
-    private func deliver(_ deliveries: [StateMachine.Delivery], of batch: Batch<Payload>?) async {
+    @inlinable func deliver(_ deliveries: [StateMachine.Delivery], of batch: Batch<Payload>?) async {
         guard !deliveries.isEmpty else { return }
         report(deliveries, of: batch)
         for delivery in deliveries { await delivery.handler.deliver(delivery.result, logger: logger) }
@@ -132,7 +132,7 @@ where C.Duration == Duration {
         perform(state.withLock { $0.deliveryFinished(now: now) })
     }
 
-    private func report(_ deliveries: [StateMachine.Delivery], of batch: Batch<Payload>?) {
+    @inlinable func report(_ deliveries: [StateMachine.Delivery], of batch: Batch<Payload>?) {
         let failed = deliveries.count { $0.result.status == .failed }
         if config.debug, let batch {
             logger.log(.debug, "key \"\(key)\": batch \(batch.id) completed, \(failed) of \(batch.jobs.count) jobs failed")

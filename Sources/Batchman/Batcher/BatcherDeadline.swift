@@ -1,5 +1,5 @@
 /// The kinds of deadline a batcher sets on the one flush scheduler.
-enum BatcherDeadline: Hashable, Sendable {
+@usableFromInline enum BatcherDeadline: Hashable, Sendable {
     /// `frequency` after the first job of this window arrived.
     case window(UInt64)
     /// A retried job's backoff, by retry token.

@@ -3,122 +3,146 @@ import FoundationEssentials
 /// The decisions of one batcher: which jobs are pending, when a batch is cut, which batches run,
 /// what each job's outcome is, and when a failed job is tried again. Pure: it returns
 /// ``Actions`` for ``Batcher`` to carry out after releasing its lock, and it is given the time.
-struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: InstantProtocol> where Instant.Duration == Duration {
-    typealias Handler = ResultHandler<Payload, Output>
+@usableFromInline struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: InstantProtocol> where Instant.Duration == Duration {
+    @usableFromInline typealias Handler = ResultHandler<Payload, Output>
     /// Draws a retry's delay below a ceiling (full jitter); injected so tests can pin it.
-    typealias Jitter = @Sendable (_ ceiling: Duration) -> Duration
+    @usableFromInline typealias Jitter = @Sendable (_ ceiling: Duration) -> Duration
 
-    struct Delivery: Sendable {
-        let handler: Handler
-        let result: JobResult<Payload, Output>
+    @usableFromInline struct Delivery: Sendable {
+        @inlinable init(handler: Handler, result: JobResult<Payload, Output>) {
+            self.handler = handler
+            self.result = result
+        }
+
+        @usableFromInline let handler: Handler
+        @usableFromInline let result: JobResult<Payload, Output>
     }
 
-    struct Retry: Sendable {
-        let job: Job<Payload>
-        let delay: Duration
+    @usableFromInline struct Retry: Sendable {
+        @inlinable init(job: Job<Payload>, delay: Duration) {
+            self.job = job
+            self.delay = delay
+        }
+
+        @usableFromInline let job: Job<Payload>
+        @usableFromInline let delay: Duration
     }
 
     /// What the batcher must do once the lock is released.
-    struct Actions: Sendable {
+    @usableFromInline struct Actions: Sendable {
+        @inlinable init() {}
+
         /// Deadlines to set on the scheduler.
-        var schedule: [(BatcherDeadline, Instant)] = []
+        @usableFromInline var schedule: [(BatcherDeadline, Instant)] = []
         /// Batches just cut (for events and debug logs).
-        var flushed: [Batch<Payload>] = []
+        @usableFromInline var flushed: [Batch<Payload>] = []
         /// Batches to hand to the processor now.
-        var start: [Batch<Payload>] = []
+        @usableFromInline var start: [Batch<Payload>] = []
         /// Results to hand to their submitters.
-        var deliveries: [Delivery] = []
+        @usableFromInline var deliveries: [Delivery] = []
         /// Jobs that will be tried again.
-        var retries: [Retry] = []
+        @usableFromInline var retries: [Retry] = []
         /// Batches that overran their timeout.
-        var timedOut: [Batch<Payload>] = []
+        @usableFromInline var timedOut: [Batch<Payload>] = []
         /// Misbehaviour of the processor worth a warning.
-        var warnings: [String] = []
+        @usableFromInline var warnings: [String] = []
         /// Jobs no longer held: room for blocked producers.
-        var released = 0
+        @usableFromInline var released = 0
         /// Shutdown callers to resume: the batcher has drained.
-        var drained: [CheckedContinuation<Void, Never>] = []
+        @usableFromInline var drained: [CheckedContinuation<Void, Never>] = []
     }
 
-    enum SubmitDecision {
+    @usableFromInline enum SubmitDecision {
         case accepted(Actions)
         case rejected(FailureReason, String)
         /// The key holds `maxPending` jobs already.
         case full
     }
 
-    private struct Record {
-        var job: Job<Payload>
-        let handler: Handler
+    @usableFromInline struct Record {
+        @inlinable init(job: Job<Payload>, handler: Handler, size: Int, window: UInt64) {
+            self.job = job
+            self.handler = handler
+            self.size = size
+            self.window = window
+        }
+
+        @usableFromInline var job: Job<Payload>
+        @usableFromInline let handler: Handler
         /// Payload bytes, counted against `maxBatchBytes`.
-        let size: Int
+        @usableFromInline let size: Int
         /// The window the job waits in (windows up to `startedThrough` are processing), or 0
         /// while it waits for a retry.
-        var window: UInt64
+        @usableFromInline var window: UInt64
     }
 
-    private struct Running {
-        let batch: Batch<Payload>
+    @usableFromInline struct Running {
+        @inlinable init(batch: Batch<Payload>, isSettled: Bool = false) {
+            self.batch = batch
+            self.isSettled = isSettled
+        }
+
+        @usableFromInline let batch: Batch<Payload>
         /// Its jobs were settled by a timeout or an abandoned drain: the late outcome is dropped.
-        var isSettled = false
+        @usableFromInline var isSettled = false
     }
 
     /// What became of one job of a batch.
-    private enum Verdict {
+    @usableFromInline enum Verdict {
         case completed(Output?, Date?)
         case failed(String, Date?)
         /// Transient: retried while attempts remain.
         case transient(String, FailureReason)
     }
 
-    let key: String
-    let config: BatcherConfig
-    private let batchIds: BatchIdGenerator
-    private let jitter: Jitter
+    @usableFromInline let key: String
+    @usableFromInline let config: BatcherConfig
+    @usableFromInline let batchIds: BatchIdGenerator
+    @usableFromInline let jitter: Jitter
 
     /// Every job held (waiting, processing, awaiting a retry), by identity: O(1) duplicate checks.
-    private var records: [JobIdentity: Record] = [:]
+    @usableFromInline var records: [JobIdentity: Record] = [:]
     /// The jobs of the open window, in the order they joined it.
-    private var open: [Job<Payload>] = []
-    private var openBytes = 0
+    @usableFromInline var open: [Job<Payload>] = []
+    @usableFromInline var openBytes = 0
     /// The open window's number; it goes up each time a batch is cut.
-    private(set) var window: UInt64 = 1
+    @usableFromInline var window: UInt64 = 1
     /// Batches start in window order, so every window up to this one is processing or done.
-    private var startedThrough: UInt64 = 0
-    private var sealed = FIFOQueue<(window: UInt64, batch: Batch<Payload>)>()
-    private var running: [UInt64: Running] = [:]
-    private var retrying: [UInt64: JobIdentity] = [:]
-    private var nextRetryToken: UInt64 = 0
-    private var lastStart: Instant?
-    private var isPacingArmed = false
+    @usableFromInline var startedThrough: UInt64 = 0
+    @usableFromInline var sealed = FIFOQueue<(window: UInt64, batch: Batch<Payload>)>()
+    @usableFromInline var running: [UInt64: Running] = [:]
+    @usableFromInline var retrying: [UInt64: JobIdentity] = [:]
+    @usableFromInline var nextRetryToken: UInt64 = 0
+    @usableFromInline var lastStart: Instant?
+    @usableFromInline var isPacingArmed = false
     /// Batches whose results are still being handed over.
-    private var delivering = 0
-    private var isDraining = false
-    private var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    @usableFromInline var delivering = 0
+    @usableFromInline var isDraining = false
+    @usableFromInline var drainWaiters: [CheckedContinuation<Void, Never>] = []
     /// Counters of events; what is held now (pending, in flight) is read off the state.
-    private var counters = BatcherStatistics()
+    @usableFromInline var counters = BatcherStatistics()
 
-    var statistics: BatcherStatistics {
+    @inlinable var statistics: BatcherStatistics {
         var snapshot = counters
         snapshot.pending = records.count
         snapshot.inFlight = running.count
         return snapshot
     }
 
-    init(key: String, config: BatcherConfig, batchIds: BatchIdGenerator, jitter: @escaping Jitter) {
+    @inlinable init(key: String, config: BatcherConfig, batchIds: BatchIdGenerator, jitter: @escaping Jitter) {
         self.key = key
         self.config = config
         self.batchIds = batchIds
         self.jitter = jitter
     }
 
-    private var isIdle: Bool {
+    @inlinable var isIdle: Bool {
         open.isEmpty && sealed.isEmpty && running.isEmpty && retrying.isEmpty && delivering == 0
     }
 
     // MARK: - Events
 
-    mutating func submit(_ job: Job<Payload>, size: Int, handler: Handler, now: Instant) -> SubmitDecision {
+    @inlinable mutating func submit(_ job: Job<Payload>, size: Int, handler: Handler, now: Instant) -> SubmitDecision {
         if isDraining {
             return .rejected(.shutdownBatch, "Batchman is shutting down; job \"\(job.id)\" was not accepted")
         }
@@ -138,14 +162,14 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
     }
 
     /// The job with `identity` while it is held.
-    func job(_ identity: JobIdentity) -> Job<Payload>? {
+    @inlinable func job(_ identity: JobIdentity) -> Job<Payload>? {
         guard let record = records[identity] else { return nil }
         var job = record.job
         job.status = record.window != 0 && record.window <= startedThrough ? .processing : .submitted
         return job
     }
 
-    mutating func deadlineReached(_ deadline: BatcherDeadline, now: Instant) -> Actions {
+    @inlinable mutating func deadlineReached(_ deadline: BatcherDeadline, now: Instant) -> Actions {
         var actions = Actions()
         switch deadline {
         case .window(let deadlineWindow):
@@ -163,7 +187,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
     }
 
     /// The processor call for `batch` returned with `outcome` (its outcomes, or what it threw).
-    mutating func complete(
+    @inlinable mutating func complete(
         _ batch: Batch<Payload>, outcome: Result<[JobOutcome<Output>], any Error>, now: Instant, wallTime: Date
     ) -> Actions {
         var actions = Actions()
@@ -184,7 +208,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
     }
 
     /// The results of one batch have all been handed over.
-    mutating func deliveryFinished(now: Instant) -> Actions {
+    @inlinable mutating func deliveryFinished(now: Instant) -> Actions {
         delivering -= 1
         var actions = Actions()
         finishStep(now: now, into: &actions)
@@ -193,7 +217,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
 
     /// Refuses new jobs, cuts every waiting job into batches at once (retries skip their
     /// backoff), and resumes `waiter` once everything is done.
-    mutating func drain(_ waiter: CheckedContinuation<Void, Never>, now: Instant) -> Actions {
+    @inlinable mutating func drain(_ waiter: CheckedContinuation<Void, Never>, now: Instant) -> Actions {
         isDraining = true
         drainWaiters.append(waiter)
         var actions = Actions()
@@ -206,7 +230,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
 
     /// Gives up on the drain: every job still held fails with `shutdown_batch`, and running
     /// batches' late outcomes are dropped.
-    mutating func abandon(reason message: String, now: Instant, wallTime: Date) -> Actions {
+    @inlinable mutating func abandon(reason message: String, now: Instant, wallTime: Date) -> Actions {
         var actions = Actions()
         for (batchId, _) in running { running[batchId]?.isSettled = true }
         for record in records.values {
@@ -229,7 +253,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
     // MARK: - Internals
 
     /// Puts a held job into the open window, cutting batches as size and bytes demand.
-    private mutating func enqueue(_ identity: JobIdentity, now: Instant, into actions: inout Actions) {
+    @inlinable mutating func enqueue(_ identity: JobIdentity, now: Instant, into actions: inout Actions) {
         guard let record = records[identity] else { return }
         if let maxBatchBytes = config.maxBatchBytes, !open.isEmpty, openBytes + record.size > maxBatchBytes {
             seal(reason: .bytes, now: now, into: &actions)
@@ -244,7 +268,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
         }
     }
 
-    private mutating func seal(reason: FlushReason, now: Instant, into actions: inout Actions) {
+    @inlinable mutating func seal(reason: FlushReason, now: Instant, into actions: inout Actions) {
         let batch = Batch(id: batchIds.next(), key: key, jobs: open, reason: reason)
         sealed.append((window, batch))
         actions.flushed.append(batch)
@@ -254,7 +278,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
         startReady(now: now, into: &actions)
     }
 
-    private mutating func startReady(now: Instant, into actions: inout Actions) {
+    @inlinable mutating func startReady(now: Instant, into actions: inout Actions) {
         while running.count < config.maxInFlight, let next = sealed.first {
             if !isDraining, let interval = config.minBatchInterval, let lastStart, now < lastStart.advanced(by: interval) {
                 if !isPacingArmed {
@@ -274,7 +298,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
         }
     }
 
-    private mutating func timeOut(_ batchId: UInt64, now: Instant, into actions: inout Actions) {
+    @inlinable mutating func timeOut(_ batchId: UInt64, now: Instant, into actions: inout Actions) {
         guard let run = running[batchId], !run.isSettled else { return }
         // The call is still running: its jobs are settled now, but the key's slot stays taken
         // until it returns, so the instance never gets two calls at once.
@@ -286,7 +310,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
     }
 
     /// Applies each job's verdict: complete it, fail it, or schedule its retry.
-    private mutating func settle(
+    @inlinable mutating func settle(
         _ batch: Batch<Payload>, _ verdicts: [Verdict], now: Instant, wallTime: Date, into actions: inout Actions
     ) {
         let deliveriesBefore = actions.deliveries.count
@@ -312,7 +336,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
         if actions.deliveries.count > deliveriesBefore { delivering += 1 }
     }
 
-    private mutating func retry(_ record: Record, now: Instant, into actions: inout Actions) {
+    @inlinable mutating func retry(_ record: Record, now: Instant, into actions: inout Actions) {
         let identity = record.job.identity
         records[identity]?.job.attempt += 1
         records[identity]?.window = 0
@@ -328,12 +352,12 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
         }
     }
 
-    private mutating func finish(_ record: Record, _ result: JobResult<Payload, Output>, into actions: inout Actions) {
+    @inlinable mutating func finish(_ record: Record, _ result: JobResult<Payload, Output>, into actions: inout Actions) {
         records.removeValue(forKey: record.job.identity)
         deliver(record, result, into: &actions)
     }
 
-    private mutating func deliver(_ record: Record, _ result: JobResult<Payload, Output>, into actions: inout Actions) {
+    @inlinable mutating func deliver(_ record: Record, _ result: JobResult<Payload, Output>, into actions: inout Actions) {
         if let reason = result.errorReason { counters.failed[reason, default: 0] += 1 }
         actions.released += 1
         actions.deliveries.append(Delivery(handler: record.handler, result: result))
@@ -341,7 +365,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
 
     /// Every entry point ends here: while draining nothing waits for its window, and an idle
     /// batcher resumes its drain waiters.
-    private mutating func finishStep(now: Instant, into actions: inout Actions) {
+    @inlinable mutating func finishStep(now: Instant, into actions: inout Actions) {
         if isDraining, !open.isEmpty { seal(reason: .shutdown, now: now, into: &actions) }
         guard isDraining, isIdle, !drainWaiters.isEmpty else { return }
         actions.drained += drainWaiters
@@ -350,7 +374,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
 
     /// Lines `outcomes` up with `batch.jobs`. Processors usually answer in order, so that is
     /// checked first and costs no hashing; otherwise outcomes are matched by identity.
-    private func match(_ outcomes: [JobOutcome<Output>], to batch: Batch<Payload>, warnings: inout [String]) -> [Verdict] {
+    @inlinable func match(_ outcomes: [JobOutcome<Output>], to batch: Batch<Payload>, warnings: inout [String]) -> [Verdict] {
         let jobs = batch.jobs
         if outcomes.count == jobs.count, zip(outcomes, jobs).allSatisfy({ $0.id == $1.id && $0.key == $1.key }) {
             return outcomes.map(Self.verdict)
@@ -373,7 +397,7 @@ struct BatcherStateMachine<Payload: Sendable, Output: Sendable, Instant: Instant
         return verdicts.map { $0 ?? .transient("No result returned for job", .error) }
     }
 
-    private static func verdict(_ outcome: JobOutcome<Output>) -> Verdict {
+    @inlinable static func verdict(_ outcome: JobOutcome<Output>) -> Verdict {
         guard outcome.status == .failed else { return .completed(outcome.result, outcome.completedAt) }
         let message = outcome.errorMessage ?? "Processor failed the job"
         return outcome.isRetryable ? .transient(message, .error) : .failed(message, outcome.completedAt)

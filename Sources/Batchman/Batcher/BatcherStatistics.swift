@@ -17,12 +17,12 @@ public struct BatcherStatistics: Sendable, Hashable {
     /// Batches being processed now.
     public var inFlight = 0
 
-    public init() {}
+    @inlinable public init() {}
 
     /// The average number of jobs per batch.
-    public var meanBatchSize: Double { batches == 0 ? 0 : Double(batchedJobs) / Double(batches) }
+    @inlinable public var meanBatchSize: Double { batches == 0 ? 0 : Double(batchedJobs) / Double(batches) }
 
-    public static func + (lhs: Self, rhs: Self) -> Self {
+    @inlinable public static func + (lhs: Self, rhs: Self) -> Self {
         var sum = lhs
         sum.accepted += rhs.accepted
         sum.completed += rhs.completed

@@ -1,31 +1,39 @@
 /// A binary min-heap of deadlines; equal deadlines pop in the order they were pushed.
-struct DeadlineHeap<Instant: InstantProtocol, Value> {
-    struct Entry {
-        let deadline: Instant
-        /// Breaks ties between equal deadlines: first scheduled, first fired.
-        let sequence: UInt64
-        let value: Value
+@usableFromInline struct DeadlineHeap<Instant: InstantProtocol, Value> {
+    @inlinable init() {}
 
-        func precedes(_ other: Entry) -> Bool {
+    @usableFromInline struct Entry {
+        @inlinable init(deadline: Instant, sequence: UInt64, value: Value) {
+            self.deadline = deadline
+            self.sequence = sequence
+            self.value = value
+        }
+
+        @usableFromInline let deadline: Instant
+        /// Breaks ties between equal deadlines: first scheduled, first fired.
+        @usableFromInline let sequence: UInt64
+        @usableFromInline let value: Value
+
+        @inlinable func precedes(_ other: Entry) -> Bool {
             deadline < other.deadline || (deadline == other.deadline && sequence < other.sequence)
         }
     }
 
-    private var entries: [Entry] = []
-    private var nextSequence: UInt64 = 0
+    @usableFromInline var entries: [Entry] = []
+    @usableFromInline var nextSequence: UInt64 = 0
 
-    var isEmpty: Bool { entries.isEmpty }
-    var count: Int { entries.count }
-    var earliest: Instant? { entries.first?.deadline }
+    @inlinable var isEmpty: Bool { entries.isEmpty }
+    @inlinable var count: Int { entries.count }
+    @inlinable var earliest: Instant? { entries.first?.deadline }
 
-    mutating func push(_ value: Value, at deadline: Instant) {
+    @inlinable mutating func push(_ value: Value, at deadline: Instant) {
         entries.append(Entry(deadline: deadline, sequence: nextSequence, value: value))
         nextSequence &+= 1
         siftUp(from: entries.count - 1)
     }
 
     /// Removes and returns the earliest entry if it is due at `now`.
-    mutating func popDue(at now: Instant) -> Value? {
+    @inlinable mutating func popDue(at now: Instant) -> Value? {
         guard let first = entries.first, first.deadline <= now else { return nil }
         let last = entries.removeLast()
         if !entries.isEmpty {
@@ -35,11 +43,11 @@ struct DeadlineHeap<Instant: InstantProtocol, Value> {
         return first.value
     }
 
-    mutating func removeAll() {
+    @inlinable mutating func removeAll() {
         entries.removeAll()
     }
 
-    private mutating func siftUp(from index: Int) {
+    @inlinable mutating func siftUp(from index: Int) {
         var child = index
         while child > 0 {
             let parent = (child - 1) / 2
@@ -49,7 +57,7 @@ struct DeadlineHeap<Instant: InstantProtocol, Value> {
         }
     }
 
-    private mutating func siftDown(from index: Int) {
+    @inlinable mutating func siftDown(from index: Int) {
         var parent = index
         while true {
             let left = 2 * parent + 1

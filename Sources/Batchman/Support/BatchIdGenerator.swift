@@ -1,10 +1,12 @@
 import Synchronization
 
 /// Hands out batch ids unique within one ``Batchman``, starting at 1.
-final class BatchIdGenerator: Sendable {
-    private let last = Atomic<UInt64>(0)
+@usableFromInline final class BatchIdGenerator: Sendable {
+    @inlinable init() {}
 
-    func next() -> UInt64 {
+    @usableFromInline let last = Atomic<UInt64>(0)
+
+    @inlinable func next() -> UInt64 {
         last.add(1, ordering: .relaxed).newValue
     }
 }

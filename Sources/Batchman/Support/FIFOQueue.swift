@@ -2,20 +2,22 @@
 ///
 /// Two arrays: pushes go to `inbox`; pops come from `outbox`, refilled by reversing `inbox`
 /// when it runs dry, so each element is moved once.
-struct FIFOQueue<Element> {
-    private var inbox: [Element] = []
-    private var outbox: [Element] = []
+@usableFromInline struct FIFOQueue<Element> {
+    @inlinable init() {}
 
-    var isEmpty: Bool { inbox.isEmpty && outbox.isEmpty }
+    @usableFromInline var inbox: [Element] = []
+    @usableFromInline var outbox: [Element] = []
 
-    mutating func append(_ element: Element) {
+    @inlinable var isEmpty: Bool { inbox.isEmpty && outbox.isEmpty }
+
+    @inlinable mutating func append(_ element: Element) {
         inbox.append(element)
     }
 
     /// The element ``popFirst()`` would return.
-    var first: Element? { outbox.last ?? inbox.first }
+    @inlinable var first: Element? { outbox.last ?? inbox.first }
 
-    mutating func popFirst() -> Element? {
+    @inlinable mutating func popFirst() -> Element? {
         if outbox.isEmpty {
             guard !inbox.isEmpty else { return nil }
             outbox = inbox.reversed()
