@@ -37,6 +37,38 @@ struct HostResilienceTests {
         #expect(byJob["strict/flaky"]?.errorMessage == "transient failure on attempt 2")
     }
 
+    @Test func neverCallsANonConcurrentPluginTwiceAtOnceEvenWithSeveralBatchesInFlight() async throws {
+        let scratch = try Scratch()
+        let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Self.testPlugin)", "maxInFlight": 4, "config": {"sleep_ms": 20}}}"#,
+                                            defaults: #"{"frequency": 60000, "maxBatchSize": 1}"#)
+
+        let (_, results) = try await runJobs(manifest, (1...8).map { #"{"key":"k","id":"\#($0)","payload":\#($0)}"# }, options: ["--workers", "4"])
+
+        #expect(results.count == 8)
+        #expect(results.allSatisfy { $0.status == "completed" },
+                "the plugin fails a batch if two calls overlap on one instance: \(results.compactMap(\.errorMessage))")
+    }
+
+    @Test func answersAnOverrunningPluginCallWithTimeoutAndWaitsForItToReturn() async throws {
+        let scratch = try Scratch()
+        let gate = scratch.path("unblock")
+        let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Self.testPlugin)", "timeout": 100, "config": {"wait_file": "\#(gate)"}}}"#,
+                                            defaults: #"{"frequency": 60000, "maxBatchSize": 1}"#)
+        let host = try HostProcess(["run", manifest])
+
+        host.send([#"{"key":"k","id":"stuck","payload":1}"#, #"{"key":"k","id":"next","payload":2}"#])
+        let timedOut = try await host.results(count: 1)[0]
+        #expect(timedOut.id == "stuck")
+        #expect(timedOut.errorReason == "timeout")
+        #expect(timedOut.errorMessage?.hasPrefix("batch 1 timed out after 0.1 seconds") == true)
+
+        #expect(FileManager.default.createFile(atPath: gate, contents: nil))
+        let (status, results) = try await host.finish()
+        #expect(status == 0)
+        #expect(results.map(\.id) == ["stuck", "next"], "the late outcome of the stuck call was dropped")
+        #expect(results[1].status == "completed")
+    }
+
     @Test func printsAStatisticsLineOnExitAndPerKeyOnRequest() async throws {
         let scratch = try Scratch()
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Products.plugin("EchoPlugin"))"}}"#)
