@@ -10,6 +10,7 @@ import Testing
         let config = BatchmanConfig(defaults: BatcherConfig(frequency: .seconds(3600), maxBatchSize: 1, timeout: .seconds(5)))
         let batchman = try TestBatchman(config: config, clock: clock, logger: .silent) { _ in processor }
         let collector = ResultCollector<String, String>()
+        var events = batchman.events().makeAsyncIterator()
 
         batchman.submit(id: "slow", key: "k", payload: "p", onResult: collector.callback)
         await processor.batches.wait(forCount: 1)
@@ -22,6 +23,14 @@ import Testing
         #expect(timedOut.errorReason == .timeout)
         #expect(timedOut.errorMessage == "batch 1 timed out after 5.0 seconds")
         #expect(processor.batches.count == 1, "the key gets no new batch while the overrunning call runs")
+        var timeoutEvent: BatchmanEvent?
+        while let event = await events.next() {
+            if case .batchTimedOut = event {
+                timeoutEvent = event
+                break
+            }
+        }
+        #expect(timeoutEvent == .batchTimedOut(key: "k", batchId: 1, size: 1))
 
         processor.release(2)
         let results = await collector.wait(forCount: 2)
