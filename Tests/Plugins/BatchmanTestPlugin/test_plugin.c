@@ -42,8 +42,8 @@ typedef struct test_instance {
     const bm_host *host;
 } test_instance;
 
-/* Copies the string value of `"name": "..."` into `out`; returns 1 if found. */
-static int string_field(bm_str json, const char *name, char *out, size_t cap) {
+/* Where the value of `"name":` starts in flat JSON, or NULL; `*remaining` is the bytes left. */
+static const char *field_value(bm_str json, const char *name, size_t *remaining) {
     char pattern[64];
     snprintf(pattern, sizeof pattern, "\"%s\"", name);
     size_t pattern_len = strlen(pattern);
@@ -51,26 +51,27 @@ static int string_field(bm_str json, const char *name, char *out, size_t cap) {
         if (memcmp(json.ptr + i, pattern, pattern_len) != 0) continue;
         size_t j = i + pattern_len;
         while (j < json.len && (json.ptr[j] == ' ' || json.ptr[j] == ':')) j++;
-        if (j >= json.len || json.ptr[j] != '"') return 0;
-        size_t k = j + 1, n = 0;
-        while (k < json.len && json.ptr[k] != '"' && n + 1 < cap) out[n++] = json.ptr[k++];
-        out[n] = '\0';
-        return 1;
+        *remaining = json.len - j;
+        return json.ptr + j;
     }
-    return 0;
+    return NULL;
+}
+
+/* Copies the string value of `"name": "..."` into `out`; returns 1 if found. */
+static int string_field(bm_str json, const char *name, char *out, size_t cap) {
+    size_t remaining = 0;
+    const char *value = field_value(json, name, &remaining);
+    if (value == NULL || remaining == 0 || value[0] != '"') return 0;
+    size_t k = 1, n = 0;
+    while (k < remaining && value[k] != '"' && n + 1 < cap) out[n++] = value[k++];
+    out[n] = '\0';
+    return 1;
 }
 
 static long number_field(bm_str json, const char *name, long fallback) {
-    char pattern[64];
-    snprintf(pattern, sizeof pattern, "\"%s\"", name);
-    size_t pattern_len = strlen(pattern);
-    for (size_t i = 0; i + pattern_len < json.len; i++) {
-        if (memcmp(json.ptr + i, pattern, pattern_len) != 0) continue;
-        size_t j = i + pattern_len;
-        while (j < json.len && (json.ptr[j] == ' ' || json.ptr[j] == ':')) j++;
-        return strtol(json.ptr + j, NULL, 10);
-    }
-    return fallback;
+    size_t remaining = 0;
+    const char *value = field_value(json, name, &remaining);
+    return value == NULL ? fallback : strtol(value, NULL, 10);
 }
 
 /* Whether `id` is one of the comma-separated ids in `list`. */
