@@ -11,12 +11,7 @@ public enum Host {
     /// exists. Diagnostics go to `logger` (standard error), results to the output.
     /// - Throws: ``HostError``; nothing accepted is lost when it is thrown after start-up.
     public static func run(_ options: RunOptions, logger: BatchmanLogger = .standardError) async throws(HostError) {
-        let manifest: Manifest
-        do {
-            manifest = try Manifest.load(path: options.manifestPath)
-        } catch {
-            throw HostError(.configuration, error.description)
-        }
+        let manifest = try loadManifest(options.manifestPath)
         let input = try openInput(options.inputPath)
         let output = try openOutput(options.outputPath)
         let control = WorkerPool(name: "batchman-control", threads: 1)
@@ -73,12 +68,7 @@ public enum Host {
     /// - Returns: a report of what was loaded.
     /// - Throws: ``HostError`` listing every problem found.
     public static func check(manifestPath: String, logger: BatchmanLogger = .standardError) throws(HostError) -> String {
-        let manifest: Manifest
-        do {
-            manifest = try Manifest.load(path: manifestPath)
-        } catch {
-            throw HostError(.configuration, error.description)
-        }
+        let manifest = try loadManifest(manifestPath)
         let control = WorkerPool(name: "batchman-control", threads: 1)
         let workers = WorkerPool(name: "batchman-worker", threads: 1)
         defer {
@@ -89,6 +79,14 @@ public enum Host {
         let report = (["\(manifestPath): OK, \(manifest.keys.count) keys"] + registry.summary.map { "  \($0)" }).joined(separator: "\n")
         registry.destroyAll()
         return report
+    }
+
+    private static func loadManifest(_ path: String) throws(HostError) -> Manifest {
+        do {
+            return try Manifest.load(path: path)
+        } catch {
+            throw HostError(.configuration, error.description)
+        }
     }
 
     /// Blocks SIGINT and SIGTERM for every thread (they are taken by a watcher thread instead)

@@ -63,7 +63,7 @@ final class PluginRegistry: Sendable {
             throw HostError(.configuration, "key \"\(key)\" is not in \(manifest.path), which has no \"default\" key for other keys; add the key or a \"default\" entry")
         }
         let logger = logger
-        let debug = manifest.batchmanConfig().defaults.debug
+        let debug = manifest.batchmanConfig().defaults.debug  // an unnamed key gets the default entry's settings
         let made = control.runAndWait { () -> Result<PluginInstance, PluginLoadError> in
             Result { () throws(PluginLoadError) in
                 try defaultPlugin.createInstance(plugin: entry.plugin, key: key, config: entry.config, debug: debug, logger: logger)
@@ -82,12 +82,13 @@ final class PluginRegistry: Sendable {
 
     private static func load(_ manifest: Manifest, logger: BatchmanLogger) -> Loaded {
         let loader = PluginLoader(manifestDirectory: manifest.directory)
+        let config = manifest.batchmanConfig()
         var loaded = Loaded()
         for entry in manifest.keys {
             do throws(PluginLoadError) {
                 let plugin = try loader.load(entry.plugin, forKey: entry.name)
                 if entry.name == Manifest.defaultKey { loaded.defaultPlugin = plugin }
-                let debug = manifest.batchmanConfig().config(forKey: entry.name).debug
+                let debug = config.config(forKey: entry.name).debug
                 loaded.instances[entry.name] = try plugin.createInstance(plugin: entry.plugin, key: entry.name, config: entry.config, debug: debug, logger: logger)
             } catch {
                 loaded.problems.append("\(manifest.path): \(ManifestReader.path("keys", entry.name)): \(error)")

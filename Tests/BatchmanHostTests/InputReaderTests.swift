@@ -74,4 +74,16 @@ struct InputReaderTests {
         #expect(end == .stopped)
         #expect(events == ["1:one", "2:two", "3:cut short"])
     }
+
+    @Test func keepsAShortReadInABufferOfItsOwnSize() {
+        let shortRead = [UInt8](unsafeUninitializedCapacity: InputReader.chunkSize) { buffer, count in
+            for index in 0..<100 { buffer[index] = UInt8(index) }
+            count = 100
+        }
+
+        let compacted = InputReader.compacted(shortRead)
+
+        #expect(compacted == shortRead)
+        #expect(compacted.capacity < 1024, "a pending job must not pin a 64 KiB read buffer")
+    }
 }

@@ -62,7 +62,8 @@ where C.Duration == Duration {
 
     @inlinable func deadlineReached(_ deadline: BatcherDeadline) {
         let now = scheduler.now
-        let actions = state.withLock { $0.deadlineReached(deadline, now: now) }
+        let wallTime = Date()
+        let actions = state.withLock { $0.deadlineReached(deadline, now: now, wallTime: wallTime) }
         perform(actions)
         // Jobs settled by a timeout: handed over by a task of their own, as the scheduler's
         // timer must not wait for callbacks.

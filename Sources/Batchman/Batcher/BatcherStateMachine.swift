@@ -169,7 +169,7 @@ import FoundationEssentials
         return job
     }
 
-    @inlinable mutating func deadlineReached(_ deadline: BatcherDeadline, now: Instant) -> Actions {
+    @inlinable mutating func deadlineReached(_ deadline: BatcherDeadline, now: Instant, wallTime: Date) -> Actions {
         var actions = Actions()
         switch deadline {
         case .window(let deadlineWindow):
@@ -177,7 +177,7 @@ import FoundationEssentials
         case .retry(let token):
             if let identity = retrying.removeValue(forKey: token) { enqueue(identity, now: now, into: &actions) }
         case .timeout(let batchId):
-            timeOut(batchId, now: now, into: &actions)
+            timeOut(batchId, now: now, wallTime: wallTime, into: &actions)
         case .pacing:
             isPacingArmed = false
             startReady(now: now, into: &actions)
@@ -232,7 +232,6 @@ import FoundationEssentials
     /// batches' late outcomes are dropped.
     @inlinable mutating func abandon(reason message: String, now: Instant, wallTime: Date) -> Actions {
         var actions = Actions()
-        for (batchId, _) in running { running[batchId]?.isSettled = true }
         for record in records.values {
             deliver(record, .failure(record.job, reason: .shutdownBatch, message: message,
                                      attempts: record.job.attempt - 1, at: wallTime), into: &actions)
@@ -243,8 +242,10 @@ import FoundationEssentials
         sealed = FIFOQueue()
         retrying.removeAll()
         window += 1
+        // Forgetting the running batches drops their late outcomes: `complete` finds nothing.
         running.removeAll()
-                finishStep(now: now, into: &actions)
+        if !actions.deliveries.isEmpty { delivering += 1 }
+        finishStep(now: now, into: &actions)
         actions.drained += drainWaiters
         drainWaiters = []
         return actions
@@ -298,7 +299,7 @@ import FoundationEssentials
         }
     }
 
-    @inlinable mutating func timeOut(_ batchId: UInt64, now: Instant, into actions: inout Actions) {
+    @inlinable mutating func timeOut(_ batchId: UInt64, now: Instant, wallTime: Date, into actions: inout Actions) {
         guard let run = running[batchId], !run.isSettled else { return }
         // The call is still running: its jobs are settled now, but the key's slot stays taken
         // until it returns, so the instance never gets two calls at once.
@@ -306,7 +307,7 @@ import FoundationEssentials
         actions.timedOut.append(run.batch)
         let message = "batch \(batchId) timed out after \(config.timeout.map { "\($0)" } ?? "?")"
         settle(run.batch, Array(repeating: .transient(message, .timeout), count: run.batch.jobs.count),
-               now: now, wallTime: Date(), into: &actions)
+               now: now, wallTime: wallTime, into: &actions)
     }
 
     /// Applies each job's verdict: complete it, fail it, or schedule its retry.

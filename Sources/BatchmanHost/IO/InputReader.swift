@@ -92,11 +92,7 @@ final class InputReader: Sendable {
                 if !partial.isEmpty || skippingLongLine { finishLine(partial[...]) }
                 return .endOfInput
             }
-            if chunk.count < Self.chunkSize / 4 {
-                // A short read (interactive input): keep only what was read, not a 64 KiB
-                // buffer per pending job.
-                chunk = Array(chunk)
-            }
+            chunk = Self.compacted(chunk)
             var lineStart = 0
             while let newline = chunk[lineStart...].firstIndex(of: UInt8(ascii: "\n")) {
                 if !partial.isEmpty || skippingLongLine {
@@ -122,6 +118,16 @@ final class InputReader: Sendable {
             } else {
                 partial.append(contentsOf: rest)
             }
+        }
+    }
+
+    /// `chunk`, copied into a buffer of its own size when a read came back short (interactive
+    /// or trickling input), so pending jobs do not each pin a 64 KiB buffer. `Array(chunk)`
+    /// would not do: it shares the original storage, capacity and all.
+    static func compacted(_ chunk: [UInt8]) -> [UInt8] {
+        guard chunk.count < chunkSize / 4 else { return chunk }
+        return [UInt8](unsafeUninitializedCapacity: chunk.count) { buffer, count in
+            count = buffer.initialize(fromContentsOf: chunk)
         }
     }
 
