@@ -20,6 +20,16 @@ public struct Batch<Payload: Sendable>: Sendable {
     public let jobs: [Job<Payload>]
     /// What cut the batch.
     public let reason: FlushReason
+    /// Set by the batcher for a ``QueueingBatchProcessor``; see ``beginCall()``.
+    @usableFromInline var callStarter: (@Sendable () -> Bool)?
+
+    /// For a ``QueueingBatchProcessor``: call it when the batch's real work begins, after any
+    /// queueing; the batch's `timeout` counts from then.
+    /// - Returns: false if the batch was given up on while it waited (a shutdown timed out):
+    ///   then do not process it (whatever the processor returns is dropped).
+    @inlinable public func beginCall() -> Bool {
+        callStarter?() ?? true
+    }
 
     /// A batch as Batchman hands it over; public so that processors can be tested directly.
     @inlinable public init(id: UInt64, key: String, jobs: [Job<Payload>], reason: FlushReason) {

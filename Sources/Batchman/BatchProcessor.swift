@@ -31,3 +31,9 @@ public struct ClosureProcessor<Payload: Sendable, Output: Sendable>: BatchProces
         try await body(batch)
     }
 }
+
+/// A processor that queues batches before it works on them (the host's plugin processor waits
+/// for a worker thread and for its plugin instance). It calls ``Batch/beginCall()`` when the
+/// work really begins, so time spent queued never counts against the batch's `timeout`, and it
+/// skips a batch for which `beginCall()` returns false (given up on while it waited).
+public protocol QueueingBatchProcessor: BatchProcessor {}

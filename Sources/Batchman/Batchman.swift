@@ -29,8 +29,24 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     @usableFromInline struct State {
         @inlinable init() {}
 
-        @usableFromInline var batchers: [String: Batcher<Payload, Output, C>] = [:]
+        /// Keys by their exact bytes: canonically equivalent keys are still different keys.
+        @usableFromInline var batchers: [ExactString: BatcherSlot] = [:]
         @usableFromInline var isShuttingDown = false
+    }
+
+    /// A key's place in the batcher map.
+    @usableFromInline enum BatcherSlot: Sendable {
+        case ready(Batcher<Payload, Output, C>)
+        /// Its processor is being made, outside the lock; submitters wait at the capacity gate.
+        case creating
+        /// Its factory threw: every job of the key is refused with this message, and the factory
+        /// is not called again.
+        case failed(String)
+
+        @inlinable var batcher: Batcher<Payload, Output, C>? {
+            guard case .ready(let batcher) = self else { return nil }
+            return batcher
+        }
     }
 
     /// The name of the one batcher all keys share when `useInstancePerKey` is false, and of the
@@ -47,7 +63,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     }
 
     public let config: BatchmanConfig
-    @usableFromInline let factories: [String: ProcessorFactory]
+    @usableFromInline let factories: [ExactString: ProcessorFactory]
     @usableFromInline let state = Mutex(State())
     @usableFromInline let scheduler: FlushScheduler<C>
     @usableFromInline let shared: BatchmanShared
@@ -75,7 +91,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
             throw BatchmanConfigurationError(.invalid("maxBatchBytes needs the payloadSize parameter to measure \(Payload.self) payloads"))
         }
         self.config = config
-        self.factories = processors
+        self.factories = Dictionary(processors.map { (ExactString($0.key), $0.value) }, uniquingKeysWith: { first, _ in first })
         self.scheduler = FlushScheduler(clock: clock)
         self.shared = BatchmanShared(logger: logger, maxPendingTotal: config.maxPendingTotal)
         self.jitter = jitter
@@ -163,14 +179,15 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
 
     /// The job with `id` under `key` while it is submitted or processing; nil otherwise.
     @inlinable public func getJob(key: String, id: String) -> Job<Payload>? {
-        let batcher = state.withLock { $0.batchers[batcherKey(for: key)] }
+        let batcher = state.withLock { $0.batchers[ExactString(batcherKey(for: key))]?.batcher }
         return batcher?.job(JobIdentity(key: key, id: id))
     }
 
     /// The counters of the whole instance and of each key, now.
     @inlinable public func statistics() -> BatchmanStatistics {
-        let batchers = state.withLock { $0.batchers }
-        let perKey = batchers.mapValues(\.statistics)
+        let batchers = state.withLock { $0.batchers.compactMap(\.value.batcher) }
+        // Canonically equivalent keys are different keys but equal `String`s: their counters add up here.
+        let perKey = Dictionary(batchers.map { ($0.key, $0.statistics) }, uniquingKeysWith: +)
         var total = perKey.values.reduce(BatcherStatistics(), +)
         total.failed.merge(shared.refusals.withLock { $0 }, uniquingKeysWith: +)
         return BatchmanStatistics(total: total, perKey: perKey)
@@ -195,14 +212,12 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     @inlinable public func shutdown() async {
         let batchers = state.withLock { state in
             state.isShuttingDown = true
-            return Array(state.batchers.values)
+            return state.batchers.values.compactMap(\.batcher)
         }
         let timeout = config.shutdownTimeout
         await withTaskGroup(of: Bool.self) { group in
             group.addTask {
-                await withTaskGroup(of: Void.self) { drains in
-                    for batcher in batchers { drains.addTask { await batcher.drain() } }
-                }
+                await Self.drain(batchers)
                 return true
             }
             if let timeout {
@@ -227,7 +242,30 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         shared.events.finish()
     }
 
+    /// Stops at once, for when results can no longer reach anyone: refuses new jobs and fails
+    /// every job still held with `shutdown_batch` and `message`, without starting another batch
+    /// or waiting for calls still running (their late outcomes are dropped).
+    @inlinable public func abandon(_ message: String) async {
+        let batchers = state.withLock { state in
+            state.isShuttingDown = true
+            return state.batchers.values.compactMap(\.batcher)
+        }
+        for batcher in batchers { await batcher.abandon(message) }
+        scheduler.stop()
+        shared.events.finish()
+    }
+
     // MARK: - Internals
+
+    /// Drains every batcher and returns once all have drained: one continuation and a countdown,
+    /// not a task per key, so shutting down 100,000 keys takes linear time.
+    @inlinable static func drain(_ batchers: [Batcher<Payload, Output, C>]) async {
+        guard !batchers.isEmpty else { return }
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let countdown = Countdown(batchers.count) { done.resume() }
+            for batcher in batchers { batcher.drain { countdown.tick() } }
+        }
+    }
 
     @inlinable func batcherKey(for key: String) -> String {
         config.useInstancePerKey ? key : Self.defaultKey
@@ -253,15 +291,17 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// One try at submitting `job`: the step shared by the blocking and the suspending paths.
     @inlinable func attempt(_ job: Job<Payload>, handler: ResultHandler<Payload, Output>) -> Attempt {
         let seen = shared.capacity.generation
-        let lookup = state.withLock { state -> Result<Batcher<Payload, Output, C>, BatcherLookupError> in
-            self.batcher(forKey: job.key, in: &state)
-        }
         let batcher: Batcher<Payload, Output, C>
-        switch lookup {
-        case .success(let found):
+        switch lookUpBatcher(forKey: job.key) {
+        case .found(let found):
             batcher = found
-        case .failure(let refusal):
-            return .done(shared.refuse(job, reason: refusal.reason, message: refusal.message, handler: handler, debug: false))
+        case .refused(let reason, let message):
+            return .done(shared.refuse(job, reason: reason, message: message, handler: handler, debug: false))
+        case .beingCreated:
+            return .full(seen: seen)  // another submitter is making the key's processor: wait for it
+        case .create(let batcherKey):
+            guard let made = createBatcher(forKey: batcherKey) else { return .full(seen: seen) }
+            batcher = made
         }
         if shared.reserve() {
             switch batcher.submit(job, size: payloadSize?(job.payload) ?? 0, handler: handler) {
@@ -280,36 +320,54 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         return .done(shared.refuse(job, reason: .overloaded, message: message, handler: handler, debug: batcher.config.debug))
     }
 
-    @usableFromInline struct BatcherLookupError: Error {
-        @inlinable init(reason: FailureReason, message: String) {
-            self.reason = reason
-            self.message = message
-        }
-
-        @usableFromInline let reason: FailureReason
-        @usableFromInline let message: String
+    @usableFromInline enum Lookup {
+        case found(Batcher<Payload, Output, C>)
+        case refused(FailureReason, String)
+        /// Another submitter is making this key's processor.
+        case beingCreated
+        /// The key has no batcher yet and this caller makes it: its slot now says `creating`.
+        case create(String)
     }
 
-    /// The batcher for `key`, made on first use. The factory runs under the lock so that a key
-    /// never gets two processor instances; factories should be quick.
-    @inlinable func batcher(forKey key: String, in state: inout State) -> Result<Batcher<Payload, Output, C>, BatcherLookupError> {
-        if state.isShuttingDown {
-            return .failure(BatcherLookupError(reason: .shutdownBatch, message: "Batchman is shutting down; the job was not accepted"))
-        }
+    /// The batcher for `key`, or what to do instead. One short lock; no factory runs under it.
+    @inlinable func lookUpBatcher(forKey key: String) -> Lookup {
         let batcherKey = batcherKey(for: key)
-        if let batcher = state.batchers[batcherKey] { return .success(batcher) }
-        let factory = factories[batcherKey] ?? factories[Self.defaultKey]!
-        let processor: any BatchProcessor<Payload, Output>
-        do {
-            processor = try factory(batcherKey)
-        } catch {
-            return .failure(BatcherLookupError(reason: .error, message: "could not create the processor for key \"\(batcherKey)\": \(error)"))
+        return state.withLock { state -> Lookup in
+            if state.isShuttingDown {
+                return .refused(.shutdownBatch, "Batchman is shutting down; the job was not accepted")
+            }
+            switch state.batchers[ExactString(batcherKey)] {
+            case .ready(let batcher): return .found(batcher)
+            case .failed(let message): return .refused(.error, message)
+            case .creating: return .beingCreated
+            case nil:
+                state.batchers[ExactString(batcherKey)] = .creating
+                return .create(batcherKey)
+            }
         }
-        let batcher = Batcher(
-            key: batcherKey, config: config.config(forKey: batcherKey), processor: processor,
-            scheduler: scheduler, shared: shared, jitter: jitter)
-        state.batchers[batcherKey] = batcher
-        return .success(batcher)
+    }
+
+    /// Makes the batcher for `batcherKey`, whose slot this caller set to `creating`. The factory
+    /// runs outside the lock, so a slow one (a plugin's `create`) stalls no other key. Returns
+    /// nil if the key cannot take jobs after all (the factory threw, or shutdown began); the
+    /// caller tries again and finds out why.
+    @inlinable func createBatcher(forKey batcherKey: String) -> Batcher<Payload, Output, C>? {
+        let factory = factories[ExactString(batcherKey)] ?? factories[ExactString(Self.defaultKey)]!
+        let slot: BatcherSlot
+        do {
+            let processor = try factory(batcherKey)
+            slot = .ready(Batcher(
+                key: batcherKey, config: config.config(forKey: batcherKey), processor: processor,
+                scheduler: scheduler, shared: shared, jitter: jitter))
+        } catch {
+            slot = .failed("could not create the processor for key \"\(batcherKey)\": \(error)")
+        }
+        let isShuttingDown = state.withLock { state in
+            state.batchers[ExactString(batcherKey)] = slot
+            return state.isShuttingDown
+        }
+        shared.capacity.open()  // wake submitters that waited for this key
+        return isShuttingDown ? nil : slot.batcher
     }
 }
 

@@ -54,9 +54,15 @@ public struct Job<Payload: Sendable>: Sendable {
     @usableFromInline let key: String
     @usableFromInline let id: String
 
+    /// Byte for byte: canonically equivalent but different ids are different jobs (see
+    /// ``ExactString``).
+    @inlinable static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.id.hasSameBytes(as: rhs.id) && lhs.key.hasSameBytes(as: rhs.key)
+    }
+
     /// Only the id is hashed: in a per-key batcher the key never varies, so hashing it would
     /// double the cost for nothing. Equality still compares both.
     @inlinable func hash(into hasher: inout Hasher) {
-        hasher.combine(id)
+        id.hashBytes(into: &hasher)
     }
 }

@@ -4,7 +4,8 @@ import BatchmanHost
 import Dispatch
 import Glibc
 
-// Before any thread starts: SIGINT and SIGTERM are taken by a thread of our own.
+// Before any thread starts: closed standard descriptors are filled, a plugin's exit() is caught,
+// and signals are taken by a thread of our own from here on.
 Host.prepareProcess()
 
 func perform(_ arguments: [String]) async throws(HostError) {
@@ -32,9 +33,9 @@ Task.detached {
     } catch {
         var message = "batchman: \(error.message)\n"
         message.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-        exit(error.exitCode)
+        ProcessExitGuard.exit(error.exitCode)
     }
     finished.signal()
 }
 finished.wait()
-exit(0)
+ProcessExitGuard.exit(0)

@@ -21,15 +21,20 @@ public enum HostCommand: Equatable, Sendable {
           --input FILE          read jobs from FILE instead of standard input
           --output FILE         write results to FILE instead of standard output
           --max-line-bytes N    longest accepted input line (default 1048576); longer lines fail with invalid_input
-          --workers N           threads that call plugins, shared by all keys (default: the number of cores)
+          --max-output-bytes N  results waiting for a slow consumer at most (default 8388608); then reading pauses
+          --workers N           threads that call plugins, shared by all keys, 1 to 1024 (default: the number of cores)
           --stats-interval S    also print the statistics line every S seconds (it is always printed on exit)
           --stats-per-key       print a statistics line per key as well
 
         Input, one JSON object per line:  {"key":"logger","id":"42","payload":<any JSON>}
         Output, one line per job:         {"key","id","status","result","errorReason","errorMessage","batchId","attempts","submittedAt","completedAt"}
 
-        Exit status: 0 done (end of input or SIGINT/SIGTERM, after draining), 64 usage error,
-        78 manifest or plugin error, 70 failure while running, 128+N on a second signal N.
+        Signals: SIGINT, SIGTERM or SIGQUIT stop reading and drain (a second one exits at once);
+        SIGUSR1 prints the statistics line, SIGUSR2 the per-key lines too; SIGHUP is ignored.
+
+        Exit status: 0 done (end of input or a stop signal, after draining), 64 usage error,
+        78 manifest or plugin error, 70 failure while running (output gone, a plugin called
+        exit), 128+N on a second signal N or a signal while starting.
         """
 
     /// Parses `arguments` (without the program name).
@@ -53,16 +58,20 @@ public enum HostCommand: Equatable, Sendable {
                     guard !rest.isEmpty else { throw HostError(.usage, "\(argument) needs a value") }
                     return rest.removeFirst()
                 }
-                func count() throws(HostError) -> Int {
+                func count(atMost maximum: Int = .max) throws(HostError) -> Int {
                     let text = try value()
-                    guard let number = Int(text), number > 0 else { throw HostError(.usage, "\(argument) needs a whole number of at least 1, got \(text)") }
+                    guard let number = Int(text), number > 0, number <= maximum else {
+                        let range = maximum == .max ? "of at least 1" : "from 1 to \(maximum)"
+                        throw HostError(.usage, "\(argument) needs a whole number \(range), got \(text)")
+                    }
                     return number
                 }
                 switch argument {
                 case "--input": options.inputPath = try value()
                 case "--output": options.outputPath = try value()
                 case "--max-line-bytes": options.maxLineBytes = try count()
-                case "--workers": options.workers = try count()
+                case "--workers": options.workers = try count(atMost: RunOptions.maxWorkers)
+                case "--max-output-bytes": options.maxOutputBytes = try count()
                 case "--stats-interval": options.statsInterval = try count()
                 case "--stats-per-key": options.statsPerKey = true
                 case _ where argument.hasPrefix("-"): throw HostError(.usage, "unknown option \(argument)\n\n\(usage)")
@@ -87,6 +96,10 @@ public struct RunOptions: Equatable, Sendable {
     /// Write results to this file instead of standard output.
     public var outputPath: String?
     public var maxLineBytes = 1 << 20
+    /// Result bytes waiting for standard output at most; reading input pauses at this bound.
+    public var maxOutputBytes = 8 << 20
+    /// The most `--workers` allows: each is a thread with an 8 MiB stack.
+    public static let maxWorkers = 1024
     /// Threads that call plugins; different keys run in parallel up to this many.
     public var workers = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     /// Seconds between statistics lines on standard error; nil: only on exit.

@@ -20,7 +20,9 @@ final class PluginRegistry: Sendable {
         let loaded = control.runAndWait { Self.load(manifest, logger: logger) }
         guard loaded.problems.isEmpty else {
             // Instances that were made are released: nothing leaks out of a failed start.
-            control.runAndWait { for instance in loaded.instances.values { instance.destroy() } }
+            control.runAndWait {
+                for instance in loaded.instances.values where instance.close(destroyingLaterOn: control) { instance.destroyNow() }
+            }
             throw HostError(.configuration, loaded.problems.joined(separator: "\n"))
         }
         defaultPlugin = loaded.defaultPlugin
@@ -47,12 +49,20 @@ final class PluginRegistry: Sendable {
     }
 
     /// Destroys every instance, on the control thread. Call after the last batch.
-    func destroyAll() {
+    /// - Returns: the instances still inside a call (a shutdown timed out), which are destroyed
+    ///   only when that call returns.
+    @discardableResult
+    func destroyAll() -> [PluginInstance] {
         let all = instances.withLock { instances in
             defer { instances.removeAll() }
             return Array(instances.values)
         }
-        control.runAndWait { for instance in all { instance.destroy() } }
+        var idle: [PluginInstance] = [], busy: [PluginInstance] = []
+        for instance in all {
+            if instance.close(destroyingLaterOn: control) { idle.append(instance) } else { busy.append(instance) }
+        }
+        control.runAndWait { [idle] in for instance in idle { instance.destroyNow() } }
+        return busy
     }
 
     private func processor(forKey key: String) throws -> PluginProcessor {

@@ -6,10 +6,10 @@ import Glibc
 enum StatsReporter {
     /// The summary line of the whole host, with input lines that were not jobs counted as
     /// `invalid_input` failures.
-    static func summary(_ statistics: BatchmanStatistics, invalidLines: Int) -> String {
+    static func summary(_ statistics: BatchmanStatistics, invalidLines: Int, outputPauses: Int) -> String {
         var total = statistics.total
         if invalidLines > 0 { total.failed[.invalidInput, default: 0] += invalidLines }
-        return "stats: \(describe(total)) peakRSS=\(peakResidentMiB().map { String(format1: $0) + "MiB" } ?? "?")"
+        return "stats: \(describe(total)) peakRSS=\(peakResidentMiB().map { String(format1: $0) + "MiB" } ?? "?") outputPauses=\(outputPauses)"
     }
 
     /// One line per key, in key order.

@@ -125,7 +125,8 @@ import Testing
         (["serve"], "unknown command \"serve\""),
         (["run", "--bogus"], "unknown option --bogus"),
         (["run", "--input"], "--input needs a value"),
-        (["run", "--workers", "0"], "--workers needs a whole number of at least 1, got 0"),
+        (["run", "--workers", "0"], "--workers needs a whole number from 1 to 1024, got 0"),
+        (["run", "--workers", "40000"], "--workers needs a whole number from 1 to 1024, got 40000"),
         (["run", "a.json", "b.json"], "more than one manifest: a.json and b.json"),
         (["check", "a.json", "b.json"], "check takes one manifest, got a.json b.json"),
     ])

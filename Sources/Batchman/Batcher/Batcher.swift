@@ -13,6 +13,8 @@ where C.Duration == Duration {
     @usableFromInline let processor: any BatchProcessor<Payload, Output>
     @usableFromInline let scheduler: FlushScheduler<C>
     @usableFromInline let shared: BatchmanShared
+    /// The processor reports when each call really begins (``QueueingBatchProcessor``).
+    @usableFromInline let processorReportsCallStart: Bool
 
     @inlinable init(
         key: String, config: BatcherConfig, processor: any BatchProcessor<Payload, Output>,
@@ -24,6 +26,7 @@ where C.Duration == Duration {
         self.processor = processor
         self.scheduler = scheduler
         self.shared = shared
+        self.processorReportsCallStart = processor is any QueueingBatchProcessor
     }
 
     @inlinable var events: EventBroadcaster { shared.events }
@@ -70,12 +73,10 @@ where C.Duration == Duration {
         if !actions.deliveries.isEmpty { Task { await self.deliver(actions.deliveries, of: nil) } }
     }
 
-    /// Refuses new jobs and returns once every accepted job has its result.
-    @inlinable func drain() async {
-        await withCheckedContinuation { waiter in
-            let now = scheduler.now
-            perform(state.withLock { $0.drain(waiter, now: now) })
-        }
+    /// Refuses new jobs and calls `onDrained` once every accepted job has its result.
+    @inlinable func drain(onDrained: @escaping StateMachine.DrainWaiter) {
+        let now = scheduler.now
+        perform(state.withLock { $0.drain(onDrained, now: now) })
     }
 
     /// Fails every job still held with `shutdown_batch` and `message`.
@@ -105,10 +106,16 @@ where C.Duration == Duration {
         for batch in actions.start {
             Task { await self.run(batch) }
         }
-        for waiter in actions.drained { waiter.resume() }
+        for waiter in actions.drained { waiter() }
     }
 
     @inlinable func run(_ batch: Batch<Payload>) async {
+        var batch = batch
+        if processorReportsCallStart {
+            batch.callStarter = { [self, id = batch.id] in callStarted(id) }
+        } else if !callStarted(batch.id) {
+            return
+        }
         let outcome: Result<[JobOutcome<Output>], any Error>
         do {
             outcome = .success(try await processor.process(batch))
@@ -121,6 +128,19 @@ where C.Duration == Duration {
         let actions = state.withLock { $0.complete(batch, outcome: outcome, now: now, wallTime: Date()) }
         perform(actions)
         await deliver(actions.deliveries, of: batch)
+    }
+
+    /// The processor's call for batch `batchId` begins: starts its timeout. False if the batch
+    /// was given up on meanwhile, and must not be processed.
+    @inlinable func callStarted(_ batchId: UInt64) -> Bool {
+        let now = scheduler.now
+        switch state.withLock({ $0.callStarted(batchId, now: now) }) {
+        case .proceed(let actions):
+            perform(actions)
+            return true
+        case .skip:
+            return false
+        }
     }
 
     /// Hands results over, then tells the state machine they are out. `batch` is the batch

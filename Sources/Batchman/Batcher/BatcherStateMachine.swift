@@ -7,6 +7,9 @@ import FoundationEssentials
     @usableFromInline typealias Handler = ResultHandler<Payload, Output>
     /// Draws a retry's delay below a ceiling (full jitter); injected so tests can pin it.
     @usableFromInline typealias Jitter = @Sendable (_ ceiling: Duration) -> Duration
+    /// Called once the batcher has drained: a closure rather than a continuation, so that a
+    /// shutdown waits for any number of keys with one continuation and no task per key.
+    @usableFromInline typealias DrainWaiter = @Sendable () -> Void
 
     @usableFromInline struct Delivery: Sendable {
         @inlinable init(handler: Handler, result: JobResult<Payload, Output>) {
@@ -48,8 +51,8 @@ import FoundationEssentials
         @usableFromInline var warnings: [String] = []
         /// Jobs no longer held: room for blocked producers.
         @usableFromInline var released = 0
-        /// Shutdown callers to resume: the batcher has drained.
-        @usableFromInline var drained: [CheckedContinuation<Void, Never>] = []
+        /// Shutdown callers to tell: the batcher has drained.
+        @usableFromInline var drained: [DrainWaiter] = []
     }
 
     @usableFromInline enum SubmitDecision {
@@ -77,14 +80,23 @@ import FoundationEssentials
     }
 
     @usableFromInline struct Running {
-        @inlinable init(batch: Batch<Payload>, isSettled: Bool = false) {
+        @inlinable init(batch: Batch<Payload>) {
             self.batch = batch
-            self.isSettled = isSettled
         }
 
         @usableFromInline let batch: Batch<Payload>
-        /// Its jobs were settled by a timeout or an abandoned drain: the late outcome is dropped.
+        /// The processor's call has begun (see ``callStarted(_:now:)``); its timeout counts from then.
+        @usableFromInline var isCalling = false
+        /// Its jobs were settled by a timeout: the late outcome is dropped.
         @usableFromInline var isSettled = false
+    }
+
+    /// Whether a batch handed to the processor may still be processed.
+    @usableFromInline enum CallStart {
+        /// Go ahead; carry out the actions (its timeout).
+        case proceed(Actions)
+        /// The batch was given up on before its call began (an abandoned drain): do not call.
+        case skip
     }
 
     /// What became of one job of a batch.
@@ -118,7 +130,7 @@ import FoundationEssentials
     /// Batches whose results are still being handed over.
     @usableFromInline var delivering = 0
     @usableFromInline var isDraining = false
-    @usableFromInline var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    @usableFromInline var drainWaiters: [DrainWaiter] = []
     /// Counters of events; what is held now (pending, in flight) is read off the state.
     @usableFromInline var counters = BatcherStatistics()
 
@@ -186,13 +198,24 @@ import FoundationEssentials
         return actions
     }
 
+    /// The processor's call for batch `batchId` begins now: its timeout starts counting. A
+    /// processor that queues batches (the host's, waiting for a worker thread or for its plugin
+    /// instance) reports this itself, so time spent queued is not held against the batch.
+    @inlinable mutating func callStarted(_ batchId: UInt64, now: Instant) -> CallStart {
+        guard let run = running[batchId], !run.isSettled, !run.isCalling else { return .skip }
+        running[batchId]?.isCalling = true
+        var actions = Actions()
+        if let timeout = config.timeout { actions.schedule.append((.timeout(batchId), now.advanced(by: timeout))) }
+        return .proceed(actions)
+    }
+
     /// The processor call for `batch` returned with `outcome` (its outcomes, or what it threw).
     @inlinable mutating func complete(
         _ batch: Batch<Payload>, outcome: Result<[JobOutcome<Output>], any Error>, now: Instant, wallTime: Date
     ) -> Actions {
         var actions = Actions()
         guard let run = running.removeValue(forKey: batch.id) else { return actions }
-                if !run.isSettled {
+        if !run.isSettled {
             let verdicts: [Verdict]
             switch outcome {
             case .success(let outcomes):
@@ -217,7 +240,7 @@ import FoundationEssentials
 
     /// Refuses new jobs, cuts every waiting job into batches at once (retries skip their
     /// backoff), and resumes `waiter` once everything is done.
-    @inlinable mutating func drain(_ waiter: CheckedContinuation<Void, Never>, now: Instant) -> Actions {
+    @inlinable mutating func drain(_ waiter: @escaping DrainWaiter, now: Instant) -> Actions {
         isDraining = true
         drainWaiters.append(waiter)
         var actions = Actions()
@@ -229,9 +252,18 @@ import FoundationEssentials
     }
 
     /// Gives up on the drain: every job still held fails with `shutdown_batch`, and running
-    /// batches' late outcomes are dropped.
+    /// batches' late outcomes are dropped. A job that is in a running batch keeps that batch's
+    /// id and counts that attempt; the others report the attempts they finished.
     @inlinable mutating func abandon(reason message: String, now: Instant, wallTime: Date) -> Actions {
+        isDraining = true
         var actions = Actions()
+        for run in running.values.sorted(by: { $0.batch.id < $1.batch.id }) where !run.isSettled {
+            for job in run.batch.jobs {
+                guard let record = records.removeValue(forKey: job.identity) else { continue }
+                deliver(record, .failure(record.job, reason: .shutdownBatch, message: message, batchId: run.batch.id,
+                                         attempts: record.job.attempt, at: wallTime), into: &actions)
+            }
+        }
         for record in records.values {
             deliver(record, .failure(record.job, reason: .shutdownBatch, message: message,
                                      attempts: record.job.attempt - 1, at: wallTime), into: &actions)
@@ -294,7 +326,6 @@ import FoundationEssentials
             lastStart = now
             counters.batches += 1
             counters.batchedJobs += next.batch.jobs.count
-                        if let timeout = config.timeout { actions.schedule.append((.timeout(next.batch.id), now.advanced(by: timeout))) }
             actions.start.append(next.batch)
         }
     }
@@ -377,7 +408,7 @@ import FoundationEssentials
     /// checked first and costs no hashing; otherwise outcomes are matched by identity.
     @inlinable func match(_ outcomes: [JobOutcome<Output>], to batch: Batch<Payload>, warnings: inout [String]) -> [Verdict] {
         let jobs = batch.jobs
-        if outcomes.count == jobs.count, zip(outcomes, jobs).allSatisfy({ $0.id == $1.id && $0.key == $1.key }) {
+        if outcomes.count == jobs.count, zip(outcomes, jobs).allSatisfy({ $0.id.hasSameBytes(as: $1.id) && $0.key.hasSameBytes(as: $1.key) }) {
             return outcomes.map(Self.verdict)
         }
         var indexByIdentity: [JobIdentity: Int] = [:]

@@ -2,22 +2,23 @@
 ///
 /// Two arrays: pushes go to `inbox`; pops come from `outbox`, refilled by reversing `inbox`
 /// when it runs dry, so each element is moved once.
-@usableFromInline struct FIFOQueue<Element> {
-    @inlinable init() {}
+/// Shared with the host (its worker pool and plugin call queues), hence `package`.
+@usableFromInline package struct FIFOQueue<Element> {
+    @inlinable package init() {}
 
     @usableFromInline var inbox: [Element] = []
     @usableFromInline var outbox: [Element] = []
 
-    @inlinable var isEmpty: Bool { inbox.isEmpty && outbox.isEmpty }
+    @inlinable package var isEmpty: Bool { inbox.isEmpty && outbox.isEmpty }
 
-    @inlinable mutating func append(_ element: Element) {
+    @inlinable package mutating func append(_ element: Element) {
         inbox.append(element)
     }
 
     /// The element ``popFirst()`` would return.
-    @inlinable var first: Element? { outbox.last ?? inbox.first }
+    @inlinable package var first: Element? { outbox.last ?? inbox.first }
 
-    @inlinable mutating func popFirst() -> Element? {
+    @inlinable package mutating func popFirst() -> Element? {
         if outbox.isEmpty {
             guard !inbox.isEmpty else { return nil }
             outbox = inbox.reversed()

@@ -14,6 +14,9 @@ final class InputReader: Sendable {
         case tooLong(number: Int, length: Int)
         /// Input was stopped in the middle of this line: it was partly read and cannot be used.
         case cutShort(number: Int)
+        /// Input was stopped in the middle of this line, and the input (a file) was wound back
+        /// to the line's start, at `offset`: the next reader of the file reads it whole.
+        case putBack(number: Int, offset: Int64)
     }
 
     enum End: Equatable {
@@ -73,7 +76,9 @@ final class InputReader: Sendable {
 
         while true {
             guard waitForInput() else {
-                if !partial.isEmpty || skippingLongLine { handle(.cutShort(number: lineNumber + 1)) }
+                if !partial.isEmpty || skippingLongLine {
+                    handle(putBack(skippingLongLine ? skippedLength : partial.count, line: lineNumber + 1))
+                }
                 return .stopped
             }
             var bytesRead = 0
@@ -119,6 +124,14 @@ final class InputReader: Sendable {
                 partial.append(contentsOf: rest)
             }
         }
+    }
+
+    /// Winds a seekable input back by `count` bytes, the part of line `line` read so far, so
+    /// that the line stays for the next run (the file offset is shared with whoever opened the
+    /// file); a pipe cannot be wound back, so the line is reported cut short.
+    private func putBack(_ count: Int, line: Int) -> Event {
+        let offset = lseek(fileDescriptor, -off_t(count), SEEK_CUR)
+        return offset >= 0 ? .putBack(number: line, offset: Int64(offset)) : .cutShort(number: line)
     }
 
     /// `chunk`, copied into a buffer of its own size when a read came back short (interactive

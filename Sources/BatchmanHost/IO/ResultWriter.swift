@@ -2,12 +2,17 @@ import Dispatch
 import Glibc
 import Synchronization
 
-/// Buffers result lines and writes them from a thread of its own.
+/// Buffers result lines and writes them from a thread of its own, with a bound.
 ///
 /// Lines are encoded straight into a shared buffer; the writer thread swaps it out and writes
 /// it whole whenever there is anything in it. So output is never held back waiting for a
 /// buffer to fill: a result is written as soon as the writer is free, and under load many
 /// results share one write(2).
+///
+/// The bytes waiting to be written are bounded: the input reader calls ``waitForRoom()`` per
+/// line, which blocks while `maxBufferedBytes` are waiting, so a consumer that stops reading
+/// stops the host reading instead of growing its memory. Once a write fails (the consumer is
+/// gone), nothing more is buffered, waiting readers are released, and `onFailure` runs once.
 final class ResultWriter: Sendable {
     private struct State {
         var pending: [UInt8] = []
@@ -15,26 +20,66 @@ final class ResultWriter: Sendable {
         var isFinishing = false
         var drained: [CheckedContinuation<Void, Never>] = []
         var writeError: Int32?
+        /// The reader waits in ``waitForRoom()`` for the buffer to drain to half the bound.
+        var isReaderWaiting = false
+        /// How many times the reader had to wait.
+        var pauses = 0
     }
 
     private let fileDescriptor: Int32
+    private let maxBufferedBytes: Int
+    private let onFailure: @Sendable (Int32) -> Void
     private let state = Mutex(State())
-    private let wake = DispatchSemaphore(value: 0)
+    /// Bytes appended and not yet written (the buffer and the chunk being written); read
+    /// without the lock on every line.
+    private let bufferedBytes = Atomic<Int>(0)
+    private let wakeWriter = DispatchSemaphore(value: 0)
+    private let wakeReader = DispatchSemaphore(value: 0)
 
-    init(fileDescriptor: Int32) {
+    init(fileDescriptor: Int32, maxBufferedBytes: Int, onFailure: @escaping @Sendable (Int32) -> Void) {
         self.fileDescriptor = fileDescriptor
+        self.maxBufferedBytes = maxBufferedBytes
+        self.onFailure = onFailure
         DedicatedThread.start(name: "batchman-output") { [self] in runWriter() }
     }
 
-    /// Appends one or more lines by running `encode` on the shared buffer.
+    /// The errno of the failed write, once output has failed.
+    var failure: Int32? { state.withLock { $0.writeError } }
+
+    /// How many times reading paused because output was not being consumed.
+    var pauses: Int { state.withLock { $0.pauses } }
+
+    /// Appends one or more lines by running `encode` on the shared buffer (dropped once output
+    /// has failed: nobody can read them).
     func append(_ encode: (inout [UInt8]) -> Void) {
         let mustWake = state.withLock { state -> Bool in
+            guard state.writeError == nil else { return false }
+            let before = state.pending.count
             encode(&state.pending)
+            bufferedBytes.add(state.pending.count - before, ordering: .relaxed)
             guard state.isWriterWaiting else { return false }
             state.isWriterWaiting = false
             return true
         }
-        if mustWake { wake.signal() }
+        if mustWake { wakeWriter.signal() }
+    }
+
+    /// Returns at once while fewer than `maxBufferedBytes` wait to be written; otherwise blocks
+    /// the calling thread (the input reader) until half of them are written or output fails.
+    /// - Parameter onPause: called before blocking, with the number of this pause (1 for the
+    ///   first).
+    func waitForRoom(onPause: (Int) -> Void) {
+        while bufferedBytes.load(ordering: .relaxed) >= maxBufferedBytes {
+            let pause = state.withLock { state -> Int? in
+                guard state.writeError == nil, bufferedBytes.load(ordering: .relaxed) >= maxBufferedBytes else { return nil }
+                state.isReaderWaiting = true
+                state.pauses += 1
+                return state.pauses
+            }
+            guard let pause else { return }
+            onPause(pause)
+            wakeReader.wait()
+        }
     }
 
     /// Writes everything appended so far, stops the writer thread, and returns the errno of a
@@ -47,9 +92,9 @@ final class ResultWriter: Sendable {
                 defer { state.isWriterWaiting = false }
                 return state.isWriterWaiting
             }
-            if mustWake { wake.signal() }
+            if mustWake { wakeWriter.signal() }
         }
-        return state.withLock { $0.writeError }
+        return failure
     }
 
     private func runWriter() {
@@ -70,28 +115,42 @@ final class ResultWriter: Sendable {
                 return
             }
             if chunk.isEmpty {
-                wake.wait()
+                wakeWriter.wait()
                 continue
             }
-            writeAll(chunk)
+            let failure = writeAll(chunk)
+            bufferedBytes.subtract(chunk.count, ordering: .relaxed)
             chunk.removeAll(keepingCapacity: true)
+            let wakesReader = state.withLock { state -> Bool in
+                if let failure, state.writeError == nil {
+                    state.writeError = failure
+                    bufferedBytes.subtract(state.pending.count, ordering: .relaxed)
+                    state.pending = []
+                }
+                guard state.isReaderWaiting,
+                      state.writeError != nil || bufferedBytes.load(ordering: .relaxed) < maxBufferedBytes / 2 else { return false }
+                state.isReaderWaiting = false
+                return true
+            }
+            if wakesReader { wakeReader.signal() }
+            if let failure { onFailure(failure) }
         }
     }
 
-    private func writeAll(_ bytes: [UInt8]) {
-        guard state.withLock({ $0.writeError == nil }) else { return }  // output is gone: drop, but keep draining
-        bytes.withUnsafeBytes { buffer in
+    /// Writes `bytes` whole; returns the errno of a failed write.
+    private func writeAll(_ bytes: [UInt8]) -> Int32? {
+        guard failure == nil else { return nil }  // output is gone: drop, but keep draining
+        return bytes.withUnsafeBytes { buffer -> Int32? in
             var offset = 0
             while offset < buffer.count {
                 let written = write(fileDescriptor, buffer.baseAddress! + offset, buffer.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
-                    let failure = errno
-                    state.withLock { $0.writeError = failure }
-                    return
+                    return errno
                 }
                 offset += written
             }
+            return nil
         }
     }
 }

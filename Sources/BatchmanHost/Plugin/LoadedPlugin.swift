@@ -42,11 +42,15 @@ public final class LoadedPlugin: @unchecked Sendable {
         var errorBuffer = [CChar](repeating: 0, count: 1024)
         var key = key
         var config = config
+        let site = "plugin \"\(name)\" (key \"\(key)\", in create)"
         let instance = key.withUTF8 { keyBytes in
             config.withUTF8 { configBytes in
                 errorBuffer.withUnsafeMutableBufferPointer { error in
-                    descriptor.pointee.create(
-                        host.pointer, bm_str(keyBytes), bm_str(configBytes), error.baseAddress, error.count)
+                    site.withCString { site in
+                        ProcessExitGuard.during(site) {
+                            descriptor.pointee.create(host.pointer, bm_str(keyBytes), bm_str(configBytes), error.baseAddress, error.count)
+                        }
+                    }
                 }
             }
         }

@@ -11,7 +11,7 @@ final class PluginHostServices: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<bm_host>
     private let context: Unmanaged<LogContext>
 
-    final class LogContext {
+    final class LogContext: Sendable {
         let prefix: String
         let logger: PluginLogger
         /// Debug lines are shown only for keys configured with `debug: true`.
@@ -20,6 +20,11 @@ final class PluginHostServices: @unchecked Sendable {
             self.prefix = prefix
             self.logger = logger
             self.showsDebug = showsDebug
+        }
+
+        func log(_ level: BatchmanLogger.Level, _ message: String) {
+            guard level != .debug || showsDebug else { return }
+            logger.log(level, "\(prefix): \(message)")
         }
     }
 
@@ -33,17 +38,40 @@ final class PluginHostServices: @unchecked Sendable {
             ctx: context.toOpaque(),
             log: { context, level, message, length in
                 guard let context else { return }
-                let log = Unmanaged<LogContext>.fromOpaque(context).takeUnretainedValue()
-                guard level != BM_LOG_DEBUG || log.showsDebug else { return }
-                let text = message.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: length), as: UTF8.self) } ?? ""
                 let mapped: BatchmanLogger.Level = switch level {
                 case BM_LOG_DEBUG: .debug
                 case BM_LOG_WARNING: .warning
                 case BM_LOG_ERROR: .error
                 default: .info
                 }
-                log.logger.log(mapped, "\(log.prefix): \(text)")
+                let bytes = message.map { UnsafeRawBufferPointer(start: $0, count: length) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+                Unmanaged<LogContext>.fromOpaque(context).takeUnretainedValue().log(mapped, PluginHostServices.oneLine(bytes))
             }))
+    }
+
+    /// Logs a line of the host's own about this instance, with the plugin's prefix.
+    func log(_ level: BatchmanLogger.Level, _ message: String) {
+        context.takeUnretainedValue().log(level, message)
+    }
+
+    /// `bytes` as one log line: newlines, NULs and other control characters escaped (`\n`,
+    /// `\x00`), so one `log` call is one line whatever the plugin passed.
+    static func oneLine(_ bytes: UnsafeRawBufferPointer) -> String {
+        var escaped: [UInt8] = []
+        escaped.reserveCapacity(bytes.count)
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\n"): escaped += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case UInt8(ascii: "\r"): escaped += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case UInt8(ascii: "\t"): escaped += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case UInt8(ascii: "\\"): escaped += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case 0..<0x20, 0x7F:
+                let hex = Array("0123456789abcdef".utf8)
+                escaped += [UInt8(ascii: "\\"), UInt8(ascii: "x"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            default: escaped.append(byte)
+            }
+        }
+        return String(decoding: escaped, as: UTF8.self)
     }
 
     func release() {

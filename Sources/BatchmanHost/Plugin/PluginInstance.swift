@@ -1,27 +1,77 @@
 import Batchman
 import CBatchmanPlugin
+import Glibc
 import Synchronization
 
 /// Bytes of a job's payload or result: a slice of a larger buffer shared by many jobs, so the
 /// hot path does not allocate per job.
 public typealias JobBytes = ArraySlice<UInt8>
 
-/// One key's instance of a plugin: calls `process_batch` and turns what it emits into outcomes.
+/// One key's instance of a plugin: queues its calls, calls `process_batch`, turns what it emits
+/// into outcomes, and destroys it once its last call has returned.
 final class PluginInstance: @unchecked Sendable {
-    // @unchecked: `handle` is the plugin's opaque instance pointer. Unless the plugin sets
-    // BM_FLAG_CONCURRENT, `callLock` keeps calls on it one at a time even when the key runs
-    // several batches at once (maxInFlight > 1): the ABI's threading contract.
+    // @unchecked: `handle` is the plugin's opaque instance pointer, used only as the ABI allows:
+    // `calls` keeps calls one at a time unless the plugin sets BM_FLAG_CONCURRENT, and destroy
+    // waits until no call is running.
     let plugin: LoadedPlugin
     let key: String
     private let handle: UnsafeMutableRawPointer
     private let host: PluginHostServices
-    private let callLock = Mutex(())
+    private let calls = Mutex(CallQueue())
+    /// "plugin "X" (key "k")" as a C string, for the exit guard; lives as long as the process.
+    private let callSite: UnsafeMutablePointer<CChar>
+    private let hasReportedStrayEmit = Atomic<Bool>(false)
+
+    /// The calls of one instance: how many run, which wait for a non-concurrent instance, and
+    /// whether it is being destroyed.
+    private struct CallQueue {
+        enum Phase {
+            case live
+            /// Destroy was asked for while calls ran: the last one to return does it.
+            case closing(control: WorkerPool)
+            case destroyed
+        }
+
+        var running = 0
+        var waiting = FIFOQueue<@Sendable () -> Void>()
+        var phase = Phase.live
+    }
 
     init(plugin: LoadedPlugin, key: String, handle: UnsafeMutableRawPointer, host: PluginHostServices) {
         self.plugin = plugin
         self.key = key
         self.handle = handle
         self.host = host
+        self.callSite = strdup("plugin \"\(plugin.name)\" (key \"\(key)\")")
+    }
+
+    /// Runs `call` on one of `workers` once the instance may take it: at once for a concurrent
+    /// plugin, else when its previous call has returned. A waiting call occupies no thread, so
+    /// a busy instance never parks the workers other keys need.
+    func schedule(_ call: @escaping @Sendable () -> Void, on workers: WorkerPool) {
+        let startNow = calls.withLock { queue -> Bool in
+            guard plugin.isConcurrent || queue.running == 0 else {
+                queue.waiting.append(call)
+                return false
+            }
+            queue.running += 1
+            return true
+        }
+        if startNow { workers.submit { [self] in runThenStartNext(call, on: workers) } }
+    }
+
+    private func runThenStartNext(_ call: @escaping @Sendable () -> Void, on workers: WorkerPool) {
+        call()
+        let (next, destroyOn) = calls.withLock { queue -> ((@Sendable () -> Void)?, WorkerPool?) in
+            if let next = queue.waiting.popFirst() { return (next, nil) }
+            queue.running -= 1
+            guard queue.running == 0, case .closing(let control) = queue.phase else { return (nil, nil) }
+            queue.phase = .destroyed
+            return (nil, control)
+        }
+        // The next call goes to the back of the pool's queue: other keys' batches get their turn.
+        if let next { workers.submit { [self] in runThenStartNext(next, on: workers) } }
+        if let destroyOn { destroyOn.submit { [self] in callDestroy() } }
     }
 
     /// Calls the plugin with `batch` on the current thread (a worker thread) and returns one
@@ -41,6 +91,8 @@ final class PluginInstance: @unchecked Sendable {
             spans.append((idStart..<payloadStart, payloadStart..<arena.count))
         }
         let collector = EmitCollector(count: batch.jobs.count)
+        let slot = EmitterSlot.take(for: self, collector: collector)
+        defer { slot.giveBack() }
         var errorBuffer = [CChar](repeating: 0, count: 1024)
         var key = batch.key
         let status = arena.withUnsafeBufferPointer { base in
@@ -55,10 +107,9 @@ final class PluginInstance: @unchecked Sendable {
                 jobs.withUnsafeBufferPointer { jobs in
                     errorBuffer.withUnsafeMutableBufferPointer { error in
                         var cBatch = bm_batch(id: batch.id, key: bm_str(keyBytes), jobs: jobs.baseAddress, count: jobs.count)
-                        var emitter = bm_emitter(ctx: Unmanaged.passUnretained(collector).toOpaque(), emit: emitCallback)
-                        let (errorStart, errorCount) = (error.baseAddress, error.count)
-                        let call = { self.plugin.descriptor.pointee.process_batch(self.handle, &cBatch, &emitter, errorStart, errorCount) }
-                        return plugin.isConcurrent ? call() : callLock.withLock { _ in call() }
+                        return ProcessExitGuard.during(callSite) {
+                            plugin.descriptor.pointee.process_batch(handle, &cBatch, slot.emitter, error.baseAddress, error.count)
+                        }
                     }
                 }
             }
@@ -67,68 +118,38 @@ final class PluginInstance: @unchecked Sendable {
         return collector.outcomes(for: batch, returned: status, message: message)
     }
 
-    /// Releases the instance. Call on the control thread, after its last batch.
-    func destroy() {
-        plugin.descriptor.pointee.destroy(handle)
-        host.release()
-    }
-}
-
-/// Receives a batch's `emit` calls: validates each, copies its bytes into one buffer.
-private final class EmitCollector {
-    private var statuses: [Int32]
-    private var ranges: [Range<Int>]
-    private var bytes: [UInt8] = []
-    static let notEmitted: Int32 = -1
-
-    init(count: Int) {
-        statuses = Array(repeating: Self.notEmitted, count: count)
-        ranges = Array(repeating: 0..<0, count: count)
+    /// The plugin called `emit` outside a call of its own (after `process_batch` returned, or
+    /// from another thread): the call was refused; say so once per instance.
+    func reportStrayEmit() {
+        guard !hasReportedStrayEmit.exchange(true, ordering: .relaxed) else { return }
+        host.log(.error, "emit() was called after process_batch() returned or from another thread; it was refused (returned -1). "
+                 + "The ABI allows emit only on the calling thread, during the call. Further stray calls are refused silently.")
     }
 
-    func emit(index: Int, status: Int32, data: UnsafeRawPointer?, length: Int) -> Int32 {
-        guard index >= 0, index < statuses.count, statuses[index] == Self.notEmitted,
-              status == BM_OK || status == BM_FAILED || status == BM_RETRY else { return -1 }
-        let start = bytes.count
-        if let data, length > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length)) }
-        statuses[index] = status
-        ranges[index] = start..<bytes.count
-        return 0
-    }
-
-    func outcomes(for batch: Batch<JobBytes>, returned status: Int32, message: String) -> [JobOutcome<JobBytes>] {
-        let results = bytes  // one buffer shared by every result of the batch
-        let failure = message.isEmpty ? "process_batch returned \(status)" : message
-        return batch.jobs.enumerated().map { index, job in
-            let range = ranges[index]
-            switch statuses[index] {
-            case BM_OK: return .completed(job, results[range])
-            case BM_FAILED: return .failed(job, String(decoding: results[range], as: UTF8.self))
-            case BM_RETRY: return .retry(job, String(decoding: results[range], as: UTF8.self))
-            default:
-                if status == BM_RETRY { return .retry(job, failure) }
-                if status != 0 { return .failed(job, failure) }
-                return .retry(job, "No result returned for job")
+    /// Takes the instance out of service. Returns true if it is idle: the caller then calls
+    /// ``destroyNow()`` on the control thread. False: a call is still running (a shutdown timed
+    /// out), and the instance is destroyed on `control` when that call returns, or never if
+    /// the process exits first: `destroy` never runs during a call.
+    func close(destroyingLaterOn control: WorkerPool) -> Bool {
+        calls.withLock { queue -> Bool in
+            guard case .live = queue.phase else { return false }
+            guard queue.running == 0 else {
+                queue.phase = .closing(control: control)
+                return false
             }
+            queue.phase = .destroyed
+            return true
         }
     }
-}
 
-/// The C function behind every `bm_emitter`: forwards to the collector in `ctx`.
-private let emitCallback: @convention(c) (UnsafeMutableRawPointer?, Int, Int32, UnsafePointer<CChar>?, Int) -> Int32 = {
-    context, index, status, data, length in
-    guard let context else { return -1 }
-    return Unmanaged<EmitCollector>.fromOpaque(context).takeUnretainedValue()
-        .emit(index: index, status: status, data: UnsafeRawPointer(data), length: length)
-}
+    /// Calls the plugin's `destroy`. Only after ``close(destroyingLaterOn:)`` returned true, on
+    /// the control thread.
+    func destroyNow() {
+        callDestroy()
+    }
 
-/// The core's processor for one key, backed by a plugin instance; every call runs on a
-/// dedicated worker thread, never on Swift's cooperative pool.
-struct PluginProcessor: BatchProcessor {
-    let instance: PluginInstance
-    let workers: WorkerPool
-
-    func process(_ batch: Batch<JobBytes>) async throws -> [JobOutcome<JobBytes>] {
-        await workers.run { [instance] in instance.process(batch) }
+    private func callDestroy() {
+        ProcessExitGuard.during(callSite) { plugin.descriptor.pointee.destroy(handle) }
+        host.release()
     }
 }

@@ -1,3 +1,4 @@
+import Batchman
 import Dispatch
 import Synchronization
 
@@ -6,7 +7,8 @@ import Synchronization
 /// The host runs every plugin call here (`workers`), and every plugin `create`/`destroy` on a
 /// pool of one thread (the control thread), so the cooperative pool never blocks on C code.
 final class WorkerPool: Sendable {
-    private let queue = Mutex(FIFOWorkQueue())
+    /// Work in order; nil tells one thread to stop.
+    private let queue = Mutex(FIFOQueue<(@Sendable () -> Void)?>())
     private let available = DispatchSemaphore(value: 0)
     let threadCount: Int
 
@@ -58,30 +60,8 @@ final class WorkerPool: Sendable {
     private func runWorker() {
         while true {
             available.wait()
-            guard let work = queue.withLock({ $0.popFirst() }) else { return }
+            guard let work = queue.withLock({ $0.popFirst() }) ?? nil else { return }
             work()
         }
-    }
-}
-
-/// The pool's queue: closures in order, nil telling one thread to stop.
-private struct FIFOWorkQueue {
-    private var items: [(@Sendable () -> Void)?] = []
-    private var head = 0
-
-    mutating func append(_ item: (@Sendable () -> Void)?) {
-        items.append(item)
-    }
-
-    mutating func popFirst() -> (@Sendable () -> Void)? {
-        guard head < items.count else { return nil }
-        let item = items[head]
-        items[head] = nil
-        head += 1
-        if head > 1024, head * 2 > items.count {
-            items.removeFirst(head)
-            head = 0
-        }
-        return item
     }
 }

@@ -47,10 +47,13 @@
  *   - process_batch() is called with one batch. The host never makes two concurrent calls on
  *     one instance unless the descriptor sets BM_FLAG_CONCURRENT. Different instances may be
  *     called in parallel, from different threads, so shared global state needs a lock.
- *   - destroy() is called once per instance at shutdown, after its last process_batch().
+ *   - destroy() is called once per instance at shutdown, after its last process_batch() has
+ *     returned. If a call is still running when the host must exit (shutdownTimeout passed),
+ *     the instance is never destroyed.
  *   - create() and destroy() run on the host's control thread; process_batch() on worker
- *     threads. The host never calls a plugin from a signal handler, and handles SIGINT and
- *     SIGTERM itself: a plugin must not install handlers for them.
+ *     threads. The host never calls a plugin from a signal handler, and handles SIGINT,
+ *     SIGTERM, SIGQUIT, SIGHUP, SIGUSR1 and SIGUSR2 itself: a plugin must not install handlers
+ *     for them. A plugin must never call exit(): the host then fails with status 70, naming it.
  *   - The library is never unloaded (dlclose is never called), so language runtimes (Go, Rust,
  *     Swift) are safe to use.
  *
@@ -68,7 +71,9 @@
  *     BM_RETRY   the job failed but may succeed later; data is a message. It is tried again
  *                (in a later batch, with attempt + 1) while the key's maxAttempts allows.
  *   emit() returns 0 when it accepted the outcome, or -1 (and ignores it) for an index out of
- *   range, a job that already has an outcome, or an unknown status.
+ *   range, a job that already has an outcome, an unknown status, NULL data with a non-zero len,
+ *   or a call made after process_batch() returned or from another thread (logged once per
+ *   instance; never a crash).
  *   A job never emitted is treated as BM_RETRY with the message "No result returned for job".
  *   process_batch() returns 0, or BM_RETRY / BM_FAILED to give every job not yet emitted that
  *   status with the message written into `error` (any other non-zero value means BM_FAILED).
@@ -125,7 +130,8 @@ typedef struct bm_host {
     uint16_t abi_minor;
     /** Pass this back to the host's functions. */
     void *ctx;
-    /** Writes a line to the host's log (standard error). Thread-safe. */
+    /** Writes one line to the host's log (standard error), with newlines and other control
+     *  characters in `message` escaped (as \n or \x00). Thread-safe. */
     void (*log)(void *ctx, int level, const char *message, size_t len);
 } bm_host;
 

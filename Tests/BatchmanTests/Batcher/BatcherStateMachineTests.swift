@@ -22,13 +22,7 @@ import Testing
 
         // A second drain (a second shutdown) must finish at once. The waiter is resumed either
         // way, so a machine that never drains fails this test instead of hanging it.
-        var drainedAtOnce = false
-        await withCheckedContinuation { waiter in
-            let actions = machine.drain(waiter, now: now)
-            drainedAtOnce = !actions.drained.isEmpty
-            for drained in actions.drained { drained.resume() }
-            if !drainedAtOnce { waiter.resume() }
-        }
-        #expect(drainedAtOnce, "a second shutdown after a timed-out one must not wait forever")
+        let actions = machine.drain({}, now: now)
+        #expect(actions.drained.count == 1, "a second shutdown after a timed-out one must not wait forever")
     }
 }

@@ -1,0 +1,37 @@
+/// A string compared and hashed by its UTF-8 bytes.
+///
+/// Swift's `String` equality is canonical equivalence: "é" (U+00E9) and "e" + U+0301 are equal
+/// strings. Ids and keys are names, not text: two of them are the same only if their bytes are,
+/// so job identities and the batcher map use this instead.
+@usableFromInline struct ExactString: Hashable, Sendable {
+    @usableFromInline let value: String
+
+    @inlinable init(_ value: String) {
+        self.value = value
+    }
+
+    @inlinable static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.value.hasSameBytes(as: rhs.value)
+    }
+
+    @inlinable func hash(into hasher: inout Hasher) {
+        value.hashBytes(into: &hasher)
+    }
+}
+
+extension String {
+    /// Whether the two strings have the same UTF-8 bytes (not merely canonically equivalent).
+    @inlinable func hasSameBytes(as other: String) -> Bool {
+        let (left, right) = (utf8, other.utf8)
+        return left.count == right.count && left.elementsEqual(right)
+    }
+
+    /// Feeds the string's UTF-8 bytes to `hasher`.
+    @inlinable func hashBytes(into hasher: inout Hasher) {
+        let hashed: Void? = utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if hashed == nil {
+            for byte in utf8 { hasher.combine(byte) }
+        }
+        hasher.combine(utf8.count)
+    }
+}

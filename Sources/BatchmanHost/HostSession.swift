@@ -1,0 +1,184 @@
+import Batchman
+import FoundationEssentials
+import Glibc
+
+/// One `batchman run`: owns the descriptors, thread pools, plugin instances, core, reader and
+/// writer, and releases them on one path, ``close()``, whatever step failed.
+final class HostSession {
+    typealias Core = Batchman<JobBytes, JobBytes, ContinuousClock>
+
+    private let options: RunOptions
+    private let logger: BatchmanLogger
+    private let manifest: Manifest
+    private let control = WorkerPool(name: "batchman-control", threads: 1)
+    private let workers: WorkerPool
+    private let invalidLines = LineCounter()
+    // Opened by open(), in this order; close() releases whichever were.
+    private var input: Int32?
+    private var output: Int32?
+    private var registry: PluginRegistry?
+    private var core: Core?
+
+    init(options: RunOptions, logger: BatchmanLogger) throws(HostError) {
+        self.options = options
+        self.logger = logger
+        self.manifest = try Host.loadManifest(options.manifestPath)
+        self.workers = WorkerPool(name: "batchman-worker", threads: options.workers)
+    }
+
+    /// Opens input and output, loads every plugin and creates every named key's instance.
+    func open() throws(HostError) {
+        input = try openInput()
+        output = try openOutput()
+        let registry = try PluginRegistry(manifest: manifest, control: control, workers: workers, logger: logger)
+        self.registry = registry
+        do {
+            core = try Core(config: manifest.batchmanConfig(), processors: registry.processorFactories, logger: logger)
+        } catch {
+            throw HostError(.configuration, "\(manifest.path): \(error)")
+        }
+    }
+
+    /// Reads every job, drains, and writes every result.
+    /// - Throws: ``HostError`` (`.runtime`) if input or output failed; nothing accepted is lost
+    ///   unless output failed, and then every accepted job is failed and counted.
+    func run() async throws(HostError) {
+        guard let core, let input, let output else { preconditionFailure("open() first") }
+        let reader = InputReader(fileDescriptor: input, maxLineBytes: options.maxLineBytes)
+        let writer = ResultWriter(fileDescriptor: output, maxBufferedBytes: options.maxOutputBytes) { [logger] failure in
+            logger.log(.error, "writing results failed: \(String(cString: strerror(failure))); reading no more input and failing every accepted job")
+            reader.stop()
+        }
+        let reportStatistics = { @Sendable [logger, invalidLines] (perKey: Bool) in
+            let statistics = core.statistics()
+            logger.log(.info, StatsReporter.summary(statistics, invalidLines: invalidLines.count, outputPauses: writer.pauses))
+            if perKey { for line in StatsReporter.perKey(statistics) { logger.log(.info, line) } }
+        }
+        let statsPerKey = options.statsPerKey
+        let periodicStatistics = options.statsInterval.map { seconds in
+            Task.detached {
+                while (try? await Task.sleep(for: .seconds(seconds))) != nil { reportStatistics(statsPerKey) }
+            }
+        }
+        SignalWatcher.shared.running(SignalWatcher.Responses(
+            stop: { [logger] name in
+                logger.log(.info, "received \(name): reading no more input, draining accepted jobs (a second signal exits at once)")
+                reader.stop()
+            },
+            printStatistics: reportStatistics))
+
+        let (end, lastLine) = await readAll(from: reader, into: core, writer: writer)
+        switch end {
+        case .stopped: logger.log(.info, "stopped reading after line \(lastLine)")
+        case .readError(let code): logger.log(.error, "reading input failed after line \(lastLine): \(String(cString: strerror(code)))")
+        case .endOfInput: break
+        }
+        if let failure = writer.failure {
+            await core.abandon("results cannot be written (\(String(cString: strerror(failure)))); the job was not answered")
+        } else {
+            await core.shutdown()
+        }
+        periodicStatistics?.cancel()
+        reportStatistics(statsPerKey)
+        if let writeError = await writer.finish() {
+            let unanswered = core.statistics().total.failed[.shutdownBatch] ?? 0
+            throw HostError(.runtime, "writing results failed: \(String(cString: strerror(writeError))); "
+                            + "stopped reading after line \(lastLine), and \(unanswered) accepted jobs were failed without an answer")
+        }
+        if case .readError = end { throw HostError(.runtime, "input could not be read to its end") }
+    }
+
+    /// Destroys the plugin instances and closes what this session opened; safe after any
+    /// failed step.
+    func close() {
+        if let registry {
+            for instance in registry.destroyAll() {
+                logger.log(.warning, "key \"\(instance.key)\": plugin \"\(instance.plugin.name)\" is still inside process_batch; "
+                           + "its instance is not destroyed (destroy never runs during a call)")
+            }
+        }
+        if let input, options.inputPath != nil { Glibc.close(input) }
+        if let output, options.outputPath != nil { Glibc.close(output) }
+        control.stop()
+        workers.stop()
+    }
+
+    /// Reads input on a dedicated thread, submitting each job; returns how reading ended and
+    /// the number of the last line read.
+    private func readAll(from reader: InputReader, into core: Core, writer: ResultWriter) async -> (InputReader.End, Int) {
+        let invalidLines = invalidLines
+        let logger = logger
+        let maxOutputBytes = options.maxOutputBytes
+        return await withCheckedContinuation { continuation in
+            DedicatedThread.start(name: "batchman-input") {
+                var lastLine = 0
+                let end = reader.run { event in
+                    writer.waitForRoom { pause in
+                        guard pause == 1 else { return }
+                        logger.log(.info, "output is not being read: \(maxOutputBytes) bytes of results are waiting; "
+                                   + "reading input paused until the consumer catches up (counted as outputPauses in the statistics)")
+                    }
+                    switch event {
+                    case .line(let number, let bytes):
+                        lastLine = number
+                        Self.submit(bytes, line: number, to: core, writer: writer, invalidLines: invalidLines)
+                    case .tooLong(let number, let length):
+                        lastLine = number
+                        Self.reportInvalid(line: number, "line is \(length) bytes, longer than --max-line-bytes", writer: writer, invalidLines: invalidLines)
+                    case .cutShort(let number):
+                        Self.reportInvalid(line: number, "input stopped in the middle of this line; it was not read whole", writer: writer, invalidLines: invalidLines)
+                    case .putBack(let number, let offset):
+                        logger.log(.info, "line \(number) was only partly read: input wound back to its start (byte \(offset)) for the next run")
+                    }
+                }
+                continuation.resume(returning: (end, lastLine))
+            }
+        }
+    }
+
+    private static func reportInvalid(line number: Int, _ message: String, writer: ResultWriter, invalidLines: LineCounter) {
+        invalidLines.add()
+        writer.append { ResultEncoder.appendInvalidInput(line: number, key: nil, id: nil, message: message, at: Date(), to: &$0) }
+    }
+
+    private static func submit(_ line: ArraySlice<UInt8>, line number: Int, to core: Core, writer: ResultWriter, invalidLines: LineCounter) {
+        let parsed = line.withUnsafeBufferPointer { JobLine.parse($0) }
+        switch parsed {
+        case .blank:
+            return
+        case .invalid(let message, let key, let id):
+            invalidLines.add()
+            writer.append { ResultEncoder.appendInvalidInput(line: number, key: key, id: id, message: message, at: Date(), to: &$0) }
+        case .job(let key, let id, let payload):
+            let start = line.startIndex
+            let bytes = line[(start + payload.lowerBound)..<(start + payload.upperBound)]
+            core.submit(id: id, key: key, payload: bytes) { result in
+                writer.append { ResultEncoder.append(result, to: &$0) }
+            }
+        }
+    }
+
+    private func openInput() throws(HostError) -> Int32 {
+        guard let path = options.inputPath else {
+            if StandardDescriptors.closedAtStart.contains(STDIN_FILENO) {
+                logger.log(.warning, "standard input was closed: there are no jobs to read (give jobs on standard input or with --input FILE)")
+            }
+            return STDIN_FILENO
+        }
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw HostError(.usage, "--input \(path): \(String(cString: strerror(errno)))") }
+        return descriptor
+    }
+
+    private func openOutput() throws(HostError) -> Int32 {
+        guard let path = options.outputPath else {
+            guard !StandardDescriptors.closedAtStart.contains(STDOUT_FILENO) else {
+                throw HostError(.runtime, "standard output is closed, so results would be lost; give the host an output (a pipe or a file) or use --output FILE")
+            }
+            return STDOUT_FILENO
+        }
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw HostError(.usage, "--output \(path): \(String(cString: strerror(errno)))") }
+        return descriptor
+    }
+}

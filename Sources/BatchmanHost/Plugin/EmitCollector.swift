@@ -1,0 +1,45 @@
+import Batchman
+import CBatchmanPlugin
+
+/// Receives one batch's `emit` calls: validates each, copies its bytes into one buffer.
+final class EmitCollector {
+    private var statuses: [Int32]
+    private var ranges: [Range<Int>]
+    private var bytes: [UInt8] = []
+    static let notEmitted: Int32 = -1
+
+    init(count: Int) {
+        statuses = Array(repeating: Self.notEmitted, count: count)
+        ranges = Array(repeating: 0..<0, count: count)
+    }
+
+    /// 0 if the outcome was taken, -1 if the call breaks the contract: an index out of range or
+    /// already answered, an unknown status, or NULL data with a non-zero length.
+    func emit(index: Int, status: Int32, data: UnsafeRawPointer?, length: Int) -> Int32 {
+        guard index >= 0, index < statuses.count, statuses[index] == Self.notEmitted,
+              status == BM_OK || status == BM_FAILED || status == BM_RETRY,
+              data != nil || length == 0, length >= 0 else { return -1 }
+        let start = bytes.count
+        if let data, length > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length)) }
+        statuses[index] = status
+        ranges[index] = start..<bytes.count
+        return 0
+    }
+
+    func outcomes(for batch: Batch<JobBytes>, returned status: Int32, message: String) -> [JobOutcome<JobBytes>] {
+        let results = bytes  // one buffer shared by every result of the batch
+        let failure = message.isEmpty ? "process_batch returned \(status)" : message
+        return batch.jobs.enumerated().map { index, job in
+            let range = ranges[index]
+            switch statuses[index] {
+            case BM_OK: return .completed(job, results[range])
+            case BM_FAILED: return .failed(job, String(decoding: results[range], as: UTF8.self))
+            case BM_RETRY: return .retry(job, String(decoding: results[range], as: UTF8.self))
+            default:
+                if status == BM_RETRY { return .retry(job, failure) }
+                if status != 0 { return .failed(job, failure) }
+                return .retry(job, "No result returned for job")
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import Glibc
+import Synchronization
+
+/// Catches a plugin that calls `exit()` inside the host.
+///
+/// Without it, a plugin's `exit(0)` ends the host with status 0, no results and no word. An
+/// `atexit` handler runs on the thread that called `exit`; the host marks each plugin call on
+/// its thread, so the handler can name the plugin and turn the exit into a failure (status 70).
+/// The host's own exits go through ``exit(_:)``, which the handler lets pass.
+public enum ProcessExitGuard {
+    private static let isHostExiting = Atomic<Bool>(false)
+    /// The thread's current plugin call site (a C string), or NULL outside plugin calls.
+    nonisolated(unsafe) private static var callSiteKey = pthread_key_t()
+
+    /// Installs the handler; call once, first thing in `main`.
+    public static func install() {
+        pthread_key_create(&callSiteKey, nil)
+        atexit {
+            guard !ProcessExitGuard.isHostExiting.load(ordering: .acquiring) else { return }
+            let site = pthread_getspecific(ProcessExitGuard.callSiteKey).map { String(cString: $0.assumingMemoryBound(to: CChar.self)) }
+            let who = site.map { "\($0) called exit() while the host was calling it" }
+                ?? "something in the host process (a plugin's own thread?) called exit()"
+            let message = "batchman: \(who): the host cannot go on; jobs it had accepted got no result. "
+                + "A plugin must return from its functions and report failures through emit() or its return value.\n"
+            _ = message.withCString { write(2, $0, strlen($0)) }
+            _exit(70)
+        }
+    }
+
+    /// Exits the process on purpose (atexit handlers of other code still run).
+    public static func exit(_ status: Int32) -> Never {
+        isHostExiting.store(true, ordering: .releasing)
+        Glibc.exit(status)
+    }
+
+    /// Runs `body` (a call into a plugin) marked with `site` on this thread.
+    static func during<Result>(_ site: UnsafePointer<CChar>, _ body: () -> Result) -> Result {
+        let previous = pthread_getspecific(callSiteKey)
+        pthread_setspecific(callSiteKey, UnsafeRawPointer(site))
+        defer { pthread_setspecific(callSiteKey, previous) }
+        return body()
+    }
+}
