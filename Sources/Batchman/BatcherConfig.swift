@@ -70,8 +70,9 @@ public struct BatcherConfig: Sendable, Hashable {
         return ceiling >= maxBackoff.seconds || !ceiling.isFinite ? maxBackoff : .seconds(ceiling)
     }
 
-    /// Throws the first invalid field's message.
-    @inlinable func validate(key: String?) throws(BatchmanConfigurationError) {
+    /// Throws the first invalid field's message. The host's manifest reader runs it for every
+    /// key, so `batchman check` refuses exactly what `batchman run` would.
+    @inlinable package func validate(key: String?) throws(BatchmanConfigurationError) {
         func check(_ valid: Bool, _ code: BatchmanConfigurationError.Code) throws(BatchmanConfigurationError) {
             if !valid { throw BatchmanConfigurationError(code, key: key) }
         }

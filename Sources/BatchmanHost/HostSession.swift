@@ -66,6 +66,7 @@ final class HostSession {
                 reader.stop()
             },
             printStatistics: reportStatistics))
+        logger.log(.info, "reading jobs from \(options.inputPath ?? "standard input") (\(manifest.keys.count) keys in \(manifest.path))")
 
         let (end, lastLine) = await readAll(from: reader, into: core, writer: writer)
         switch end {

@@ -122,23 +122,35 @@ final class HostProcess: Sendable {
     private let outputClosed = RecordLog<Void>()
     private let process: Process
     private let input: FileHandle
+    /// Standard output's read end when the test reads it itself (`readsOutput: false`).
+    let unreadOutput: FileHandle?
 
-    init(_ arguments: [String], directory: String? = nil) throws {
+    /// Starts `batchman` with `arguments`.
+    /// - Parameters:
+    ///   - standardInput: a file to read instead of a pipe the test writes.
+    ///   - readsOutput: false leaves standard output unread (a stalled consumer) until the test
+    ///     reads ``unreadOutput`` itself.
+    init(_ arguments: [String], directory: String? = nil, standardInput: FileHandle? = nil, readsOutput: Bool = true) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Products.batchman)
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
+        process.standardInput = standardInput ?? stdin
         process.standardOutput = stdout
         process.standardError = stderr
         let exit = self.exit
         process.terminationHandler = { exit.append($0.terminationStatus) }
         self.process = process
         self.input = stdin.fileHandleForWriting
+        self.unreadOutput = readsOutput ? nil : stdout.fileHandleForReading
         try process.run()
         let outputClosed = self.outputClosed
-        Self.collectLines(from: stdout.fileHandleForReading, into: self.stdout) { outputClosed.append(()) }
+        if readsOutput {
+            Self.collectLines(from: stdout.fileHandleForReading, into: self.stdout) { outputClosed.append(()) }
+        } else {
+            outputClosed.append(())
+        }
         let errorLog = self.stderr
         Self.collectLines(from: stderr.fileHandleForReading, into: self.stderr) { errorLog.append(Self.endOfOutput) }
     }
@@ -150,6 +162,8 @@ final class HostProcess: Sendable {
     func closeInput() {
         try? input.close()
     }
+
+    var processIdentifier: Int32 { process.processIdentifier }
 
     func signal(_ number: Int32) {
         kill(process.processIdentifier, number)

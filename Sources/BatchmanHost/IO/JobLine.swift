@@ -54,7 +54,16 @@ enum JobLine: Equatable {
     }
 
     private static func field(_ name: (range: Range<Int>, hasEscapes: Bool), in scanner: borrowing JSONScanner) -> Field {
-        guard !name.hasEscapes else { return .other }
+        guard !name.hasEscapes else {
+            // `"k\u0065y"` is the field `key` too: decode the (rare) escaped name and compare.
+            var nameScanner = JSONScanner(UnsafeBufferPointer(rebasing: scanner.bytes[(name.range.lowerBound - 1)...]))
+            switch try? nameScanner.readString() {
+            case "key": return .key
+            case "id": return .id
+            case "payload": return .payload
+            default: return .other
+            }
+        }
         if scanner.bytes(in: name.range, equal: "key") { return .key }
         if scanner.bytes(in: name.range, equal: "id") { return .id }
         if scanner.bytes(in: name.range, equal: "payload") { return .payload }
@@ -68,7 +77,14 @@ enum JobLine: Equatable {
             let found = String(decoding: UnsafeBufferPointer(rebasing: scanner.bytes[start..<scanner.index]), as: UTF8.self)
             throw .problem("\"\(name)\" must be a string, got \(found.prefix(40))")
         }
-        let value = try syntax { () throws(JSONSyntaxError) in try scanner.readString() }
+        var syntaxCheck = scanner  // syntax errors read like every other
+        _ = try syntax { () throws(JSONSyntaxError) in try syntaxCheck.scanString() }
+        let value: String
+        do {
+            value = try scanner.readString(rejectingLoneSurrogates: true)
+        } catch {
+            throw .problem("\"\(name)\" is not valid: \(error.message) at byte \(error.offset + 1); send \(name)s as valid Unicode")
+        }
         guard !value.isEmpty else { throw .problem("\"\(name)\" must not be empty") }
         return value
     }

@@ -75,12 +75,19 @@ struct JSONScanner {
         throw JSONSyntaxError(offset: start - 1, message: "unterminated string")
     }
 
-    /// Scans a string and decodes it.
-    mutating func readString() throws(JSONSyntaxError) -> String {
+    /// Scans a string and decodes it. A lone surrogate escape (`\ud800` without its pair) has
+    /// no place in a Swift string: it becomes U+FFFD, or with `rejectingLoneSurrogates` it is
+    /// an error (for names, where two different ones must not become the same).
+    mutating func readString(rejectingLoneSurrogates: Bool = false) throws(JSONSyntaxError) -> String {
         let (range, hasEscapes) = try scanString()
         let contents = UnsafeBufferPointer(rebasing: bytes[range])
         guard hasEscapes else { return String(decoding: contents, as: UTF8.self) }
-        return Self.unescape(contents)
+        let (decoded, loneSurrogate) = Self.unescape(contents)
+        if rejectingLoneSurrogates, let loneSurrogate {
+            throw JSONSyntaxError(offset: range.lowerBound + loneSurrogate.offset,
+                                  message: "lone surrogate \\u\(String(loneSurrogate.code, radix: 16)) is not valid Unicode")
+        }
+        return decoded
     }
 
     /// Whether the string at `range` (no escapes) equals `literal`.
@@ -230,8 +237,10 @@ struct JSONScanner {
         }
     }
 
-    /// Decodes the contents of a string already validated by `scanString`.
-    private static func unescape(_ contents: UnsafeBufferPointer<UInt8>) -> String {
+    /// Decodes the contents of a string already validated by `scanString`; also returns the
+    /// first lone surrogate (replaced by U+FFFD) and its offset in `contents`.
+    private static func unescape(_ contents: UnsafeBufferPointer<UInt8>) -> (String, loneSurrogate: (code: UInt32, offset: Int)?) {
+        var loneSurrogate: (code: UInt32, offset: Int)?
         var decoded: [UInt8] = []
         decoded.reserveCapacity(contents.count)
         var index = 0
@@ -265,11 +274,12 @@ struct JSONScanner {
                     }
                 }
                 // A lone surrogate cannot be represented in a Swift string: U+FFFD stands in.
+                if Unicode.Scalar(code) == nil, loneSurrogate == nil { loneSurrogate = (code, index - 6) }
                 let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
                 decoded.append(contentsOf: String(scalar).utf8)
             default: decoded.append(escaped)
             }
         }
-        return String(decoding: decoded, as: UTF8.self)
+        return (String(decoding: decoded, as: UTF8.self), loneSurrogate)
     }
 }

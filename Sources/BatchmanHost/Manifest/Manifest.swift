@@ -50,10 +50,10 @@ public struct Manifest: Sendable {
     /// - Throws: ``ManifestError`` listing every problem found.
     public static func load(path: String) throws(ManifestError) -> Manifest {
         let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            let reason = (error as? CocoaError)?.code == .fileReadNoSuchFile ? "no such file" : "cannot be read (\(error))"
+        switch ManifestFile.read(path) {
+        case .success(let bytes):
+            data = bytes
+        case .failure(let reason):
             throw ManifestError(file: path, problems: [.init(path: "file", message: "\(reason); pass the manifest's path, e.g. batchman run path/to/plugins.json")])
         }
         return try parse(data, path: path)
@@ -130,8 +130,24 @@ public struct Manifest: Sendable {
             if let plugin { keys.append(KeyEntry(name: member.key, plugin: plugin, settings: settings, config: config)) }
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        return Manifest(path: path, directory: directory, defaults: defaults, keys: keys,
-                        maxPendingTotal: maxPendingTotal, shutdownTimeout: shutdownTimeout)
+        let manifest = Manifest(path: path, directory: directory, defaults: defaults, keys: keys,
+                                maxPendingTotal: maxPendingTotal, shutdownTimeout: shutdownTimeout)
+        guard reader.problems.isEmpty else { return manifest }
+        // Each field was checked alone; now what only their combination can break
+        // (initialBackoff > maxBackoff), exactly as `run` will, each at its own path.
+        let config = manifest.batchmanConfig()
+        let base = defaults.applied(to: BatcherConfig())
+        do throws(BatchmanConfigurationError) { try base.validate(key: nil) } catch {
+            reader.problem("defaults", error.code.description)
+        }
+        for entry in keys {
+            do throws(BatchmanConfigurationError) {
+                try (entry.name == defaultKey ? config.defaults : config.config(forKey: entry.name)).validate(key: nil)
+            } catch {
+                reader.problem(ManifestReader.path("keys", entry.name), error.code.description)
+            }
+        }
+        return manifest
     }
 
     /// The core's configuration: every named key fully resolved (defaults, then its own

@@ -51,7 +51,12 @@ final class ManifestReader {
             problem(path, "expected a number of milliseconds \(allowZero ? "of at least 0" : "greater than 0"), got \(value.kindDescription)")
             return nil
         }
-        return .nanoseconds(Int64((milliseconds * 1_000_000).rounded()))
+        let nanoseconds = Int64((milliseconds * 1_000_000).rounded())
+        guard nanoseconds > 0 || milliseconds == 0 else {
+            problem(path, "\(text) milliseconds is less than a nanosecond, which rounds to 0; use at least 0.000001")
+            return nil
+        }
+        return .nanoseconds(nanoseconds)
     }
 
     func number(_ value: JSONValue, at path: String, atLeast minimum: Int) -> Double? {

@@ -91,7 +91,7 @@ final class PluginInstance: @unchecked Sendable {
             spans.append((idStart..<payloadStart, payloadStart..<arena.count))
         }
         let collector = EmitCollector(count: batch.jobs.count)
-        let slot = EmitterSlot.take(for: self, collector: collector)
+        let (slot, emitter) = EmitterSlot.take(for: self, collector: collector)
         defer { slot.giveBack() }
         var errorBuffer = [CChar](repeating: 0, count: 1024)
         var key = batch.key
@@ -108,7 +108,7 @@ final class PluginInstance: @unchecked Sendable {
                     errorBuffer.withUnsafeMutableBufferPointer { error in
                         var cBatch = bm_batch(id: batch.id, key: bm_str(keyBytes), jobs: jobs.baseAddress, count: jobs.count)
                         return ProcessExitGuard.during(callSite) {
-                            plugin.descriptor.pointee.process_batch(handle, &cBatch, slot.emitter, error.baseAddress, error.count)
+                            plugin.descriptor.pointee.process_batch(handle, &cBatch, emitter, error.baseAddress, error.count)
                         }
                     }
                 }

@@ -18,6 +18,17 @@
  *   sleep_ms N             each batch sleeps N ms first (a slow backend)
  *   refuse "message"       create() refuses with that message
  *   wait_file "/path"      each batch waits until that file exists (a backend the test unblocks)
+ *   create_wait_file "/p"  create() logs "create is waiting for its file" and waits until that
+ *                          file exists (a slow create)
+ *   mode "exit"            process_batch calls exit(0) (a contract breach the host must catch)
+ *   mode "stray_emit"      breaks the emit rules and reports what emit() returned: each job's
+ *                          result is {"during_other_thread":C1,"stale_same_thread":C2,
+ *                          "after_return_other_thread":C3} (C2, C3 from the second call on:
+ *                          an emitter kept from the previous call, used on this thread and
+ *                          from a thread that waited until the previous call had returned)
+ *   mode "null_emit"       each job is first emitted with NULL data and length 100, then
+ *                          completed with {"null_emit":<what emit returned>}
+ *   log_on_create "text"   create() logs this text with \n and \0 around it (one call)
  *
  * Whatever the mode, two overlapping process_batch calls on one instance fail every job of the
  * second with "concurrent process_batch calls on one instance": the ABI promises they never happen.
@@ -25,6 +36,7 @@
  */
 #include "batchman_plugin.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +52,38 @@ typedef struct test_instance {
     char wait_file[256];
     int active; /* process_batch calls running now, updated atomically */
     const bm_host *host;
+    /* stray_emit: the emitter of the previous call, and a thread that uses it late */
+    int has_previous;
+    bm_emitter previous_copy;
+    const bm_emitter *previous_pointer;
+    pthread_t late_thread;
+    volatile int previous_returned;
 } test_instance;
+
+static void wait_for_file(const char *path) {
+    while (path[0] != '\0' && access(path, F_OK) != 0) {
+        struct timespec pause = { 0, 1000000L };
+        nanosleep(&pause, NULL);
+    }
+}
+
+typedef struct emit_attempt {
+    const bm_emitter *out;
+    test_instance *instance; /* set: wait until the previous call returned first */
+    int code;
+} emit_attempt;
+
+static void *emit_from_thread(void *opaque) {
+    emit_attempt *attempt = opaque;
+    if (attempt->instance != NULL) {
+        while (!__atomic_load_n(&attempt->instance->previous_returned, __ATOMIC_SEQ_CST)) {
+            struct timespec pause = { 0, 100000L };
+            nanosleep(&pause, NULL);
+        }
+    }
+    attempt->code = attempt->out->emit(attempt->out->ctx, 0, BM_OK, "\"stray\"", 7);
+    return NULL;
+}
 
 /* Where the value of `"name":` starts in flat JSON, or NULL; `*remaining` is the bytes left. */
 static const char *field_value(bm_str json, const char *name, size_t *remaining) {
@@ -90,6 +133,21 @@ static int listed(const char *list, bm_str id) {
 static void *test_create(const bm_host *host, bm_str key, bm_str config, char *error, size_t error_cap) {
     (void)key;
     char refusal[200];
+    char text[200];
+    if (string_field(config, "log_on_create", text, sizeof text)) {
+        char line[256];
+        int len = snprintf(line, sizeof line, "first line\n%s", text);
+        line[len] = '\0';
+        len += 1; /* the NUL goes too */
+        len += snprintf(line + len, sizeof line - (size_t)len, "\r\nafter NUL");
+        host->log(host->ctx, BM_LOG_INFO, line, (size_t)len);
+    }
+    char path[256] = "";
+    if (string_field(config, "create_wait_file", path, sizeof path)) {
+        static const char waiting[] = "create is waiting for its file";
+        host->log(host->ctx, BM_LOG_INFO, waiting, sizeof waiting - 1);
+        wait_for_file(path);
+    }
     if (string_field(config, "refuse", refusal, sizeof refusal)) {
         snprintf(error, error_cap, "%s", refusal);
         return NULL;
@@ -126,16 +184,55 @@ static int test_process_batch(void *opaque, const bm_batch *batch, const bm_emit
     return status;
 }
 
-static int process_one_batch(test_instance *instance, const bm_batch *batch, const bm_emitter *out, char *error, size_t error_cap) {
-    while (instance->wait_file[0] != '\0' && access(instance->wait_file, F_OK) != 0) {
-        struct timespec pause = { 0, 1000000L };
-        nanosleep(&pause, NULL);
+/* stray_emit: see the top of the file. One such instance per process (the tests use one). */
+static emit_attempt late_attempt;
+
+static int stray_emit_batch(test_instance *instance, const bm_batch *batch, const bm_emitter *out) {
+    emit_attempt during = { out, NULL, 0 };
+    pthread_t thread;
+    pthread_create(&thread, NULL, emit_from_thread, &during);
+    pthread_join(thread, NULL);
+    int stale = 0, late = 0;
+    if (instance->has_previous) {
+        stale = instance->previous_copy.emit(instance->previous_copy.ctx, 0, BM_OK, "\"stale\"", 7);
+        __atomic_store_n(&instance->previous_returned, 1, __ATOMIC_SEQ_CST);
+        pthread_join(instance->late_thread, NULL);
+        late = late_attempt.code;
     }
+    char result[128];
+    snprintf(result, sizeof result, "{\"during_other_thread\":%d,\"stale_same_thread\":%d,\"after_return_other_thread\":%d}",
+             during.code, stale, late);
+    for (size_t i = 0; i < batch->count; i++) emit_text(out, i, BM_OK, result);
+    /* Keep this call's emitter for the next call, and a thread that uses it once this call has returned. */
+    instance->has_previous = 1;
+    instance->previous_copy = *out;
+    instance->previous_pointer = out;
+    __atomic_store_n(&instance->previous_returned, 0, __ATOMIC_SEQ_CST);
+    late_attempt.out = out;
+    late_attempt.instance = instance;
+    late_attempt.code = 0;
+    pthread_create(&instance->late_thread, NULL, emit_from_thread, &late_attempt);
+    return 0;
+}
+
+static int process_one_batch(test_instance *instance, const bm_batch *batch, const bm_emitter *out, char *error, size_t error_cap) {
+    wait_for_file(instance->wait_file);
     if (instance->sleep_ms > 0) {
         struct timespec pause = { instance->sleep_ms / 1000, (instance->sleep_ms % 1000) * 1000000L };
         nanosleep(&pause, NULL);
     }
     const char *mode = instance->mode;
+    if (strcmp(mode, "exit") == 0) exit(0);
+    if (strcmp(mode, "stray_emit") == 0) return stray_emit_batch(instance, batch, out);
+    if (strcmp(mode, "null_emit") == 0) {
+        for (size_t i = 0; i < batch->count; i++) {
+            int code = out->emit(out->ctx, i, BM_OK, NULL, 100);
+            char result[32];
+            snprintf(result, sizeof result, "{\"null_emit\":%d}", code);
+            emit_text(out, i, BM_OK, result);
+        }
+        return 0;
+    }
     if (strcmp(mode, "shifted") == 0) {
         for (size_t i = 0; i < batch->count; i++) {
             int code = out->emit(out->ctx, i + 1, BM_OK, batch->jobs[i].payload.ptr, batch->jobs[i].payload.len);
@@ -173,7 +270,13 @@ static int process_one_batch(test_instance *instance, const bm_batch *batch, con
     return 0;
 }
 
-static void test_destroy(void *instance) { free(instance); }
+static void test_destroy(void *opaque) {
+    test_instance *instance = opaque;
+    if (__atomic_load_n(&instance->active, __ATOMIC_SEQ_CST) != 0) {
+        fprintf(stderr, "test plugin: destroy called during process_batch\n");
+    }
+    free(instance);
+}
 
 static const bm_plugin descriptor = {
     .magic = BM_PLUGIN_MAGIC,
