@@ -1,5 +1,6 @@
 // batchman-bench: measures Batchman against its limits and against baselines taken in the same
-// run. Build and run in release: swift run -c release batchman-bench [--json] [--only W1,H1]
+// run. Build and run in release: swift build -c release && swift run -c release batchman-bench
+// [--json] [--only W1,H1]
 import Batchman
 import Foundation
 
@@ -43,8 +44,24 @@ var figures: [Figure] = []
 }
 
 #if DEBUG
-FileHandle.standardError.write(Data("batchman-bench: this is a debug build; figures are meaningless. Run: swift run -c release batchman-bench\n".utf8))
+FileHandle.standardError.write(Data("batchman-bench: this is a debug build; figures are meaningless. Run: swift build -c release && swift run -c release batchman-bench\n".utf8))
 #endif
+
+// H1 and H2 run the host and plugins that `swift build` puts beside this executable; `swift run`
+// builds only what this executable links. Say so instead of failing half-way.
+if options.wants("H1") || options.wants("H2") {
+    let missing = ["batchman", "libNoopPlugin.so", "libEchoPlugin.so"].filter {
+        !FileManager.default.fileExists(atPath: HostWorkloads.products.appendingPathComponent($0).path)
+    }
+    if !missing.isEmpty {
+        let message = "batchman-bench: H1 and H2 need \(missing.joined(separator: ", ")) beside this executable "
+            + "(\(HostWorkloads.products.path)); build everything first:\n"
+            + "  swift build -c release && swift run -c release batchman-bench\n"
+            + "or leave them out: swift run -c release batchman-bench --only W1,W2,W3,W4,W5\n"
+        FileHandle.standardError.write(Data(message.utf8))
+        exit(66)
+    }
+}
 
 let runs = options.runs
 let jobs = 1_000_000

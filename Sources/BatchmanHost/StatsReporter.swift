@@ -5,11 +5,13 @@ import Glibc
 /// Formats the host's statistics lines: `batchman: stats: accepted=... peakRSS=...`.
 enum StatsReporter {
     /// The summary line of the whole host, with input lines that were not jobs counted as
-    /// `invalid_input` failures.
+    /// `invalid_input` failures, and how often reading paused for a slow consumer.
     static func summary(_ statistics: BatchmanStatistics, invalidLines: Int, outputPauses: Int) -> String {
         var total = statistics.total
         if invalidLines > 0 { total.failed[.invalidInput, default: 0] += invalidLines }
-        return "stats: \(describe(total)) peakRSS=\(peakResidentMiB().map { String(format1: $0) + "MiB" } ?? "?") outputPauses=\(outputPauses)"
+        // outputPauses only when there were any: the line keeps its usual shape otherwise.
+        let pauses = outputPauses > 0 ? " outputPauses=\(outputPauses)" : ""
+        return "stats: \(describe(total))\(pauses) peakRSS=\(peakResidentMiB().map { String(format1: $0) + "MiB" } ?? "?")"
     }
 
     /// One line per key, in key order.

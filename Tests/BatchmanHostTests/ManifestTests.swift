@@ -150,3 +150,36 @@ import Testing
         }
     }
 }
+
+/// `check` refuses everything `run` refuses, and says why a file cannot be read.
+@Suite struct ManifestCheckParityTests {
+    @Test(arguments: [
+        (#""initialBackoff": 500, "maxBackoff": 100"#, "keys.k: Backoff must satisfy 0 <= initialBackoff <= maxBackoff"),
+        (#""frequency": 1e-9"#, "keys.k.frequency: 1e-9 milliseconds is less than a nanosecond"),
+    ])
+    func checkRefusesWhatRunRefuses(settings: String, message: String) async throws {
+        let scratch = try Scratch()
+        let manifest = try scratch.manifest(#"{"k": {"plugin": "\#(Products.plugin("EchoPlugin"))", \#(settings)}}"#)
+
+        for command in ["check", "run"] {
+            let result = try run(Products.batchman, [command, manifest])
+            #expect(result.status == 78, "\(command): \(result.errorOutput)")
+            #expect(result.errorOutput.contains(message), "\(command): \(result.errorOutput)")
+        }
+    }
+
+    @Test func explainsADirectoryAndASymlinkLoopAsManifests() throws {
+        let scratch = try Scratch()
+        let loop = scratch.path("loop.json")
+        try FileManager.default.createSymbolicLink(atPath: loop, withDestinationPath: loop)
+
+        let directory = try run(Products.batchman, ["check", scratch.url.path])
+        let looping = try run(Products.batchman, ["check", loop])
+
+        #expect(directory.status == 78)
+        #expect(directory.errorOutput.contains("file: is a directory, not a manifest file"), "\(directory.errorOutput)")
+        #expect(!directory.errorOutput.contains("Error Domain"))
+        #expect(looping.status == 78)
+        #expect(looping.errorOutput.contains("file: is a symbolic link loop"), "\(looping.errorOutput)")
+    }
+}

@@ -1,0 +1,135 @@
+@testable import Batchman
+import BatchmanTesting
+import Dispatch
+import Foundation
+import Synchronization
+import Testing
+
+/// Defects found by trying to break Batchman, each with the behaviour that fixes it.
+@Suite(.timeLimit(.minutes(1)))
+struct HardeningTests {
+    /// One task per key made shutdown quadratic (TaskGroup bookkeeping): 200,000 keys took
+    /// minutes. It is linear now; the suite's time limit is the check.
+    @Test func shutsDownTwoHundredThousandKeysInLinearTime() async throws {
+        let keys = 200_000
+        let processor = TestProcessor<String, String>.echo()
+        let batchman = try makeBatchman(BatchmanConfig(frequency: .seconds(60)), processor: processor)
+        let completed = Atomic<Int>(0)
+        for key in 0..<keys {
+            batchman.submit(id: "1", key: "k\(key)", payload: "p") { result in
+                if result.status == .completed { completed.add(1, ordering: .relaxed) }
+            }
+        }
+
+        await batchman.shutdown()
+
+        #expect(completed.load(ordering: .relaxed) == keys)
+    }
+
+    /// A slow factory (a plugin's `create`) for a new key must not stall other keys' submits.
+    @Test func makesAKeysProcessorOutsideTheLockSoOtherKeysGoOn() async throws {
+        let inSlowFactory = RecordLog<Void>()
+        let releaseSlowFactory = DispatchSemaphore(value: 0)
+        let batchman = try TestBatchman(config: BatchmanConfig(maxBatchSize: 1), clock: ManualClock(), logger: .silent) { key in
+            if key == "slow" {
+                inSlowFactory.append(())
+                releaseSlowFactory.wait()
+            }
+            return TestProcessor<String, String>.echo()
+        }
+        let slowResult = RecordLog<StringResult>()
+        Thread.detachNewThread {
+            batchman.submit(id: "1", key: "slow", payload: "s") { slowResult.append($0) }
+        }
+        await inSlowFactory.wait(forCount: 1)
+
+        let fast = await batchman.submit(id: "1", key: "fast", payload: "f")
+        #expect(fast.result == "f", "another key went on while the slow factory ran")
+
+        releaseSlowFactory.signal()
+        #expect(await slowResult.wait(forCount: 1)[0].result == "s")
+        await batchman.shutdown()
+    }
+
+    @Test func remembersAFactoryFailureInsteadOfCallingItForEveryJob() async throws {
+        let calls = Atomic<Int>(0)
+        struct Refused: Error, CustomStringConvertible { var description: String { "backend refused the key" } }
+        let batchman = try TestBatchman(config: BatchmanConfig(maxBatchSize: 1), clock: ManualClock(), logger: .silent) { _ in
+            calls.add(1, ordering: .relaxed)
+            throw Refused()
+        }
+
+        var results: [StringResult] = []
+        for id in 1...3 { results.append(await batchman.submit(id: "\(id)", key: "bad", payload: "p")) }
+        await batchman.shutdown()
+
+        #expect(calls.load(ordering: .relaxed) == 1)
+        #expect(results.allSatisfy { $0.errorReason == .error && $0.errorMessage == #"could not create the processor for key "bad": backend refused the key"# })
+    }
+
+    @Test func comparesIdsAndKeysByTheirBytesNotByCanonicalEquivalence() async throws {
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        #expect(composed == decomposed, "Swift strings call them equal")
+        let madeFor = RecordLog<String>()
+        let batchman = try TestBatchman(config: BatchmanConfig(maxBatchSize: 2), clock: ManualClock(), logger: .silent) { key in
+            madeFor.append(key)
+            return TestProcessor<String, String>.echo()
+        }
+
+        async let first = batchman.submit(id: composed, key: "k", payload: "1")
+        async let second = batchman.submit(id: decomposed, key: "k", payload: "2")
+        let sameKey = await [first, second]
+        async let third = batchman.submit(id: "1", key: composed, payload: "3")
+        async let fourth = batchman.submit(id: "1", key: decomposed, payload: "4")
+        _ = batchman.submit(id: "2", key: composed, payload: "5") { _ in }
+        _ = batchman.submit(id: "2", key: decomposed, payload: "6") { _ in }
+        let otherKeys = await [third, fourth]
+        await batchman.shutdown()
+
+        #expect(sameKey.map(\.status) == [.completed, .completed], "\(sameKey.map { $0.errorMessage ?? "" })")
+        #expect(sameKey.map { Array($0.id.utf8) } == [Array(composed.utf8), Array(decomposed.utf8)])
+        #expect(otherKeys.map(\.status) == [.completed, .completed])
+        #expect(Set(otherKeys.compactMap(\.batchId)).count == 2, "one batch per key")
+        #expect(madeFor.elements.count == 3, "a processor for k and for each spelling of café")
+    }
+}
+
+/// Transitions of the batcher's state machine that the hardening changed.
+@Suite struct BatcherCallStartTests {
+    typealias Machine = BatcherStateMachine<String, String, ManualClock.Instant>
+    let now = ManualClock.Instant(offset: .zero)
+
+    func machineWithRunningBatch(timeout: Duration?) -> (Machine, Batch<String>) {
+        var machine = Machine(key: "k", config: BatcherConfig(maxBatchSize: 1, timeout: timeout), batchIds: BatchIdGenerator(), jitter: { $0 })
+        guard case .accepted(let actions) = machine.submit(Job(id: "1", key: "k", payload: "p"), size: 1, handler: .sync { _ in }, now: now) else {
+            preconditionFailure("not accepted")
+        }
+        #expect(actions.schedule.isEmpty, "no timeout yet: the call has not begun")
+        return (machine, actions.start[0])
+    }
+
+    @Test func startsTheTimeoutWhenTheCallBeginsNotWhenTheBatchIsHandedOver() {
+        var (machine, batch) = machineWithRunningBatch(timeout: .seconds(1))
+        let later = now.advanced(by: .seconds(30))  // the batch waited 30 s for a worker
+
+        guard case .proceed(let actions) = machine.callStarted(batch.id, now: later) else {
+            Issue.record("the call was refused")
+            return
+        }
+        #expect(actions.schedule.map(\.0) == [.timeout(batch.id)])
+        #expect(actions.schedule.map(\.1) == [later.advanced(by: .seconds(1))])
+    }
+
+    @Test func refusesToStartABatchAbandonedWhileItWaited() {
+        var (machine, batch) = machineWithRunningBatch(timeout: nil)
+
+        let abandoned = machine.abandon(reason: "shutdown timed out", now: now, wallTime: .now)
+
+        #expect(abandoned.deliveries.map(\.result.batchId) == [batch.id], "the job keeps the batch it was in")
+        #expect(abandoned.deliveries.map(\.result.attempts) == [1])
+        guard case .skip = machine.callStarted(batch.id, now: now) else {
+            Issue.record("an abandoned batch must never be processed")
+            return
+        }
+    }
+}
