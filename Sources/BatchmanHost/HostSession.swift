@@ -48,6 +48,9 @@ final class HostSession {
         let writer = ResultWriter(fileDescriptor: output, maxBufferedBytes: options.maxOutputBytes) { [logger] failure in
             logger.log(.error, "writing results failed: \(String(cString: strerror(failure))); reading no more input and failing every accepted job")
             reader.stop()
+            // At once, not after reading stops: a reader blocked on a full key (a hung plugin)
+            // is released by the jobs failing.
+            Task { await core.abandon(Self.unanswered(failure)) }
         }
         let reportStatistics = { @Sendable [logger, invalidLines] (perKey: Bool) in
             let statistics = core.statistics()
@@ -75,7 +78,7 @@ final class HostSession {
         case .endOfInput: break
         }
         if let failure = writer.failure {
-            await core.abandon("results cannot be written (\(String(cString: strerror(failure)))); the job was not answered")
+            await core.abandon(Self.unanswered(failure))
         } else {
             await core.shutdown()
         }
@@ -135,6 +138,10 @@ final class HostSession {
                 continuation.resume(returning: (end, lastLine))
             }
         }
+    }
+
+    private static func unanswered(_ failure: Int32) -> String {
+        "results cannot be written (\(String(cString: strerror(failure)))); the job was not answered"
     }
 
     private static func reportInvalid(line number: Int, _ message: String, writer: ResultWriter, invalidLines: LineCounter) {

@@ -1,3 +1,5 @@
+import Batchman
+@testable import BatchmanHost
 import BatchmanTesting
 import Foundation
 import Testing
@@ -139,5 +141,27 @@ struct HostOutputTests {
             return try #require(Int(line.dropFirst(4).trimmingCharacters(in: .whitespaces)))
         }
         throw CocoaError(.fileNoSuchFile)
+    }
+}
+
+/// `Host.run` as a library call: whatever step fails, what it opened is closed.
+@Suite struct HostSessionTests {
+    @Test func closesItsInputAndOutputWhenAPluginRefusesToStart() async throws {
+        let scratch = try Scratch()
+        let input = try scratch.write("jobs.ndjson", "")
+        let output = scratch.path("results.ndjson")
+        var options = RunOptions()
+        options.manifestPath = try scratch.manifest(#"{"default": {"plugin": "\#(Products.plugin("BatchmanTestPlugin"))", "config": {"refuse": "no backend"}}}"#)
+        options.inputPath = input
+        options.outputPath = output
+
+        let error = await #expect(throws: HostError.self) { try await Host.run(options, logger: .silent) }
+
+        #expect(error?.exitCode == 78)
+        let open = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").compactMap {
+            try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")
+        }
+        #expect(!open.contains(input), "the input file was left open")
+        #expect(!open.contains(output), "the output file was left open")
     }
 }
