@@ -9,7 +9,8 @@ final class PluginRegistry: Sendable {
     private let workers: WorkerPool
     private let logger: BatchmanLogger
     private let defaultPlugin: LoadedPlugin?
-    private let instances: Mutex<[String: PluginInstance]>
+    /// By the key's exact bytes: canonically equivalent keys are different keys.
+    private let instances: Mutex<[ExactString: PluginInstance]>
 
     /// Loads everything the manifest names; throws every problem found, not only the first.
     init(manifest: Manifest, control: WorkerPool, workers: WorkerPool, logger: BatchmanLogger) throws(HostError) {
@@ -33,7 +34,7 @@ final class PluginRegistry: Sendable {
     var summary: [String] {
         let instances = instances.withLock { $0 }
         return manifest.keys.compactMap { entry in
-            instances[entry.name].map { "key \"\(entry.name)\": \($0.plugin.name) \($0.plugin.version) (\($0.plugin.path))" }
+            instances[ExactString(entry.name)].map { "key \"\(entry.name)\": \($0.plugin.name) \($0.plugin.version) (\($0.plugin.path))" }
         }
     }
 
@@ -66,7 +67,7 @@ final class PluginRegistry: Sendable {
     }
 
     private func processor(forKey key: String) throws -> PluginProcessor {
-        if let instance = instances.withLock({ $0[key] }) {
+        if let instance = instances.withLock({ $0[ExactString(key)] }) {
             return PluginProcessor(instance: instance, workers: workers)
         }
         guard let defaultPlugin, let entry = manifest.defaultEntry else {
@@ -80,12 +81,12 @@ final class PluginRegistry: Sendable {
             }
         }
         let instance = try made.get()
-        instances.withLock { $0[key] = instance }
+        instances.withLock { $0[ExactString(key)] = instance }
         return PluginProcessor(instance: instance, workers: workers)
     }
 
     private struct Loaded: Sendable {
-        var instances: [String: PluginInstance] = [:]
+        var instances: [ExactString: PluginInstance] = [:]
         var defaultPlugin: LoadedPlugin?
         var problems: [String] = []
     }
@@ -99,7 +100,7 @@ final class PluginRegistry: Sendable {
                 let plugin = try loader.load(entry.plugin, forKey: entry.name)
                 if entry.name == Manifest.defaultKey { loaded.defaultPlugin = plugin }
                 let debug = config.config(forKey: entry.name).debug
-                loaded.instances[entry.name] = try plugin.createInstance(plugin: entry.plugin, key: entry.name, config: entry.config, debug: debug, logger: logger)
+                loaded.instances[ExactString(entry.name)] = try plugin.createInstance(plugin: entry.plugin, key: entry.name, config: entry.config, debug: debug, logger: logger)
             } catch {
                 loaded.problems.append("\(manifest.path): \(ManifestReader.path("keys", entry.name)): \(error)")
             }

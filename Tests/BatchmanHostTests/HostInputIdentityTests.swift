@@ -28,12 +28,19 @@ struct HostInputIdentityTests {
         #expect(ids == [Array(Self.composed.utf8), Array(Self.decomposed.utf8)].sorted { $0.lexicographicallyPrecedes($1) })
     }
 
-    @Test func keepsCanonicallyEquivalentKeysInSeparateBatches() async throws {
-        let results = try await runLines([HostRunTests.job(Self.composed, "1"), HostRunTests.job(Self.decomposed, "1")])
+    @Test func keepsCanonicallyEquivalentKeysInSeparateBatchesAndInstances() async throws {
+        let scratch = try Scratch()
+        let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Products.plugin("BatchmanTestPlugin"))", "debug": true}}"#)
+        let host = try HostProcess(["run", manifest])
+        host.send([HostRunTests.job(Self.composed, "1"), HostRunTests.job(Self.decomposed, "1")])
+        let (status, results) = try await host.finish()
 
+        #expect(status == 0)
         #expect(results.count == 2)
         #expect(results.allSatisfy { $0.status == "completed" })
         #expect(Set(results.compactMap(\.batchId)).count == 2, "one batch per key")
+        let created = host.stderr.elements.filter { $0.contains("test plugin instance created") }
+        #expect(created.count == 3, "the default key's instance, then one per spelling: \(created)")
         #expect(Set(results.compactMap(\.key).map { Array($0.utf8) }) == [Array(Self.composed.utf8), Array(Self.decomposed.utf8)])
     }
 

@@ -3,18 +3,19 @@
 /// Swift's `String` equality is canonical equivalence: "é" (U+00E9) and "e" + U+0301 are equal
 /// strings. Ids and keys are names, not text: two of them are the same only if their bytes are,
 /// so job identities and the batcher map use this instead.
-@usableFromInline struct ExactString: Hashable, Sendable {
-    @usableFromInline let value: String
+/// Shared with the host (its map of plugin instances per key), hence `package`.
+@usableFromInline package struct ExactString: Hashable, Sendable {
+    @usableFromInline package let value: String
 
-    @inlinable init(_ value: String) {
+    @inlinable package init(_ value: String) {
         self.value = value
     }
 
-    @inlinable static func == (lhs: Self, rhs: Self) -> Bool {
+    @inlinable package static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.value.hasSameBytes(as: rhs.value)
     }
 
-    @inlinable func hash(into hasher: inout Hasher) {
+    @inlinable package func hash(into hasher: inout Hasher) {
         value.hashBytes(into: &hasher)
     }
 }
