@@ -22,7 +22,8 @@ let package = Package(
         .target(name: "Batchman"),
         .target(name: "BatchmanTesting", dependencies: ["Batchman"]),
         .target(name: "CBatchmanPlugin"),
-        .target(name: "BatchmanHost", dependencies: ["Batchman", "CBatchmanPlugin"]),
+        .target(name: "CBatchmanSystem"),
+        .target(name: "BatchmanHost", dependencies: ["Batchman", "CBatchmanPlugin", "CBatchmanSystem"]),
         .executableTarget(name: "BatchmanCLI", dependencies: ["BatchmanHost"]),
 
         .target(name: "EchoPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/EchoPlugin", publicHeadersPath: "."),
@@ -33,12 +34,12 @@ let package = Package(
         .target(name: "BatchmanTestPlugin", dependencies: ["CBatchmanPlugin"], path: "Tests/Plugins/BatchmanTestPlugin", publicHeadersPath: "."),
 
         .testTarget(name: "BatchmanTests", dependencies: ["Batchman", "BatchmanTesting"]),
-        .testTarget(name: "BatchmanHostTests", dependencies: ["BatchmanHost", "Batchman", "BatchmanTesting"]),
+        .testTarget(name: "BatchmanHostTests", dependencies: ["BatchmanHost", "Batchman", "BatchmanTesting", "CBatchmanSystem"]),
     ]
 )
 
 // Swift 6 language mode everywhere, plus the upcoming features we hold ourselves to.
-let cTargets: Set<String> = ["CBatchmanPlugin", "EchoPlugin", "SumPlugin", "NoopPlugin", "BatchmanTestPlugin"]
+let cTargets: Set<String> = ["CBatchmanPlugin", "CBatchmanSystem", "EchoPlugin", "SumPlugin", "NoopPlugin", "BatchmanTestPlugin"]
 for target in package.targets where !cTargets.contains(target.name) {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))

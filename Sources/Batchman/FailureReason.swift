@@ -14,4 +14,7 @@ public enum FailureReason: String, Sendable, Hashable, CaseIterable {
     case overloaded
     /// The host could not read the job (bad JSON, missing field, line too long).
     case invalidInput = "invalid_input"
+    /// The job crashed its isolated plugin's worker process when it was processed alone (host
+    /// only, `"isolation": "process"`).
+    case crashed
 }

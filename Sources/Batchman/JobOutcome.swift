@@ -19,6 +19,9 @@ public struct JobOutcome<Output: Sendable>: Sendable {
     public var errorMessage: String?
     /// Whether a failure is transient: a retryable job is tried again while attempts remain.
     public var isRetryable: Bool
+    /// The reason a failure is reported with; nil means `error`. A retryable failure keeps it
+    /// when attempts run out only if it is `crashed`; others become `max_retry`.
+    public var failureReason: FailureReason?
     /// When the job finished; Batchman fills it in when the processor leaves it nil.
     @inlinable public var completedAt: Date? {
         get { completedAtSeconds.map { Date(timeIntervalSince1970: $0) } }
@@ -46,13 +49,17 @@ public struct JobOutcome<Output: Sendable>: Sendable {
     }
 
     /// The job failed for good with `message`; it is not retried.
-    @inlinable public static func failed<Payload>(_ job: Job<Payload>, _ message: String) -> Self {
-        Self(key: job.key, id: job.id, status: .failed, errorMessage: message)
+    @inlinable public static func failed<Payload>(_ job: Job<Payload>, _ message: String, reason: FailureReason? = nil) -> Self {
+        var outcome = Self(key: job.key, id: job.id, status: .failed, errorMessage: message)
+        outcome.failureReason = reason
+        return outcome
     }
 
     /// The job failed with `message` but may succeed later; it is retried while attempts remain.
-    @inlinable public static func retry<Payload>(_ job: Job<Payload>, _ message: String) -> Self {
-        Self(key: job.key, id: job.id, status: .failed, errorMessage: message, isRetryable: true)
+    @inlinable public static func retry<Payload>(_ job: Job<Payload>, _ message: String, reason: FailureReason? = nil) -> Self {
+        var outcome = Self(key: job.key, id: job.id, status: .failed, errorMessage: message, isRetryable: true)
+        outcome.failureReason = reason
+        return outcome
     }
 
     @inlinable var identity: JobIdentity { JobIdentity(key: key, id: id) }

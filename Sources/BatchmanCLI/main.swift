@@ -4,6 +4,11 @@ import BatchmanHost
 import Dispatch
 import Glibc
 
+// A worker process of an isolated key (started by the host itself) is another program.
+if CommandLine.arguments.dropFirst().first == PluginWorker.subcommand {
+    PluginWorker.main(Array(CommandLine.arguments.dropFirst(2)))
+}
+
 // Before any thread starts: closed standard descriptors are filled, a plugin's exit() is caught,
 // and signals are taken by a thread of our own from here on.
 Host.prepareProcess()

@@ -16,6 +16,8 @@ final class HostSession {
     // Opened by open(), in this order; close() releases whichever were.
     private var input: Int32?
     private var output: Int32?
+    /// The output is a descriptor of the session's own (a file, or standard output moved aside).
+    private var ownsOutput = false
     private var registry: PluginRegistry?
     private var core: Core?
 
@@ -30,6 +32,10 @@ final class HostSession {
     func open() throws(HostError) {
         input = try openInput()
         output = try openOutput()
+        if output == STDOUT_FILENO, let results = LineForwarder.protectStandardOutput(logger: logger) {
+            output = results
+            ownsOutput = true
+        }
         let registry = try PluginRegistry(manifest: manifest, control: control, workers: workers, logger: logger)
         self.registry = registry
         do {
@@ -52,10 +58,11 @@ final class HostSession {
             // is released by the jobs failing.
             Task { await core.abandon(Self.unanswered(failure)) }
         }
-        let reportStatistics = { @Sendable [logger, invalidLines] (perKey: Bool) in
+        let reportStatistics = { @Sendable [logger, invalidLines, registry] (perKey: Bool) in
             let statistics = core.statistics()
-            logger.log(.info, StatsReporter.summary(statistics, invalidLines: invalidLines.count, outputPauses: writer.pauses))
-            if perKey { for line in StatsReporter.perKey(statistics) { logger.log(.info, line) } }
+            let isolation = registry?.isolationStatistics ?? [:]
+            logger.log(.info, StatsReporter.summary(statistics, invalidLines: invalidLines.count, outputPauses: writer.pauses, isolation: isolation))
+            if perKey { for line in StatsReporter.perKey(statistics, isolation: isolation) { logger.log(.info, line) } }
         }
         let statsPerKey = options.statsPerKey
         let periodicStatistics = options.statsInterval.map { seconds in
@@ -97,12 +104,12 @@ final class HostSession {
     func close() {
         if let registry {
             for instance in registry.destroyAll() {
-                logger.log(.warning, "key \"\(instance.key)\": plugin \"\(instance.plugin.name)\" is still inside process_batch; "
+                logger.log(.warning, "key \"\(instance.key)\": plugin \"\(instance.pluginName)\" is still inside process_batch; "
                            + "its instance is not destroyed (destroy never runs during a call)")
             }
         }
         if let input, options.inputPath != nil { Glibc.close(input) }
-        if let output, options.outputPath != nil { Glibc.close(output) }
+        if let output, ownsOutput { Glibc.close(output) }
         control.stop()
         workers.stop()
     }
@@ -187,6 +194,7 @@ final class HostSession {
         }
         let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw HostError(.usage, "--output \(path): \(String(cString: strerror(errno)))") }
+        ownsOutput = true
         return descriptor
     }
 }

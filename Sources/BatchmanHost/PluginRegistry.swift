@@ -2,15 +2,16 @@ import Batchman
 import Synchronization
 
 /// The plugins of a manifest and their instances: loads every plugin, creates every named
-/// key's instance on the control thread, and makes instances for unnamed keys on demand.
+/// key's instance on the control thread (or starts its worker process, for an isolated key),
+/// and makes instances for unnamed keys on demand.
 final class PluginRegistry: Sendable {
     let manifest: Manifest
     private let control: WorkerPool
     private let workers: WorkerPool
     private let logger: BatchmanLogger
-    private let defaultPlugin: LoadedPlugin?
+    private let factory: InstanceFactory
     /// By the key's exact bytes: canonically equivalent keys are different keys.
-    private let instances: Mutex<[ExactString: PluginInstance]>
+    private let instances: Mutex<[ExactString: any KeyInstance]>
 
     /// Loads everything the manifest names; throws every problem found, not only the first.
     init(manifest: Manifest, control: WorkerPool, workers: WorkerPool, logger: BatchmanLogger) throws(HostError) {
@@ -18,28 +19,46 @@ final class PluginRegistry: Sendable {
         self.control = control
         self.workers = workers
         self.logger = logger
-        let loaded = control.runAndWait { Self.load(manifest, logger: logger) }
-        guard loaded.problems.isEmpty else {
-            // Instances that were made are released: nothing leaks out of a failed start.
-            control.runAndWait {
-                for instance in loaded.instances.values where instance.close(destroyingLaterOn: control) { instance.destroyNow() }
+        let factory = InstanceFactory(manifest: manifest, control: control, logger: logger)
+        self.factory = factory
+        var made: [ExactString: any KeyInstance] = [:]
+        var problems: [String] = []
+        for entry in manifest.keys {
+            switch factory.make(key: entry.name, from: entry) {
+            case .success(let instance): made[ExactString(entry.name)] = instance
+            case .failure(let error): problems.append("\(manifest.path): \(ManifestReader.path("keys", entry.name)): \(error)")
             }
-            throw HostError(.configuration, loaded.problems.joined(separator: "\n"))
         }
-        defaultPlugin = loaded.defaultPlugin
-        instances = Mutex(loaded.instances)
+        guard problems.isEmpty else {
+            // Instances that were made are released: nothing leaks out of a failed start.
+            Self.release(Array(made.values), control: control)
+            throw HostError(.configuration, problems.joined(separator: "\n"))
+        }
+        instances = Mutex(made)
     }
 
     /// One line per key: its plugin, version and file.
     var summary: [String] {
         let instances = instances.withLock { $0 }
         return manifest.keys.compactMap { entry in
-            instances[ExactString(entry.name)].map { "key \"\(entry.name)\": \($0.plugin.name) \($0.plugin.version) (\($0.plugin.path))" }
+            instances[ExactString(entry.name)].map { "key \"\(entry.name)\": \($0.summary)" }
         }
     }
 
+    /// Crashes and worker restarts of every isolated key.
+    var isolationStatistics: [String: IsolationStatistics] {
+        let instances = instances.withLock { Array($0.values) }
+        var statistics: [String: IsolationStatistics] = [:]
+        for instance in instances {
+            guard let counts = instance.isolationStatistics else { continue }
+            statistics[instance.key, default: IsolationStatistics()].crashes += counts.crashes
+            statistics[instance.key, default: IsolationStatistics()].restarts += counts.restarts
+        }
+        return statistics
+    }
+
     /// The core's processor factories: named keys get their instance, any other key a new
-    /// instance of the `default` key's plugin, made on the control thread.
+    /// instance of the `default` key's plugin.
     var processorFactories: [String: Batchman<JobBytes, JobBytes, ContinuousClock>.ProcessorFactory] {
         var factories: [String: Batchman<JobBytes, JobBytes, ContinuousClock>.ProcessorFactory] = [:]
         for entry in manifest.keys {
@@ -49,16 +68,22 @@ final class PluginRegistry: Sendable {
         return factories
     }
 
-    /// Destroys every instance, on the control thread. Call after the last batch.
-    /// - Returns: the instances still inside a call (a shutdown timed out), which are destroyed
-    ///   only when that call returns.
+    /// Destroys every instance (on the control thread) or shuts its worker down. Call after
+    /// the last batch.
+    /// - Returns: the instances still inside a call (a shutdown timed out), which are
+    ///   released only when that call returns.
     @discardableResult
-    func destroyAll() -> [PluginInstance] {
+    func destroyAll() -> [any KeyInstance] {
         let all = instances.withLock { instances in
             defer { instances.removeAll() }
             return Array(instances.values)
         }
-        var idle: [PluginInstance] = [], busy: [PluginInstance] = []
+        return Self.release(all, control: control)
+    }
+
+    @discardableResult
+    private static func release(_ all: [any KeyInstance], control: WorkerPool) -> [any KeyInstance] {
+        var idle: [any KeyInstance] = [], busy: [any KeyInstance] = []
         for instance in all {
             if instance.close(destroyingLaterOn: control) { idle.append(instance) } else { busy.append(instance) }
         }
@@ -66,45 +91,59 @@ final class PluginRegistry: Sendable {
         return busy
     }
 
-    private func processor(forKey key: String) throws -> PluginProcessor {
+    private func processor(forKey key: String) throws -> any BatchProcessor<JobBytes, JobBytes> {
         if let instance = instances.withLock({ $0[ExactString(key)] }) {
-            return PluginProcessor(instance: instance, workers: workers)
+            return instance.processor(workers: workers)
         }
-        guard let defaultPlugin, let entry = manifest.defaultEntry else {
+        guard let entry = manifest.defaultEntry else {
             throw HostError(.configuration, "key \"\(key)\" is not in \(manifest.path), which has no \"default\" key for other keys; add the key or a \"default\" entry")
         }
-        let logger = logger
-        let debug = manifest.batchmanConfig().defaults.debug  // an unnamed key gets the default entry's settings
-        let made = control.runAndWait { () -> Result<PluginInstance, PluginLoadError> in
-            Result { () throws(PluginLoadError) in
-                try defaultPlugin.createInstance(plugin: entry.plugin, key: key, config: entry.config, debug: debug, logger: logger)
-            }
-        }
-        let instance = try made.get()
+        let instance = try factory.make(key: key, from: entry).get()
         instances.withLock { $0[ExactString(key)] = instance }
-        return PluginProcessor(instance: instance, workers: workers)
+        return instance.processor(workers: workers)
+    }
+}
+
+/// Makes key instances as the manifest says: in-process on the control thread, or in a worker
+/// process of their own.
+private final class InstanceFactory: Sendable {
+    private let manifest: Manifest
+    private let config: BatchmanConfig
+    private let control: WorkerPool
+    private let logger: BatchmanLogger
+    /// Loads each plugin file once; used on the control thread only.
+    private let loader: Mutex<PluginLoader>
+
+    init(manifest: Manifest, control: WorkerPool, logger: BatchmanLogger) {
+        self.manifest = manifest
+        self.config = manifest.batchmanConfig()
+        self.control = control
+        self.logger = logger
+        self.loader = Mutex(PluginLoader(manifestDirectory: manifest.directory))
     }
 
-    private struct Loaded: Sendable {
-        var instances: [ExactString: PluginInstance] = [:]
-        var defaultPlugin: LoadedPlugin?
-        var problems: [String] = []
-    }
-
-    private static func load(_ manifest: Manifest, logger: BatchmanLogger) -> Loaded {
-        let loader = PluginLoader(manifestDirectory: manifest.directory)
-        let config = manifest.batchmanConfig()
-        var loaded = Loaded()
-        for entry in manifest.keys {
-            do throws(PluginLoadError) {
-                let plugin = try loader.load(entry.plugin, forKey: entry.name)
-                if entry.name == Manifest.defaultKey { loaded.defaultPlugin = plugin }
-                let debug = config.config(forKey: entry.name).debug
-                loaded.instances[ExactString(entry.name)] = try plugin.createInstance(plugin: entry.plugin, key: entry.name, config: entry.config, debug: debug, logger: logger)
-            } catch {
-                loaded.problems.append("\(manifest.path): \(ManifestReader.path("keys", entry.name)): \(error)")
+    /// Makes `key`'s instance from `entry`: the key's own, or the `default` one for a key the
+    /// manifest does not name (which then gets the default entry's settings).
+    func make(key: String, from entry: Manifest.KeyEntry) -> Result<any KeyInstance, PluginLoadError> {
+        let settings = config.config(forKey: entry.name == Manifest.defaultKey ? key : entry.name)
+        let placement = manifest.placement(forKey: key)
+        if placement.isolation == .process {
+            // The host never loads an untrusted plugin itself: only its worker does. Started on
+            // the control thread: a worker gets its parent-death signal when the *thread* that
+            // started it ends, and the control thread lives as long as the run.
+            return control.runAndWait { [self] in
+                Result { () throws(PluginLoadError) -> any KeyInstance in
+                    let path = try loader.withLock { loader throws(PluginLoadError) in try loader.resolve(entry.plugin, forKey: key) }
+                    return try IsolatedInstance(plugin: entry.plugin, path: path, key: key, config: entry.config, debug: settings.debug,
+                                                memoryLimit: placement.memoryLimit, timeout: settings.timeout, logger: logger)
+                }
             }
         }
-        return loaded
+        return control.runAndWait { [self] in
+            Result { () throws(PluginLoadError) -> any KeyInstance in
+                try loader.withLock { loader throws(PluginLoadError) in try loader.load(entry.plugin, forKey: key) }
+                    .createInstance(plugin: entry.plugin, key: key, config: entry.config, debug: settings.debug, logger: logger)
+            }
+        }
     }
 }

@@ -6,17 +6,29 @@ import Glibc
 enum StatsReporter {
     /// The summary line of the whole host, with input lines that were not jobs counted as
     /// `invalid_input` failures, and how often reading paused for a slow consumer.
-    static func summary(_ statistics: BatchmanStatistics, invalidLines: Int, outputPauses: Int) -> String {
+    static func summary(
+        _ statistics: BatchmanStatistics, invalidLines: Int, outputPauses: Int, isolation: [String: IsolationStatistics] = [:]
+    ) -> String {
         var total = statistics.total
         if invalidLines > 0 { total.failed[.invalidInput, default: 0] += invalidLines }
-        // outputPauses only when there were any: the line keeps its usual shape otherwise.
+        // outputPauses only when there were any, and worker counts only with isolated keys: the
+        // line keeps its usual shape otherwise.
         let pauses = outputPauses > 0 ? " outputPauses=\(outputPauses)" : ""
-        return "stats: \(describe(total))\(pauses) peakRSS=\(peakResidentMiB().map { String(format1: $0) + "MiB" } ?? "?")"
+        let workers = isolation.isEmpty ? "" : describe(isolation.values.reduce(IsolationStatistics()) {
+            IsolationStatistics(crashes: $0.crashes + $1.crashes, restarts: $0.restarts + $1.restarts)
+        })
+        return "stats: \(describe(total))\(workers)\(pauses) peakRSS=\(peakResidentMiB().map { String(format1: $0) + "MiB" } ?? "?")"
     }
 
     /// One line per key, in key order.
-    static func perKey(_ statistics: BatchmanStatistics) -> [String] {
-        statistics.perKey.keys.sorted().map { key in "stats: key \"\(key)\": \(describe(statistics.perKey[key]!))" }
+    static func perKey(_ statistics: BatchmanStatistics, isolation: [String: IsolationStatistics] = [:]) -> [String] {
+        statistics.perKey.keys.sorted().map { key in
+            "stats: key \"\(key)\": \(describe(statistics.perKey[key]!))\(isolation[key].map(describe) ?? "")"
+        }
+    }
+
+    private static func describe(_ isolation: IsolationStatistics) -> String {
+        " crashes=\(isolation.crashes) workerRestarts=\(isolation.restarts)"
     }
 
     static func describe(_ statistics: BatcherStatistics) -> String {

@@ -102,7 +102,7 @@ import FoundationEssentials
     /// What became of one job of a batch.
     @usableFromInline enum Verdict {
         case completed(Output?, Date?)
-        case failed(String, Date?)
+        case failed(String, FailureReason, Date?)
         /// Transient: retried while attempts remain.
         case transient(String, FailureReason)
     }
@@ -354,13 +354,14 @@ import FoundationEssentials
                 counters.completed += 1
                 finish(record, JobResult(job: record.job, status: .completed, result: output, errorReason: nil, errorMessage: nil,
                                          batchId: batch.id, attempts: attempt, completedAt: completedAt ?? wallTime), into: &actions)
-            case .failed(let message, let completedAt):
-                finish(record, .failure(record.job, reason: .error, message: message, batchId: batch.id, attempts: attempt,
+            case .failed(let message, let reason, let completedAt):
+                finish(record, .failure(record.job, reason: reason, message: message, batchId: batch.id, attempts: attempt,
                                         at: completedAt ?? wallTime), into: &actions)
             case .transient where attempt < config.maxAttempts:
                 retry(record, now: now, into: &actions)
             case .transient(let message, let reason):
-                let finalReason = config.maxAttempts > 1 ? FailureReason.maxRetry : reason
+                // A crash keeps its name: it says more than "attempts ran out".
+                let finalReason = config.maxAttempts > 1 && reason != .crashed ? FailureReason.maxRetry : reason
                 finish(record, .failure(record.job, reason: finalReason, message: message, batchId: batch.id,
                                         attempts: attempt, at: wallTime), into: &actions)
             }
@@ -432,6 +433,7 @@ import FoundationEssentials
     @inlinable static func verdict(_ outcome: JobOutcome<Output>) -> Verdict {
         guard outcome.status == .failed else { return .completed(outcome.result, outcome.completedAt) }
         let message = outcome.errorMessage ?? "Processor failed the job"
-        return outcome.isRetryable ? .transient(message, .error) : .failed(message, outcome.completedAt)
+        let reason = outcome.failureReason ?? .error
+        return outcome.isRetryable ? .transient(message, reason) : .failed(message, reason, outcome.completedAt)
     }
 }

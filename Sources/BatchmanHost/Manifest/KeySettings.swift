@@ -1,30 +1,44 @@
 import Batchman
 
-/// The batching settings a manifest can give in `defaults` and per key; nil means "not given".
+/// Where a key's plugin instance lives.
+public enum Isolation: String, Sendable, Hashable, CaseIterable {
+    /// In the host's process: fastest, for trusted plugins. A crash takes the host down.
+    case none
+    /// In a worker process of its own: a crash, hang or leak costs a retry, not the host.
+    case process
+}
+
+/// The settings a manifest can give in `defaults` and per key; nil means "not given".
 public struct KeySettings: Sendable, Hashable {
-    /// The settings, as the core's per-key override (its `key` is unused here).
+    /// The batching settings, as the core's per-key override (its `key` is unused here).
     public var values = KeyConfigOverride(key: "")
+    /// Where the key's plugin instance lives (host only).
+    public var isolation: Isolation?
+    /// Bytes of private memory an isolated key's worker may use (host only, with `process`).
+    public var memoryLimit: Int?
 
     public init() {}
 
-    typealias Reader = @Sendable (inout KeyConfigOverride, ManifestReader, JSONValue, String) -> Void
+    typealias Reader = @Sendable (inout KeySettings, ManifestReader, JSONValue, String) -> Void
 
     /// Each setting's manifest name and how to read it: the one table the parser, the
     /// unknown-field check and the README share. Durations are milliseconds, like `frequency`.
     static let fields: [(name: String, read: Reader)] = [
-        ("frequency", { $0.frequency = $1.milliseconds($2, at: $3) }),
-        ("maxBatchSize", { $0.maxBatchSize = $1.positiveInteger($2, at: $3) }),
-        ("debug", { $0.debug = $1.boolean($2, at: $3) }),
-        ("maxAttempts", { $0.maxAttempts = $1.positiveInteger($2, at: $3) }),
-        ("initialBackoff", { $0.initialBackoff = $1.milliseconds($2, at: $3, allowZero: true) }),
-        ("maxBackoff", { $0.maxBackoff = $1.milliseconds($2, at: $3, allowZero: true) }),
-        ("backoffMultiplier", { $0.backoffMultiplier = $1.number($2, at: $3, atLeast: 1) }),
-        ("timeout", { $0.timeout = $1.milliseconds($2, at: $3) }),
-        ("maxBatchBytes", { $0.maxBatchBytes = $1.positiveInteger($2, at: $3) }),
-        ("maxInFlight", { $0.maxInFlight = $1.positiveInteger($2, at: $3) }),
-        ("maxPending", { $0.maxPending = $1.positiveInteger($2, at: $3) }),
-        ("overflow", { $0.overflow = $1.choice($2, at: $3, of: OverflowPolicy.self) }),
-        ("minBatchInterval", { $0.minBatchInterval = $1.milliseconds($2, at: $3) }),
+        ("frequency", { $0.values.frequency = $1.milliseconds($2, at: $3) }),
+        ("maxBatchSize", { $0.values.maxBatchSize = $1.positiveInteger($2, at: $3) }),
+        ("debug", { $0.values.debug = $1.boolean($2, at: $3) }),
+        ("maxAttempts", { $0.values.maxAttempts = $1.positiveInteger($2, at: $3) }),
+        ("initialBackoff", { $0.values.initialBackoff = $1.milliseconds($2, at: $3, allowZero: true) }),
+        ("maxBackoff", { $0.values.maxBackoff = $1.milliseconds($2, at: $3, allowZero: true) }),
+        ("backoffMultiplier", { $0.values.backoffMultiplier = $1.number($2, at: $3, atLeast: 1) }),
+        ("timeout", { $0.values.timeout = $1.milliseconds($2, at: $3) }),
+        ("maxBatchBytes", { $0.values.maxBatchBytes = $1.positiveInteger($2, at: $3) }),
+        ("maxInFlight", { $0.values.maxInFlight = $1.positiveInteger($2, at: $3) }),
+        ("maxPending", { $0.values.maxPending = $1.positiveInteger($2, at: $3) }),
+        ("overflow", { $0.values.overflow = $1.choice($2, at: $3, of: OverflowPolicy.self) }),
+        ("minBatchInterval", { $0.values.minBatchInterval = $1.milliseconds($2, at: $3) }),
+        ("isolation", { $0.isolation = $1.choice($2, at: $3, of: Isolation.self) }),
+        ("memoryLimit", { $0.memoryLimit = $1.positiveInteger($2, at: $3) }),
     ]
 
     /// `config` with every setting given here replacing its value.

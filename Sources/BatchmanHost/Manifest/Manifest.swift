@@ -140,6 +140,10 @@ public struct Manifest: Sendable {
         do throws(BatchmanConfigurationError) { try base.validate(key: nil) } catch {
             reader.problem("defaults", error.code.description)
         }
+        for entry in keys where manifest.placement(forKey: entry.name).isolation == .none && entry.settings.memoryLimit != nil {
+            reader.problem(ManifestReader.path(ManifestReader.path("keys", entry.name), "memoryLimit"),
+                           "applies to a worker process only; add \"isolation\": \"process\" or remove it")
+        }
         for entry in keys {
             do throws(BatchmanConfigurationError) {
                 try (entry.name == defaultKey ? config.defaults : config.config(forKey: entry.name)).validate(key: nil)
@@ -148,6 +152,13 @@ public struct Manifest: Sendable {
             }
         }
         return manifest
+    }
+
+    /// Where `key`'s instance lives and its worker's memory limit: the key's own settings, else
+    /// (for keys the manifest does not name) the `default` entry's, then `defaults`.
+    public func placement(forKey key: String) -> (isolation: Isolation, memoryLimit: Int?) {
+        let entry = keys.first { ExactString($0.name) == ExactString(key) } ?? defaultEntry
+        return (entry?.settings.isolation ?? defaults.isolation ?? .none, entry?.settings.memoryLimit ?? defaults.memoryLimit)
     }
 
     /// The core's configuration: every named key fully resolved (defaults, then its own

@@ -88,7 +88,7 @@ final class ManifestReader {
         var settings = KeySettings()
         for member in members {
             guard let field = KeySettings.fields.first(where: { $0.name == member.key }) else { continue }
-            field.read(&settings.values, self, member.value, Self.path(path, member.key))
+            field.read(&settings, self, member.value, Self.path(path, member.key))
         }
         return settings
     }

@@ -3,15 +3,23 @@ import CBatchmanPlugin
 
 /// Receives one batch's `emit` calls: validates each, copies its bytes into one buffer.
 final class EmitCollector {
+    /// Told of each accepted outcome as it is emitted (a worker process streams them).
+    typealias Forward = (_ index: Int, _ status: Int32, _ data: UnsafeRawBufferPointer) -> Void
+
     private var statuses: [Int32]
     private var ranges: [Range<Int>]
     private var bytes: [UInt8] = []
+    private let forward: Forward?
     static let notEmitted: Int32 = -1
 
-    init(count: Int) {
+    init(count: Int, forward: Forward? = nil) {
         statuses = Array(repeating: Self.notEmitted, count: count)
         ranges = Array(repeating: 0..<0, count: count)
+        self.forward = forward
     }
+
+    /// Whether the job at `index` has an outcome from `emit`.
+    func wasEmitted(_ index: Int) -> Bool { statuses[index] != Self.notEmitted }
 
     /// 0 if the outcome was taken, -1 if the call breaks the contract: an index out of range or
     /// already answered, an unknown status, or NULL data with a non-zero length.
@@ -23,6 +31,7 @@ final class EmitCollector {
         if let data, length > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length)) }
         statuses[index] = status
         ranges[index] = start..<bytes.count
+        if let forward { bytes.withUnsafeBytes { forward(index, status, UnsafeRawBufferPointer(rebasing: $0[start...])) } }
         return 0
     }
 

@@ -17,25 +17,10 @@ final class PluginInstance: @unchecked Sendable {
     let key: String
     private let handle: UnsafeMutableRawPointer
     private let host: PluginHostServices
-    private let calls = Mutex(CallQueue())
+    private let calls: CallQueue
     /// "plugin "X" (key "k")" as a C string, for the exit guard; lives as long as the process.
     private let callSite: UnsafeMutablePointer<CChar>
     private let hasReportedStrayEmit = Atomic<Bool>(false)
-
-    /// The calls of one instance: how many run, which wait for a non-concurrent instance, and
-    /// whether it is being destroyed.
-    private struct CallQueue {
-        enum Phase {
-            case live
-            /// Destroy was asked for while calls ran: the last one to return does it.
-            case closing(control: WorkerPool)
-            case destroyed
-        }
-
-        var running = 0
-        var waiting = FIFOQueue<@Sendable () -> Void>()
-        var phase = Phase.live
-    }
 
     init(plugin: LoadedPlugin, key: String, handle: UnsafeMutableRawPointer, host: PluginHostServices) {
         self.plugin = plugin
@@ -43,40 +28,18 @@ final class PluginInstance: @unchecked Sendable {
         self.handle = handle
         self.host = host
         self.callSite = strdup("plugin \"\(plugin.name)\" (key \"\(key)\")")
+        self.calls = CallQueue(isConcurrent: plugin.isConcurrent)
     }
 
-    /// Runs `call` on one of `workers` once the instance may take it: at once for a concurrent
-    /// plugin, else when its previous call has returned. A waiting call occupies no thread, so
-    /// a busy instance never parks the workers other keys need.
+    /// Runs `call` on one of `workers` when the instance may take it (see ``CallQueue``).
     func schedule(_ call: @escaping @Sendable () -> Void, on workers: WorkerPool) {
-        let startNow = calls.withLock { queue -> Bool in
-            guard plugin.isConcurrent || queue.running == 0 else {
-                queue.waiting.append(call)
-                return false
-            }
-            queue.running += 1
-            return true
-        }
-        if startNow { workers.submit { [self] in runThenStartNext(call, on: workers) } }
-    }
-
-    private func runThenStartNext(_ call: @escaping @Sendable () -> Void, on workers: WorkerPool) {
-        call()
-        let (next, destroyOn) = calls.withLock { queue -> ((@Sendable () -> Void)?, WorkerPool?) in
-            if let next = queue.waiting.popFirst() { return (next, nil) }
-            queue.running -= 1
-            guard queue.running == 0, case .closing(let control) = queue.phase else { return (nil, nil) }
-            queue.phase = .destroyed
-            return (nil, control)
-        }
-        // The next call goes to the back of the pool's queue: other keys' batches get their turn.
-        if let next { workers.submit { [self] in runThenStartNext(next, on: workers) } }
-        if let destroyOn { destroyOn.submit { [self] in callDestroy() } }
+        calls.schedule(call, on: workers)
     }
 
     /// Calls the plugin with `batch` on the current thread (a worker thread) and returns one
-    /// outcome per job, in the batch's order.
-    func process(_ batch: Batch<JobBytes>) -> [JobOutcome<JobBytes>] {
+    /// outcome per job, in the batch's order, and which of them the plugin emitted itself.
+    /// `forward` is told of each emitted outcome as it happens.
+    func process(_ batch: Batch<JobBytes>, forward: EmitCollector.Forward? = nil) -> (outcomes: [JobOutcome<JobBytes>], emitted: [Bool]) {
         // The ids and payloads are copied into one buffer so that every pointer handed to C is
         // valid for exactly the duration of the call: one allocation per batch.
         var arena: [UInt8] = []
@@ -90,7 +53,7 @@ final class PluginInstance: @unchecked Sendable {
             arena.append(contentsOf: job.payload)
             spans.append((idStart..<payloadStart, payloadStart..<arena.count))
         }
-        let collector = EmitCollector(count: batch.jobs.count)
+        let collector = EmitCollector(count: batch.jobs.count, forward: forward)
         let (slot, emitter) = EmitterSlot.take(for: self, collector: collector)
         defer { slot.giveBack() }
         var errorBuffer = [CChar](repeating: 0, count: 1024)
@@ -115,7 +78,7 @@ final class PluginInstance: @unchecked Sendable {
             }
         }
         let message = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return collector.outcomes(for: batch, returned: status, message: message)
+        return (collector.outcomes(for: batch, returned: status, message: message), batch.jobs.indices.map(collector.wasEmitted))
     }
 
     /// The plugin called `emit` outside a call of its own (after `process_batch` returned, or
@@ -131,15 +94,7 @@ final class PluginInstance: @unchecked Sendable {
     /// out), and the instance is destroyed on `control` when that call returns, or never if
     /// the process exits first: `destroy` never runs during a call.
     func close(destroyingLaterOn control: WorkerPool) -> Bool {
-        calls.withLock { queue -> Bool in
-            guard case .live = queue.phase else { return false }
-            guard queue.running == 0 else {
-                queue.phase = .closing(control: control)
-                return false
-            }
-            queue.phase = .destroyed
-            return true
-        }
+        calls.close(releasingLaterOn: control) { [self] in callDestroy() }
     }
 
     /// Calls the plugin's `destroy`. Only after ``close(destroyingLaterOn:)`` returned true, on

@@ -14,6 +14,8 @@ public struct PluginLoadError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let descriptorTooSmall = Code(name: "descriptor too small")
         public static let missingFunction = Code(name: "missing function")
         public static let createRefused = Code(name: "create refused")
+        /// The worker process of an isolated key could not start or died before it was ready.
+        public static let workerFailed = Code(name: "worker failed")
     }
 
     public let code: Code

@@ -36,15 +36,20 @@ public final class PluginLoader {
         return [manifestDirectory, executableDirectory].compactMap { $0 }.map { "\($0)/\(file)" }
     }
 
-    /// Loads `plugin` (named by `key`'s entry), or returns it if it is already loaded.
-    public func load(_ plugin: String, forKey key: String) throws(PluginLoadError) -> LoadedPlugin {
+    /// The file `plugin` (named by `key`'s entry) is, symbolic links resolved, without loading it.
+    public func resolve(_ plugin: String, forKey key: String) throws(PluginLoadError) -> String {
         let places = candidates(for: plugin)
         guard let path = places.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
             let looked = places.joined(separator: " or ")
             throw PluginLoadError(code: .notFound, plugin: plugin, file: looked, key: key,
                                   detail: "no such file; build the plugin (swift build builds the example plugins) or fix \"plugin\" in the manifest")
         }
-        let canonical = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        return URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+    }
+
+    /// Loads `plugin` (named by `key`'s entry), or returns it if it is already loaded.
+    public func load(_ plugin: String, forKey key: String) throws(PluginLoadError) -> LoadedPlugin {
+        let canonical = try resolve(plugin, forKey: key)
         if let plugin = loaded[canonical] { return plugin }
 
         func failure(_ code: PluginLoadError.Code, _ detail: String) -> PluginLoadError {

@@ -12,7 +12,7 @@ struct PluginProcessor: QueueingBatchProcessor {
             instance.schedule({ [instance] in
                 // Given up on while it waited (the shutdown timed out): never call the plugin.
                 guard batch.beginCall() else { return continuation.resume(returning: []) }
-                continuation.resume(returning: instance.process(batch))
+                continuation.resume(returning: instance.process(batch).outcomes)
             }, on: workers)
         }
     }

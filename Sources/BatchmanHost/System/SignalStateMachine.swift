@@ -69,6 +69,14 @@ struct SignalStateMachine: Equatable {
         case SIGUSR1: "SIGUSR1"
         case SIGUSR2: "SIGUSR2"
         case SIGPIPE: "SIGPIPE"
+        case SIGKILL: "SIGKILL"
+        case SIGSEGV: "SIGSEGV"
+        case SIGABRT: "SIGABRT"
+        case SIGBUS: "SIGBUS"
+        case SIGFPE: "SIGFPE"
+        case SIGILL: "SIGILL"
+        case SIGTRAP: "SIGTRAP"
+        case SIGXCPU: "SIGXCPU"
         default: "signal \(signal)"
         }
     }

@@ -28,6 +28,12 @@
  *                          from a thread that waited until the previous call had returned)
  *   mode "null_emit"       each job is first emitted with NULL data and length 100, then
  *                          completed with {"null_emit":<what emit returned>}
+ *   crash_id "id"          a batch holding that job crashes the plugin, as crash_how says:
+ *   crash_how "segv"       "segv" (default: a write through NULL), "abort", "exit" (exit(0)) or
+ *                          "hang" (never returns)
+ *   stdout 1               each batch writes a line to standard output (printf and write(1))
+ *   leak_mb N              each batch allocates N MiB, touches it and never frees it; abort()s
+ *                          if malloc fails (a leaking plugin under a memoryLimit)
  *   log_on_create "text"   create() logs this text with \n and \0 around it (one call)
  *
  * Whatever the mode, two overlapping process_batch calls on one instance fail every job of the
@@ -50,6 +56,10 @@ typedef struct test_instance {
     long retry_until;
     long sleep_ms;
     char wait_file[256];
+    char crash_id[64];
+    char crash_how[16];
+    long writes_stdout;
+    long leak_mb;
     int active; /* process_batch calls running now, updated atomically */
     const bm_host *host;
     /* stray_emit: the emitter of the previous call, and a thread that uses it late */
@@ -159,6 +169,10 @@ static void *test_create(const bm_host *host, bm_str key, bm_str config, char *e
     instance->retry_until = number_field(config, "retry_until", -1);
     instance->sleep_ms = number_field(config, "sleep_ms", 0);
     string_field(config, "wait_file", instance->wait_file, sizeof instance->wait_file);
+    string_field(config, "crash_id", instance->crash_id, sizeof instance->crash_id);
+    if (!string_field(config, "crash_how", instance->crash_how, sizeof instance->crash_how)) strcpy(instance->crash_how, "segv");
+    instance->writes_stdout = number_field(config, "stdout", 0);
+    instance->leak_mb = number_field(config, "leak_mb", 0);
     instance->host = host;
     static const char hello[] = "test plugin instance created";
     host->log(host->ctx, BM_LOG_DEBUG, hello, sizeof hello - 1);
@@ -215,8 +229,35 @@ static int stray_emit_batch(test_instance *instance, const bm_batch *batch, cons
     return 0;
 }
 
+/* crash_id: crashes the way crash_how says if the batch holds that job. */
+static void crash_if_poisoned(const test_instance *instance, const bm_batch *batch) {
+    if (instance->crash_id[0] == '\0') return;
+    for (size_t i = 0; i < batch->count; i++) {
+        bm_str id = batch->jobs[i].id;
+        if (id.len != strlen(instance->crash_id) || memcmp(id.ptr, instance->crash_id, id.len) != 0) continue;
+        if (strcmp(instance->crash_how, "abort") == 0) abort();
+        if (strcmp(instance->crash_how, "exit") == 0) exit(0);
+        if (strcmp(instance->crash_how, "hang") == 0) for (;;) pause();
+        volatile int *nowhere = NULL;
+        *nowhere = 1;
+    }
+}
+
 static int process_one_batch(test_instance *instance, const bm_batch *batch, const bm_emitter *out, char *error, size_t error_cap) {
     wait_for_file(instance->wait_file);
+    crash_if_poisoned(instance, batch);
+    if (instance->writes_stdout) {
+        printf("chatter from printf\n");
+        fflush(stdout);
+        static const char raw[] = "{\"not\": \"a result\"}\n";
+        if (write(1, raw, sizeof raw - 1) < 0) { /* nothing to do */ }
+    }
+    if (instance->leak_mb > 0) {
+        size_t size = (size_t)instance->leak_mb << 20;
+        char *leak = malloc(size);
+        if (leak == NULL) abort();
+        memset(leak, 1, size);
+    }
     if (instance->sleep_ms > 0) {
         struct timespec pause = { instance->sleep_ms / 1000, (instance->sleep_ms % 1000) * 1000000L };
         nanosleep(&pause, NULL);

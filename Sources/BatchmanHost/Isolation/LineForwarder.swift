@@ -1,0 +1,54 @@
+import Batchman
+import CBatchmanSystem
+import Glibc
+
+/// Copies what arrives on a pipe to the log, one warning per line: what a plugin writes to its
+/// standard output must never reach the result stream.
+enum LineForwarder {
+    /// Reads `descriptor` on a thread of its own until end of file, then closes it. Each line
+    /// is logged as "<source> wrote to standard output: <line>", control characters escaped.
+    static func start(reading descriptor: Int32, source: String, logger: BatchmanLogger) {
+        DedicatedThread.start(name: "batchman-stdout") {
+            var pending: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            func flush(_ line: ArraySlice<UInt8>) {
+                let text = line.withUnsafeBytes { PluginHostServices.oneLine($0) }
+                logger.log(.warning, "\(source) wrote to standard output: \(text)")
+            }
+            while true {
+                let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                if count <= 0 { break }
+                pending += chunk.prefix(count)
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    flush(pending[..<newline])
+                    pending.removeSubrange(...newline)
+                }
+                // A line longer than this is logged in pieces rather than held without bound.
+                if pending.count > 64 * 1024 {
+                    flush(pending[...])
+                    pending.removeAll()
+                }
+            }
+            if !pending.isEmpty { flush(pending[...]) }
+            close(descriptor)
+        }
+    }
+
+    /// Moves standard output aside for the host's results and puts a pipe in its place whose
+    /// lines are logged: an in-process plugin's `printf` cannot corrupt the results.
+    /// - Returns: the descriptor that now leads to the real standard output.
+    static func protectStandardOutput(logger: BatchmanLogger) -> Int32? {
+        let results = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
+        guard results >= 0 else { return nil }
+        var ends: [Int32] = [0, 0]
+        guard bm_pipe_cloexec(&ends) == 0 else {
+            close(results)
+            return nil
+        }
+        dup2(ends[1], STDOUT_FILENO)
+        close(ends[1])
+        start(reading: ends[0], source: "a plugin (in-process)", logger: logger)
+        return results
+    }
+}

@@ -1,0 +1,15 @@
+/* Linux calls the host needs that Swift's Glibc module does not show. */
+#ifndef BATCHMAN_SYSTEM_H
+#define BATCHMAN_SYSTEM_H
+
+/* prctl(PR_SET_PDEATHSIG, signal): the calling process gets `signal` when its parent dies.
+ * Returns 0, or -1 with errno set. */
+int bm_set_parent_death_signal(int signal);
+
+/* pipe2(fds, O_CLOEXEC): a pipe whose ends are not inherited by programs the host starts. */
+int bm_pipe_cloexec(int fds[2]);
+
+/* pidfd_open(pid, 0): a descriptor that becomes readable when process `pid` ends (Linux 5.3). */
+int bm_pidfd_open(int pid);
+
+#endif
