@@ -37,7 +37,7 @@ struct HostIsolationTests {
 
     @Test func killsAWorkerWhoseBatchOverrunsItsTimeoutAndGoesOnWithAFreshOne() async throws {
         let scratch = try Scratch()
-        let manifest = try isolatedManifest(scratch, config: #"{"crash_id": "stuck", "crash_how": "hang"}"#, settings: #""timeout": 200"#,
+        let manifest = try isolatedManifest(scratch, config: #"{"crash_id": "stuck", "crash_how": "hang"}"#, settings: #""timeout": 1000"#,
                                             defaults: #"{"frequency": 60000, "maxBatchSize": 1}"#)
         let host = try HostProcess(["run", manifest])
         host.send([HostRunTests.job("k", "stuck"), HostRunTests.job("k", "next")])

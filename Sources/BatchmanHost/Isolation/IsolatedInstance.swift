@@ -148,6 +148,12 @@ final class IsolatedInstance: @unchecked Sendable {
         return outcomes.map { $0! }
     }
 
+    /// Starts a worker now if there is none, so the next call finds one ready. If it cannot
+    /// start, the call tries again and fails its jobs with why.
+    func prepareWorker() {
+        _ = readyWorker()
+    }
+
     /// The running worker, or a fresh one after the backoff that consecutive deaths earn: none
     /// for the first restart, then 100 ms doubling to 10 s. Started on the instance's thread,
     /// which outlives the worker: a parent-death signal follows the thread that started it.
@@ -214,6 +220,9 @@ struct IsolatedProcessor: QueueingBatchProcessor {
     func process(_ batch: Batch<JobBytes>) async throws -> [JobOutcome<JobBytes>] {
         await withCheckedContinuation { continuation in
             instance.schedule { [instance] in
+                // A worker is started (or restarted, after its backoff) before the call begins:
+                // start-up time is not the plugin's, and does not count against its timeout.
+                instance.prepareWorker()
                 guard batch.beginCall() else { return continuation.resume(returning: []) }
                 continuation.resume(returning: instance.process(batch))
             }
