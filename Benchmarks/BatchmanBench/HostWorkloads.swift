@@ -29,9 +29,9 @@ enum HostWorkloads {
         return (path, bytes)
     }
 
-    static func makeManifest(plugin: String, in folder: URL) throws -> String {
-        let path = folder.appendingPathComponent("\(plugin).json").path
-        let text = #"{"defaults": {"frequency": 10, "maxBatchSize": 1000}, "keys": {"default": {"plugin": "\#(Self.plugin(plugin))"}}}"#
+    static func makeManifest(plugin: String, isolation: String = "none", in folder: URL) throws -> String {
+        let path = folder.appendingPathComponent("\(plugin)-\(isolation).json").path
+        let text = #"{"defaults": {"frequency": 10, "maxBatchSize": 1000, "isolation": "\#(isolation)"}, "keys": {"default": {"plugin": "\#(Self.plugin(plugin))"}}}"#
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }

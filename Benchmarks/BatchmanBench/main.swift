@@ -17,7 +17,7 @@ struct Options {
             case "--only": only = Set((rest.popFirst() ?? "").split(separator: ",").map { String($0).uppercased() })
             case "--runs": runs = max(1, Int(rest.popFirst() ?? "") ?? 5)
             case "--help", "-h":
-                print("usage: batchman-bench [--json] [--only W1,W2,W3,W4,W5,H1,H2] [--runs N]")
+                print("usage: batchman-bench [--json] [--only W1,W2,W3,W4,W5,H1,H2,H3] [--runs N]")
                 exit(0)
             default:
                 FileHandle.standardError.write(Data("batchman-bench: unknown argument \(argument)\n".utf8))
@@ -49,12 +49,12 @@ FileHandle.standardError.write(Data("batchman-bench: this is a debug build; figu
 
 // H1 and H2 run the host and plugins that `swift build` puts beside this executable; `swift run`
 // builds only what this executable links. Say so instead of failing half-way.
-if options.wants("H1") || options.wants("H2") {
+if options.wants("H1") || options.wants("H2") || options.wants("H3") {
     let missing = ["batchman", "libNoopPlugin.so", "libEchoPlugin.so"].filter {
         !FileManager.default.fileExists(atPath: HostWorkloads.products.appendingPathComponent($0).path)
     }
     if !missing.isEmpty {
-        let message = "batchman-bench: H1 and H2 need \(missing.joined(separator: ", ")) beside this executable "
+        let message = "batchman-bench: H1, H2 and H3 need \(missing.joined(separator: ", ")) beside this executable "
             + "(\(HostWorkloads.products.path)); build everything first:\n"
             + "  swift build -c release && swift run -c release batchman-bench\n"
             + "or leave them out: swift run -c release batchman-bench --only W1,W2,W3,W4,W5\n"
@@ -121,19 +121,26 @@ if options.wants("W5") {
     record("W5", "100k idle keys", "bytes_per_pending_job", "B", [bytes])
 }
 
-if options.wants("H1") {
+if options.wants("H1") || options.wants("H3") {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("batchman-bench-\(getpid())")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: folder) }
     let (input, bytes) = try HostWorkloads.makeInput(lines: jobs, in: folder)
     let batchman = HostWorkloads.products.appendingPathComponent("batchman").path
-    let variants: [(String, String, [String])] = [
-        ("cat (floor)", "/bin/cat", [input]),
-        ("host + noop plugin", batchman, ["run", try HostWorkloads.makeManifest(plugin: "NoopPlugin", in: folder), "--input", input]),
-        ("host + echo plugin", batchman, ["run", try HostWorkloads.makeManifest(plugin: "EchoPlugin", in: folder), "--input", input]),
+    var variants: [(String, String, String, [String])] = [
+        ("H1", "cat (floor)", "/bin/cat", [input]),
+        ("H1", "host + echo plugin", batchman, ["run", try HostWorkloads.makeManifest(plugin: "EchoPlugin", in: folder), "--input", input]),
     ]
+    if options.wants("H1") {
+        variants.insert(("H1", "host + noop plugin", batchman, ["run", try HostWorkloads.makeManifest(plugin: "NoopPlugin", in: folder), "--input", input]), at: 1)
+    }
+    if options.wants("H3") {
+        // H3: H1's workload through EchoPlugin in a worker process ("isolation": "process").
+        variants.append(("H3", "host + echo plugin, isolated", batchman,
+                         ["run", try HostWorkloads.makeManifest(plugin: "EchoPlugin", isolation: "process", in: folder), "--input", input]))
+    }
     var medians: [String: Double] = [:]
-    for (name, executable, arguments) in variants {
+    for (workload, name, executable, arguments) in variants {
         var times: [Double] = [], peaks: [Double] = []
         for _ in 0..<max(1, runs / 2 + 1) {
             let run = runChild(executable, arguments)
@@ -144,13 +151,19 @@ if options.wants("H1") {
                 peaks.append(peak)
             }
         }
-        record("H1", name, "lines_per_s", "lines/s", times.map { Double(jobs) / $0 })
-        record("H1", name, "mb_per_s", "MB/s", times.map { Double(bytes) / 1e6 / $0 })
-        if !peaks.isEmpty { record("H1", name, "peak_rss", "MiB", peaks) }
+        record(workload, name, "lines_per_s", "lines/s", times.map { Double(jobs) / $0 })
+        record(workload, name, "mb_per_s", "MB/s", times.map { Double(bytes) / 1e6 / $0 })
+        record(workload, name, "ns_per_job", "ns", times.map { $0 * 1e9 / Double(jobs) })
+        if !peaks.isEmpty { record(workload, name, "peak_rss", "MiB", peaks) }
         medians[name] = Figure(workload: "", variant: "", metric: "", unit: "", values: times).median
     }
     if let cat = medians["cat (floor)"], let echo = medians["host + echo plugin"] {
         record("H1", "host + echo plugin", "x_cat", "ratio", [echo / cat])
+    }
+    if let echo = medians["host + echo plugin"], let isolated = medians["host + echo plugin, isolated"] {
+        // What isolation adds per job, against the in-process run of the same input.
+        record("H3", "host + echo plugin, isolated", "overhead_ns_per_job", "ns", [(isolated - echo) * 1e9 / Double(jobs)])
+        record("H3", "host + echo plugin, isolated", "x_in_process", "ratio", [isolated / echo])
     }
 }
 
