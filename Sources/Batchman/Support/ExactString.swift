@@ -24,7 +24,13 @@ extension String {
     /// Whether the two strings have the same UTF-8 bytes (not merely canonically equivalent).
     @inlinable func hasSameBytes(as other: String) -> Bool {
         let (left, right) = (utf8, other.utf8)
-        return left.count == right.count && left.elementsEqual(right)
+        guard left.count == right.count else { return false }
+        // Native strings are contiguous UTF-8: compare the buffers, not byte by byte through
+        // the views' indices (this runs for every submit, in the duplicate check).
+        let compared = left.withContiguousStorageIfAvailable { leftBytes in
+            right.withContiguousStorageIfAvailable { rightBytes in leftBytes.elementsEqual(rightBytes) }
+        }
+        return (compared ?? nil) ?? left.elementsEqual(right)
     }
 
     /// Feeds the string's UTF-8 bytes to `hasher`.
@@ -33,6 +39,5 @@ extension String {
         if hashed == nil {
             for byte in utf8 { hasher.combine(byte) }
         }
-        hasher.combine(utf8.count)
     }
 }
