@@ -78,11 +78,13 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     ///   - payloadSize: a payload's size in bytes, for `maxBatchBytes`; `String`, `[UInt8]`,
     ///     `ArraySlice<UInt8>` and `Data` payloads are measured without it.
     ///   - jitter: draws each retry's delay below its ceiling (default ``fullJitter``).
+    ///   - batchIds: where batch ids come from; share one to keep ids unique across instances.
     /// - Throws: ``BatchmanConfigurationError`` with the seed's message for an invalid config.
     @inlinable public init(
         config: BatchmanConfig = BatchmanConfig(), processors: [String: ProcessorFactory],
         clock: C, logger: BatchmanLogger = .standardError,
-        payloadSize: (@Sendable (Payload) -> Int)? = nil, jitter: @escaping Jitter = Batchman.fullJitter
+        payloadSize: (@Sendable (Payload) -> Int)? = nil, jitter: @escaping Jitter = Batchman.fullJitter,
+        batchIds: BatchIdGenerator = BatchIdGenerator()
     ) throws(BatchmanConfigurationError) {
         try config.validate(processorKeys: processors.keys, hasDefaultProcessor: processors[Self.defaultKey] != nil)
         let payloadSize = payloadSize ?? Self.builtInPayloadSize
@@ -93,7 +95,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         self.config = config
         self.factories = Dictionary(processors.map { (ExactString($0.key), $0.value) }, uniquingKeysWith: { first, _ in first })
         self.scheduler = FlushScheduler(clock: clock)
-        self.shared = BatchmanShared(logger: logger, maxPendingTotal: config.maxPendingTotal)
+        self.shared = BatchmanShared(logger: logger, maxPendingTotal: config.maxPendingTotal, batchIds: batchIds)
         self.jitter = jitter
         self.payloadSize = usesByteLimit ? payloadSize : nil
     }
@@ -183,6 +185,9 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         return batcher?.job(JobIdentity(key: key, id: id))
     }
 
+    /// Where this instance's batch ids come from (to share with an instance that replaces it).
+    @inlinable public var batchIds: BatchIdGenerator { shared.batchIds }
+
     /// The counters of the whole instance and of each key, now.
     @inlinable public func statistics() -> BatchmanStatistics {
         let batchers = state.withLock { $0.batchers.compactMap(\.value.batcher) }
@@ -210,11 +215,17 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// fail with `shutdown_batch` (their processor calls' late outcomes are dropped). Calling it
     /// again waits for the same drain.
     @inlinable public func shutdown() async {
+        await shutdown(timeout: config.shutdownTimeout, cause: "shutdown")
+    }
+
+    /// Shuts down like ``shutdown()``, but gives the drain `timeout` (nil: no limit); jobs still
+    /// unfinished then fail with `shutdown_batch` and a message that names `cause` ("reload"
+    /// for a host retiring a configuration).
+    @inlinable public func shutdown(timeout: Duration?, cause: String) async {
         let batchers = state.withLock { state in
             state.isShuttingDown = true
             return state.batchers.values.compactMap(\.batcher)
         }
-        let timeout = config.shutdownTimeout
         await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 await Self.drain(batchers)
@@ -231,7 +242,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
                 }
             }
             if await group.next() == false {
-                let timedOut = "shutdown timed out after \(timeout!)"
+                let timedOut = "\(cause) timed out after \(timeout!)"
                 logger.log(.warning, "\(timedOut): failing every unfinished job with shutdown_batch")
                 let message = "\(timedOut); the job did not finish"
                 for batcher in batchers { await batcher.abandon(message) }
@@ -375,9 +386,11 @@ extension Batchman where C == ContinuousClock {
     /// Creates a Batchman on the real clock whose keys get their processors from `processors`.
     @inlinable public convenience init(
         config: BatchmanConfig = BatchmanConfig(), processors: [String: ProcessorFactory],
-        logger: BatchmanLogger = .standardError, payloadSize: (@Sendable (Payload) -> Int)? = nil
+        logger: BatchmanLogger = .standardError, payloadSize: (@Sendable (Payload) -> Int)? = nil,
+        batchIds: BatchIdGenerator = BatchIdGenerator()
     ) throws(BatchmanConfigurationError) {
-        try self.init(config: config, processors: processors, clock: ContinuousClock(), logger: logger, payloadSize: payloadSize)
+        try self.init(config: config, processors: processors, clock: ContinuousClock(), logger: logger, payloadSize: payloadSize,
+                      batchIds: batchIds)
     }
 
     /// Creates a Batchman on the real clock whose every key gets a processor from `processor`.

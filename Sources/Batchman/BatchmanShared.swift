@@ -5,7 +5,7 @@ import Synchronization
 /// What every batcher of one ``Batchman`` shares: batch ids, events, the logger, and the
 /// instance-wide pending count with the gate that blocked producers wait at.
 @usableFromInline final class BatchmanShared: Sendable {
-    @usableFromInline let batchIds = BatchIdGenerator()
+    @usableFromInline let batchIds: BatchIdGenerator
     @usableFromInline let events = EventBroadcaster()
     @usableFromInline let logger: BatchmanLogger
     @usableFromInline let capacity = CapacityGate()
@@ -15,7 +15,8 @@ import Synchronization
     /// Jobs refused at submission, by reason.
     @usableFromInline let refusals = Mutex<[FailureReason: Int]>([:])
 
-    @inlinable init(logger: BatchmanLogger, maxPendingTotal: Int?) {
+    @inlinable init(logger: BatchmanLogger, maxPendingTotal: Int?, batchIds: BatchIdGenerator) {
+        self.batchIds = batchIds
         self.logger = logger
         self.maxPendingTotal = maxPendingTotal
     }

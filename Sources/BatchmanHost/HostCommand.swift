@@ -25,12 +25,14 @@ public enum HostCommand: Equatable, Sendable {
           --workers N           threads that call plugins, shared by all keys, 1 to 1024 (default: the number of cores)
           --stats-interval S    also print the statistics line every S seconds (it is always printed on exit)
           --stats-per-key       print a statistics line per key as well
+          --watch               reload when the manifest or a plugin file changes (checked every second)
 
         Input, one JSON object per line:  {"key":"logger","id":"42","payload":<any JSON>}
         Output, one line per job:         {"key","id","status","result","errorReason","errorMessage","batchId","attempts","submittedAt","completedAt"}
 
         Signals: SIGINT, SIGTERM or SIGQUIT stop reading and drain (a second one exits at once);
-        SIGUSR1 prints the statistics line, SIGUSR2 the per-key lines too; SIGHUP is ignored.
+        SIGHUP reloads the manifest and plugins; SIGUSR1 prints the statistics line, SIGUSR2 the
+        per-key lines too.
 
         Exit status: 0 done (end of input or a stop signal, after draining), 64 usage error,
         78 manifest or plugin error, 70 failure while running (output gone, a plugin called
@@ -74,6 +76,7 @@ public enum HostCommand: Equatable, Sendable {
                 case "--max-output-bytes": options.maxOutputBytes = try count()
                 case "--stats-interval": options.statsInterval = try count()
                 case "--stats-per-key": options.statsPerKey = true
+                case "--watch": options.watch = true
                 case _ where argument.hasPrefix("-"): throw HostError(.usage, "unknown option \(argument)\n\n\(usage)")
                 default:
                     guard manifest == nil else { throw HostError(.usage, "more than one manifest: \(manifest!) and \(argument)") }
@@ -106,6 +109,8 @@ public struct RunOptions: Equatable, Sendable {
     public var statsInterval: Int?
     /// Print a statistics line per key too.
     public var statsPerKey = false
+    /// Reload when the manifest or a plugin file changes (checked every second).
+    public var watch = false
 
     public init() {}
 }

@@ -2,8 +2,8 @@ import Batchman
 import FoundationEssentials
 import Glibc
 
-/// One `batchman run`: owns the descriptors, thread pools, plugin instances, core, reader and
-/// writer, and releases them on one path, ``close()``, whatever step failed.
+/// One `batchman run`: owns the descriptors, thread pools, generations of plugin instances and
+/// cores, reader and writer, and releases them on one path, ``close()``, whatever step failed.
 final class HostSession {
     typealias Core = Batchman<JobBytes, JobBytes, ContinuousClock>
 
@@ -18,8 +18,7 @@ final class HostSession {
     private var output: Int32?
     /// The output is a descriptor of the session's own (a file, or standard output moved aside).
     private var ownsOutput = false
-    private var registry: PluginRegistry?
-    private var core: Core?
+    private var generations: Generations?
 
     init(options: RunOptions, logger: BatchmanLogger) throws(HostError) {
         self.options = options
@@ -36,32 +35,31 @@ final class HostSession {
             output = results
             ownsOutput = true
         }
-        let registry = try PluginRegistry(manifest: manifest, control: control, workers: workers, logger: logger)
-        self.registry = registry
-        do {
-            core = try Core(config: manifest.batchmanConfig(), processors: registry.processorFactories, logger: logger)
-        } catch {
-            throw HostError(.configuration, "\(manifest.path): \(error)")
-        }
+        let first = try HostGeneration(number: 1, manifest: manifest, after: nil, batchIds: BatchIdGenerator(), control: control,
+                                       workers: workers, logger: logger)
+        generations = Generations(first: first, logger: logger)
     }
 
     /// Reads every job, drains, and writes every result.
     /// - Throws: ``HostError`` (`.runtime`) if input or output failed; nothing accepted is lost
     ///   unless output failed, and then every accepted job is failed and counted.
     func run() async throws(HostError) {
-        guard let core, let input, let output else { preconditionFailure("open() first") }
+        guard let generations, let input, let output else { preconditionFailure("open() first") }
         let reader = InputReader(fileDescriptor: input, maxLineBytes: options.maxLineBytes)
         let writer = ResultWriter(fileDescriptor: output, maxBufferedBytes: options.maxOutputBytes) { [logger] failure in
             logger.log(.error, "writing results failed: \(String(cString: strerror(failure))); reading no more input and failing every accepted job")
             reader.stop()
             // At once, not after reading stops: a reader blocked on a full key (a hung plugin)
             // is released by the jobs failing.
-            Task { await core.abandon(Self.unanswered(failure)) }
+            Task { for generation in generations.live { await generation.core.abandon(Self.unanswered(failure)) } }
         }
-        let reportStatistics = { @Sendable [logger, invalidLines, registry] (perKey: Bool) in
-            let statistics = core.statistics()
-            let isolation = registry?.isolationStatistics ?? [:]
-            logger.log(.info, StatsReporter.summary(statistics, invalidLines: invalidLines.count, outputPauses: writer.pauses, isolation: isolation))
+        let reloads = ReloadCoordinator(manifestPath: options.manifestPath, generations: generations, control: control,
+                                        workers: workers, logger: logger) { reader.wake() }
+        let reportStatistics = { @Sendable [logger, invalidLines] (perKey: Bool) in
+            let (statistics, reloadCount, lastReload) = generations.statistics()
+            let isolation = generations.current.registry.isolationStatistics
+            logger.log(.info, StatsReporter.summary(statistics, invalidLines: invalidLines.count, outputPauses: writer.pauses,
+                                                    isolation: isolation, reloads: reloadCount, lastReload: lastReload))
             if perKey { for line in StatsReporter.perKey(statistics, isolation: isolation) { logger.log(.info, line) } }
         }
         let statsPerKey = options.statsPerKey
@@ -70,29 +68,40 @@ final class HostSession {
                 while (try? await Task.sleep(for: .seconds(seconds))) != nil { reportStatistics(statsPerKey) }
             }
         }
+        let watcher = options.watch ? ConfigurationWatcher(logger: logger, files: {
+            let current = generations.current
+            return [current.manifest.path] + current.registry.pluginFiles.values
+        }, reload: { reloads.request($0) }) : nil
         SignalWatcher.shared.running(SignalWatcher.Responses(
             stop: { [logger] name in
                 logger.log(.info, "received \(name): reading no more input, draining accepted jobs (a second signal exits at once)")
                 reader.stop()
             },
-            printStatistics: reportStatistics))
+            printStatistics: reportStatistics,
+            reload: { reloads.request("received SIGHUP") }))
         logger.log(.info, "reading jobs from \(options.inputPath ?? "standard input") (\(manifest.keys.count) keys in \(manifest.path))")
 
-        let (end, lastLine) = await readAll(from: reader, into: core, writer: writer)
+        let (end, lastLine) = await readAll(from: reader, into: generations, reloads: reloads, writer: writer)
+        watcher?.stop()
+        reloads.close()
+        generations.close()?.registry.destroyAll()
         switch end {
         case .stopped: logger.log(.info, "stopped reading after line \(lastLine)")
         case .readError(let code): logger.log(.error, "reading input failed after line \(lastLine): \(String(cString: strerror(code)))")
         case .endOfInput: break
         }
+        let current = generations.current
         if let failure = writer.failure {
-            await core.abandon(Self.unanswered(failure))
+            await current.core.abandon(Self.unanswered(failure))
         } else {
-            await core.shutdown()
+            await current.core.shutdown()
         }
+        // Generations a reload replaced finish (or time out) on their own; wait for them.
+        for generation in generations.live where generation !== current { await generation.drained.wait() }
         periodicStatistics?.cancel()
         reportStatistics(statsPerKey)
         if let writeError = await writer.finish() {
-            let unanswered = core.statistics().total.failed[.shutdownBatch] ?? 0
+            let unanswered = generations.statistics().0.total.failed[.shutdownBatch] ?? 0
             throw HostError(.runtime, "writing results failed: \(String(cString: strerror(writeError))); "
                             + "stopped reading after line \(lastLine), and \(unanswered) accepted jobs were failed without an answer")
         }
@@ -102,8 +111,8 @@ final class HostSession {
     /// Destroys the plugin instances and closes what this session opened; safe after any
     /// failed step.
     func close() {
-        if let registry {
-            for instance in registry.destroyAll() {
+        if let generations {
+            for instance in generations.current.registry.destroyAll() {
                 logger.log(.warning, "key \"\(instance.key)\": plugin \"\(instance.pluginName)\" is still inside process_batch; "
                            + "its instance is not destroyed (destroy never runs during a call)")
             }
@@ -112,18 +121,29 @@ final class HostSession {
         if let output, ownsOutput { Glibc.close(output) }
         control.stop()
         workers.stop()
+        // What plugins and workers wrote to their standard output is logged before we exit.
+        LineForwarder.waitForAll()
     }
 
-    /// Reads input on a dedicated thread, submitting each job; returns how reading ended and
-    /// the number of the last line read.
-    private func readAll(from reader: InputReader, into core: Core, writer: ResultWriter) async -> (InputReader.End, Int) {
+    /// Reads input on a dedicated thread, submitting each job to the current generation (taking
+    /// over a staged one between lines); returns how reading ended and the last line's number.
+    private func readAll(
+        from reader: InputReader, into generations: Generations, reloads: ReloadCoordinator, writer: ResultWriter
+    ) async -> (InputReader.End, Int) {
         let invalidLines = invalidLines
         let logger = logger
         let maxOutputBytes = options.maxOutputBytes
         return await withCheckedContinuation { continuation in
             DedicatedThread.start(name: "batchman-input") {
                 var lastLine = 0
-                let end = reader.run { event in
+                var generation = generations.current
+                func takeOverStaged() {
+                    guard generations.isStaged else { return }
+                    generation = generations.switchIfStaged(describe: ReloadReport.describe)
+                    reloads.didSwitch()
+                }
+                let end = reader.run(onWake: takeOverStaged) { event in
+                    takeOverStaged()
                     writer.waitForRoom { pause in
                         guard pause == 1 else { return }
                         logger.log(.info, "output is not being read: \(maxOutputBytes) bytes of results are waiting; "
@@ -132,7 +152,7 @@ final class HostSession {
                     switch event {
                     case .line(let number, let bytes):
                         lastLine = number
-                        Self.submit(bytes, line: number, to: core, writer: writer, invalidLines: invalidLines)
+                        Self.submit(bytes, line: number, to: generation.core, writer: writer, invalidLines: invalidLines)
                     case .tooLong(let number, let length):
                         lastLine = number
                         Self.reportInvalid(line: number, "line is \(length) bytes, longer than --max-line-bytes", writer: writer, invalidLines: invalidLines)

@@ -45,6 +45,18 @@ final class PluginRegistry: Sendable {
         }
     }
 
+    /// Each key's plugin file, for `--watch` and the reload report.
+    var pluginFiles: [String: String] {
+        instances.withLock { instances in
+            Dictionary(instances.values.map { ($0.key, $0.pluginPath) }, uniquingKeysWith: { first, _ in first })
+        }
+    }
+
+    /// The name in the descriptor of `key`'s plugin, once it has an instance.
+    func pluginName(forKey key: String) -> String? {
+        instances.withLock { $0[ExactString(key)]?.pluginName }
+    }
+
     /// Crashes and worker restarts of every isolated key.
     var isolationStatistics: [String: IsolationStatistics] {
         let instances = instances.withLock { Array($0.values) }

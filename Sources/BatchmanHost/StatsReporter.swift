@@ -7,7 +7,8 @@ enum StatsReporter {
     /// The summary line of the whole host, with input lines that were not jobs counted as
     /// `invalid_input` failures, and how often reading paused for a slow consumer.
     static func summary(
-        _ statistics: BatchmanStatistics, invalidLines: Int, outputPauses: Int, isolation: [String: IsolationStatistics] = [:]
+        _ statistics: BatchmanStatistics, invalidLines: Int, outputPauses: Int, isolation: [String: IsolationStatistics] = [:],
+        reloads: Int = 0, lastReload: String? = nil
     ) -> String {
         var total = statistics.total
         if invalidLines > 0 { total.failed[.invalidInput, default: 0] += invalidLines }
@@ -17,7 +18,8 @@ enum StatsReporter {
         let workers = isolation.isEmpty ? "" : describe(isolation.values.reduce(IsolationStatistics()) {
             IsolationStatistics(crashes: $0.crashes + $1.crashes, restarts: $0.restarts + $1.restarts)
         })
-        return "stats: \(describe(total))\(workers)\(pauses) peakRSS=\(peakResidentMiB().map { String(format1: $0) + "MiB" } ?? "?")"
+        let reloaded = reloads > 0 ? " reloads=\(reloads) lastReload=\(lastReload ?? "?")" : ""
+        return "stats: \(describe(total))\(workers)\(pauses)\(reloaded) peakRSS=\(peakResidentMiB().map { String(format1: $0) + "MiB" } ?? "?")"
     }
 
     /// One line per key, in key order.

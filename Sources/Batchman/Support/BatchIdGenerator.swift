@@ -1,8 +1,9 @@
 import Synchronization
 
-/// Hands out batch ids unique within one ``Batchman``, starting at 1.
-@usableFromInline final class BatchIdGenerator: Sendable {
-    @inlinable init() {}
+/// Hands out batch ids, starting at 1: unique within one ``Batchman``, or within several that
+/// share it (the host's configurations before and after a reload).
+public final class BatchIdGenerator: Sendable {
+    @inlinable public init() {}
 
     @usableFromInline let last = Atomic<UInt64>(0)
 

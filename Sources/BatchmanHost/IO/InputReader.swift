@@ -47,6 +47,13 @@ final class InputReader: Sendable {
         close(wakeWrite)
     }
 
+    /// Makes a reader waiting for input call its `onWake` (a reload to take over). Safe from
+    /// any thread.
+    func wake() {
+        var byte: UInt8 = 2
+        _ = write(wakeWrite, &byte, 1)
+    }
+
     /// Makes ``run(_:)`` return after the lines already read. Safe from any thread.
     func stop() {
         guard !isStopped.exchange(true, ordering: .relaxed) else { return }
@@ -54,8 +61,9 @@ final class InputReader: Sendable {
         _ = write(wakeWrite, &byte, 1)
     }
 
-    /// Reads until end of input, an error, or ``stop()``; calls `handle` for every line.
-    func run(_ handle: (Event) -> Void) -> End {
+    /// Reads until end of input, an error, or ``stop()``; calls `handle` for every line, and
+    /// `onWake` when ``wake()`` interrupts a wait for input.
+    func run(onWake: () -> Void = {}, _ handle: (Event) -> Void) -> End {
         var lineNumber = 0
         var partial: [UInt8] = []   // the start of a line that continues in the next chunk
         var skippingLongLine = false
@@ -75,7 +83,7 @@ final class InputReader: Sendable {
         }
 
         while true {
-            guard waitForInput() else {
+            guard waitForInput(onWake: onWake) else {
                 if !partial.isEmpty || skippingLongLine {
                     handle(putBack(skippingLongLine ? skippedLength : partial.count, line: lineNumber + 1))
                 }
@@ -146,13 +154,19 @@ final class InputReader: Sendable {
 
     /// Waits until input is readable (or at its end) and returns true, or returns false once
     /// ``stop()`` was called.
-    private func waitForInput() -> Bool {
+    private func waitForInput(onWake: () -> Void) -> Bool {
         while !isStopped.load(ordering: .relaxed) {
             var descriptors = [pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0),
                                pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
             let ready = poll(&descriptors, 2, -1)
             if ready < 0 { if errno == EINTR { continue } else { return true } }
-            if descriptors[1].revents != 0 { return false }
+            if descriptors[1].revents != 0 {
+                var bytes = [UInt8](repeating: 0, count: 64)
+                _ = read(wakeRead, &bytes, bytes.count)
+                if isStopped.load(ordering: .relaxed) { return false }
+                onWake()
+                continue
+            }
             if descriptors[0].revents != 0 { return true }
         }
         return false

@@ -1,14 +1,25 @@
 import Batchman
 import CBatchmanSystem
+import Dispatch
 import Glibc
+import Synchronization
 
 /// Copies what arrives on a pipe to the log, one warning per line: what a plugin writes to its
 /// standard output must never reach the result stream.
 enum LineForwarder {
+    /// One per forwarder still reading, signalled when it has logged its last line.
+    private static let running = Mutex<[ObjectIdentifier: DispatchSemaphore]>([:])
+
     /// Reads `descriptor` on a thread of its own until end of file, then closes it. Each line
     /// is logged as "<source> wrote to standard output: <line>", control characters escaped.
     static func start(reading descriptor: Int32, source: String, logger: BatchmanLogger) {
+        let finished = DispatchSemaphore(value: 0)
+        running.withLock { $0[ObjectIdentifier(finished)] = finished }
         DedicatedThread.start(name: "batchman-stdout") {
+            defer {
+                running.withLock { $0[ObjectIdentifier(finished)] = nil }
+                finished.signal()
+            }
             var pending: [UInt8] = []
             var chunk = [UInt8](repeating: 0, count: 4096)
             func flush(_ line: ArraySlice<UInt8>) {
@@ -35,6 +46,23 @@ enum LineForwarder {
         }
     }
 
+    /// Waits (at most `limit`) until every forwarder has logged what it read: before the host
+    /// exits, so that a plugin's last words are not lost. Call once the pipes' writers are gone.
+    static func waitForAll(within limit: Duration = .seconds(2)) {
+        if isStandardOutputMoved.withLock({ $0 }) {
+            // Our own write end of the in-process pipe: replaced, so its reader sees the end.
+            let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
+            if null >= 0 {
+                dup2(null, STDOUT_FILENO)
+                close(null)
+            }
+        }
+        let deadline = DispatchTime.now() + .nanoseconds(Int(limit.components.seconds * 1_000_000_000))
+        for finished in running.withLock({ Array($0.values) }) { _ = finished.wait(timeout: deadline) }
+    }
+
+    private static let isStandardOutputMoved = Mutex(false)
+
     /// Moves standard output aside for the host's results and puts a pipe in its place whose
     /// lines are logged: an in-process plugin's `printf` cannot corrupt the results.
     /// - Returns: the descriptor that now leads to the real standard output.
@@ -48,6 +76,7 @@ enum LineForwarder {
         }
         dup2(ends[1], STDOUT_FILENO)
         close(ends[1])
+        isStandardOutputMoved.withLock { $0 = true }
         start(reading: ends[0], source: "a plugin (in-process)", logger: logger)
         return results
     }

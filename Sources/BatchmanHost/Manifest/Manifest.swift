@@ -40,9 +40,12 @@ public struct Manifest: Sendable {
     public let maxPendingTotal: Int?
     /// How long a drain may take before unfinished jobs fail (`defaults.shutdownTimeout`).
     public let shutdownTimeout: Duration?
+    /// How long a reload lets the configuration it replaces finish its jobs
+    /// (`defaults.reloadTimeout`, default 30 s).
+    public var reloadTimeout: Duration = .seconds(30)
 
     /// Options of the whole host, allowed in `defaults` only.
-    static let instanceFields = ["maxPendingTotal", "shutdownTimeout"]
+    static let instanceFields = ["maxPendingTotal", "shutdownTimeout", "reloadTimeout"]
 
     public var defaultEntry: KeyEntry? { keys.first { $0.name == Self.defaultKey } }
 
@@ -86,6 +89,7 @@ public struct Manifest: Sendable {
         var defaults = KeySettings()
         var maxPendingTotal: Int?
         var shutdownTimeout: Duration?
+        var reloadTimeout: Duration?
         if let value = top.first(where: { $0.key == "defaults" })?.value,
            let members = reader.object(value, at: "defaults", allowed: settingNames + instanceFields) {
             defaults = reader.settings(members, at: "defaults")
@@ -94,6 +98,9 @@ public struct Manifest: Sendable {
             }
             if let value = members.first(where: { $0.key == "shutdownTimeout" })?.value {
                 shutdownTimeout = reader.milliseconds(value, at: "defaults.shutdownTimeout")
+            }
+            if let value = members.first(where: { $0.key == "reloadTimeout" })?.value {
+                reloadTimeout = reader.milliseconds(value, at: "defaults.reloadTimeout")
             }
         }
         guard let keysValue = top.first(where: { $0.key == "keys" })?.value else {
@@ -130,8 +137,9 @@ public struct Manifest: Sendable {
             if let plugin { keys.append(KeyEntry(name: member.key, plugin: plugin, settings: settings, config: config)) }
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        let manifest = Manifest(path: path, directory: directory, defaults: defaults, keys: keys,
+        var manifest = Manifest(path: path, directory: directory, defaults: defaults, keys: keys,
                                 maxPendingTotal: maxPendingTotal, shutdownTimeout: shutdownTimeout)
+        if let reloadTimeout { manifest.reloadTimeout = reloadTimeout }
         guard reader.problems.isEmpty else { return manifest }
         // Each field was checked alone; now what only their combination can break
         // (initialBackoff > maxBackoff), exactly as `run` will, each at its own path.

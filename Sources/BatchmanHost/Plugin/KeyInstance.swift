@@ -5,6 +5,8 @@ import Batchman
 protocol KeyInstance: AnyObject, Sendable {
     var key: String { get }
     var pluginName: String { get }
+    /// The plugin's file (symbolic links resolved).
+    var pluginPath: String { get }
     /// "EchoPlugin 1.0.0 (/path/libEchoPlugin.so)", and where it runs.
     var summary: String { get }
     /// Crashes and restarts, for an isolated instance.
@@ -18,6 +20,7 @@ protocol KeyInstance: AnyObject, Sendable {
 
 extension PluginInstance: KeyInstance {
     var pluginName: String { plugin.name }
+    var pluginPath: String { plugin.path }
     var summary: String { "\(plugin.name) \(plugin.version) (\(plugin.path))" }
     var isolationStatistics: IsolationStatistics? { nil }
 

@@ -47,7 +47,10 @@ public final class PluginLoader {
         return URL(fileURLWithPath: path).resolvingSymlinksInPath().path
     }
 
-    /// Loads `plugin` (named by `key`'s entry), or returns it if it is already loaded.
+    /// Loads `plugin` (named by `key`'s entry), or returns it if this build of its file is
+    /// already loaded. A rebuilt file (another inode, size or modification time than the build
+    /// loaded before) is loaded from a private copy: `dlopen` of the same path would return the
+    /// old image.
     public func load(_ plugin: String, forKey key: String) throws(PluginLoadError) -> LoadedPlugin {
         let canonical = try resolve(plugin, forKey: key)
         if let plugin = loaded[canonical] { return plugin }
@@ -55,11 +58,25 @@ public final class PluginLoader {
         func failure(_ code: PluginLoadError.Code, _ detail: String) -> PluginLoadError {
             PluginLoadError(code: code, plugin: plugin, file: canonical, key: key, detail: detail)
         }
+        guard let identity = LibraryImages.FileIdentity(path: canonical) else {
+            throw failure(.notFound, "cannot be read: \(String(cString: strerror(errno)))")
+        }
+        if let plugin = LibraryImages.loaded(canonical, identity: identity) {
+            loaded[canonical] = plugin
+            return plugin
+        }
+        let openedPath: String
+        switch LibraryImages.privateCopy(of: canonical) {
+        case .success(let copy): openedPath = copy
+        case .failure(let error): throw failure(.notLoadable, "cannot be loaded: a private copy to load failed: \(error.reason)")
+        }
+        defer { unlink(openedPath) }
         let library: DynamicLibrary
-        switch DynamicLibrary.open(canonical) {
+        switch DynamicLibrary.open(openedPath) {
         case .success(let opened): library = opened
         case .failure(let error):
-            throw failure(.notLoadable, "cannot be loaded: \(error.message); is it a shared library built for this machine?")
+            let message = error.message.replacing(openedPath, with: canonical)
+            throw failure(.notLoadable, "cannot be loaded: \(message); is it a shared library built for this machine?")
         }
         guard let entry = library.symbol(BM_PLUGIN_ENTRY_SYMBOL) else {
             throw failure(.missingEntry, "symbol \(BM_PLUGIN_ENTRY_SYMBOL) not found; is this a Batchman plugin?")
@@ -92,6 +109,7 @@ public final class PluginLoader {
         }
         let plugin = LoadedPlugin(descriptor: descriptor, path: canonical, library: library)
         loaded[canonical] = plugin
+        LibraryImages.remember(plugin, path: canonical, identity: identity)
         return plugin
     }
 }

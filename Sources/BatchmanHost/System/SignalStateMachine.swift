@@ -6,7 +6,7 @@ import Glibc
 /// | signal | starting (loading plugins) | running | stopping (draining) |
 /// |---|---|---|---|
 /// | INT, TERM, QUIT | exit at once (nothing accepted yet) | stop reading, drain | exit at once |
-/// | HUP | ignored, with a warning | ignored, with a warning (no live reload yet) | same |
+/// | HUP | ignored, with a warning | reload the manifest and plugins | ignored, with a warning |
 /// | USR1 / USR2 | ignored | statistics line / one per key | same |
 struct SignalStateMachine: Equatable {
     enum Phase: Equatable {
@@ -22,6 +22,8 @@ struct SignalStateMachine: Equatable {
         case stop
         /// Log this warning and carry on.
         case warn(String)
+        /// Reload the manifest and the plugins.
+        case reload
         /// Print the statistics line, and the per-key lines too if `perKey`.
         case printStatistics(perKey: Bool)
         case ignore
@@ -51,8 +53,11 @@ struct SignalStateMachine: Equatable {
                 return .exitAtOnce(status: 128 + signal, message: "second signal (\(name)): exiting now without draining")
             }
         case SIGHUP:
-            return .warn("received SIGHUP: this version cannot reload plugins or the manifest while running; the signal is ignored "
-                         + "and nothing is lost (SIGTERM stops the host after draining; a restart loads new plugin builds)")
+            switch phase {
+            case .starting: return .warn("received SIGHUP while starting: ignored (the configuration on disk is being loaded now)")
+            case .running: return .reload
+            case .stopping: return .warn("received SIGHUP while draining: ignored (the host is stopping)")
+            }
         case SIGUSR1, SIGUSR2:
             return phase == .starting ? .ignore : .printStatistics(perKey: signal == SIGUSR2)
         default:

@@ -12,6 +12,8 @@ final class SignalWatcher: Sendable {
         /// Stop reading input; the drain follows.
         var stop: @Sendable (_ signalName: String) -> Void
         var printStatistics: @Sendable (_ perKey: Bool) -> Void
+        /// Reload the manifest and the plugins.
+        var reload: @Sendable () -> Void
     }
 
     private struct State {
@@ -60,6 +62,8 @@ final class SignalWatcher: Sendable {
             logger.log(.warning, message)
         case .printStatistics(let perKey):
             responses?.printStatistics(perKey)
+        case .reload:
+            responses?.reload()
         case .ignore:
             break
         }

@@ -1,0 +1,67 @@
+import Batchman
+
+/// One configuration of a running host: a manifest, its plugin instances and the core that
+/// batches for them. A reload makes the next generation; the one it replaces finishes the jobs
+/// it accepted (within `reloadTimeout`) and is then released.
+final class HostGeneration: Sendable {
+    typealias Core = Batchman<JobBytes, JobBytes, ContinuousClock>
+
+    let number: Int
+    let manifest: Manifest
+    let registry: PluginRegistry
+    let core: Core
+    /// Happens once this generation has drained and released its instances.
+    let drained = OneTimeEvent()
+    /// Each key's plugin file as it was when loaded, to tell a rebuilt plugin in the reload report.
+    let fileIdentities: [String: LibraryImages.FileIdentity]
+
+    /// Loads every plugin of `manifest` and creates every instance. Its batches wait until
+    /// `previousDrained` has happened, so a key's batches stay in order across a reload and a
+    /// plugin never runs two builds of one key's work at once.
+    /// - Throws: ``HostError`` with every problem, as `check` reports them.
+    init(
+        number: Int, manifest: Manifest, after previousDrained: OneTimeEvent?, batchIds: BatchIdGenerator, control: WorkerPool,
+        workers: WorkerPool, logger: BatchmanLogger
+    ) throws(HostError) {
+        self.number = number
+        self.manifest = manifest
+        let registry = try PluginRegistry(manifest: manifest, control: control, workers: workers, logger: logger)
+        self.registry = registry
+        fileIdentities = registry.pluginFiles.compactMapValues(LibraryImages.FileIdentity.init(path:))
+        var factories = registry.processorFactories
+        if let previousDrained, !previousDrained.hasHappened {
+            factories = factories.mapValues { make in
+                { key in AfterEventProcessor(inner: try make(key), event: previousDrained) }
+            }
+        }
+        do {
+            core = try Core(config: manifest.batchmanConfig(), processors: factories, logger: logger, batchIds: batchIds)
+        } catch {
+            registry.destroyAll()
+            throw HostError(.configuration, "\(manifest.path): \(error)")
+        }
+    }
+
+    /// Finishes the jobs this generation accepted, for at most `reloadTimeout`, then releases
+    /// its instances.
+    func retire(logger: BatchmanLogger) async {
+        await core.shutdown(timeout: manifest.reloadTimeout, cause: "reload")
+        for instance in registry.destroyAll() {
+            logger.log(.warning, "key \"\(instance.key)\": plugin \"\(instance.pluginName)\" of the replaced configuration is still inside "
+                       + "process_batch after the reload timeout; its instance is not destroyed (destroy never runs during a call)")
+        }
+        drained.happen()
+    }
+}
+
+/// Holds a processor's batches until an event (the previous generation has drained).
+struct AfterEventProcessor: QueueingBatchProcessor {
+    let inner: any BatchProcessor<JobBytes, JobBytes>
+    let event: OneTimeEvent
+
+    func process(_ batch: Batch<JobBytes>) async throws -> [JobOutcome<JobBytes>] {
+        await event.wait()
+        // `inner` is the host's own queueing processor: it starts the batch's call itself.
+        return try await inner.process(batch)
+    }
+}
