@@ -175,8 +175,8 @@ final class HostProcess: Sendable {
     /// Waits until a line of standard error contains `text` and returns it, or returns nil once
     /// standard error has ended without one.
     @discardableResult
-    func waitForLog(containing text: String) async -> String? {
-        var seen = 0
+    func waitForLog(containing text: String, skipping skipped: Int = 0) async -> String? {
+        var seen = skipped
         while !Task.isCancelled {
             let lines = await stderr.wait(forCount: seen + 1)
             for line in lines.dropFirst(seen) {
@@ -186,6 +186,16 @@ final class HostProcess: Sendable {
             seen = lines.count
         }
         return nil
+    }
+
+    /// Asks for the statistics line (SIGUSR1) until it shows `accepted` jobs.
+    func waitUntilAccepted(_ accepted: Int) async {
+        while true {
+            let seen = stderr.elements.count
+            signal(SIGUSR1)
+            guard let line = await waitForLog(containing: "stats: accepted=", skipping: seen) else { return }
+            if line.contains("stats: accepted=\(accepted) ") { return }
+        }
     }
 
     /// The first `count` result lines, parsed.

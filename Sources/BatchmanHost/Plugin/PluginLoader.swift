@@ -66,11 +66,14 @@ public final class PluginLoader {
             return plugin
         }
         let openedPath: String
+        if let truncation = ELFSize.truncation(ofFileAt: canonical) { throw failure(.notLoadable, "cannot be loaded: it \(truncation)") }
         switch LibraryImages.privateCopy(of: canonical) {
         case .success(let copy): openedPath = copy
         case .failure(let error): throw failure(.notLoadable, "cannot be loaded: a private copy to load failed: \(error.reason)")
         }
         defer { unlink(openedPath) }
+        // The copy, not the file: the file may have changed since it was checked.
+        if let truncation = ELFSize.truncation(ofFileAt: openedPath) { throw failure(.notLoadable, "cannot be loaded: it \(truncation)") }
         let library: DynamicLibrary
         switch DynamicLibrary.open(openedPath) {
         case .success(let opened): library = opened

@@ -27,7 +27,11 @@ final class ConfigurationWatcher: Sendable {
                     continue
                 }
                 let changed = now.keys.filter { now[$0] != loaded[$0] }.sorted()
-                if now == seen {
+                let incomplete = changed.compactMap { file in ELFSize.truncation(ofFileAt: file).map { "\(file) \($0)" } }
+                if now == seen, !incomplete.isEmpty {
+                    // Unchanged, but not whole yet (a slow copy): loading it would fail, or worse.
+                    logger.log(.info, "--watch: waiting: \(incomplete.joined(separator: "; "))")
+                } else if now == seen {
                     // Unchanged for a whole interval: whole, as far as anyone can tell.
                     loaded = now
                     reload("--watch: \(changed.joined(separator: ", ")) changed")

@@ -7,7 +7,8 @@ import Synchronization
 final class Generations: Sendable {
     private struct State {
         var current: HostGeneration
-        var staged: HostGeneration?
+        /// A generation built by a reload, and that reload's number.
+        var staged: (generation: HostGeneration, reload: Int)?
         var retiring: [HostGeneration] = []
         /// Counters of generations that have finished, added up.
         var finished = BatchmanStatistics(total: BatcherStatistics(), perKey: [:])
@@ -43,11 +44,12 @@ final class Generations: Sendable {
         state.withLock { $0.lastReload = "failed" }
     }
 
-    /// Hands `next` to the reader. False once reading has ended: the caller releases it.
-    func stage(_ next: HostGeneration) -> Bool {
+    /// Hands `next`, built by reload number `reload`, to the reader. False once reading has
+    /// ended: the caller releases it.
+    func stage(_ next: HostGeneration, reload: Int) -> Bool {
         let staged = state.withLock { state -> Bool in
             guard !state.isClosed else { return false }
-            state.staged = next
+            state.staged = (next, reload)
             return true
         }
         if staged { hasStaged.store(true, ordering: .releasing) }
@@ -61,18 +63,18 @@ final class Generations: Sendable {
     /// retiring the one it replaces. Returns the generation to submit to.
     func switchIfStaged(describe: (HostGeneration, HostGeneration) -> String) -> HostGeneration {
         guard hasStaged.load(ordering: .acquiring) else { return current }
-        let (old, new) = state.withLock { state -> (HostGeneration?, HostGeneration) in
+        let (old, new, reload) = state.withLock { state -> (HostGeneration?, HostGeneration, Int) in
             hasStaged.store(false, ordering: .relaxed)
-            guard let staged = state.staged else { return (nil, state.current) }
+            guard let (staged, reload) = state.staged else { return (nil, state.current, 0) }
             let old = state.current
             state.current = staged
             state.staged = nil
             state.retiring.append(old)
             state.lastReload = "ok"
-            return (old, staged)
+            return (old, staged, reload)
         }
         guard let old else { return new }
-        logger.log(.info, "reload \(new.number - 1): ok, \(describe(old, new))")
+        logger.log(.info, "reload \(reload): ok, \(describe(old, new))")
         Task { [logger] in
             await old.retire(logger: logger)
             let statistics = old.core.statistics()
@@ -90,7 +92,7 @@ final class Generations: Sendable {
         state.withLock { state in
             state.isClosed = true
             defer { state.staged = nil }
-            return state.staged
+            return state.staged?.generation
         }
     }
 

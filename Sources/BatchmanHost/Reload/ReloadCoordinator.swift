@@ -85,11 +85,11 @@ final class ReloadCoordinator: Sendable {
                                       batchIds: current.core.batchIds, control: control, workers: workers, logger: logger)
         } catch {
             generations.reloadFailed()
-            logger.log(.error, "reload \(number): failed, kept the running configuration")
             for problem in error.message.split(separator: "\n") { logger.log(.error, "reload failed: \(problem)") }
+            logger.log(.error, "reload \(number): failed, kept the running configuration")
             return
         }
-        guard generations.stage(next) else {
+        guard generations.stage(next, reload: number) else {
             next.registry.destroyAll()  // reading has ended: nobody will switch to it
             return
         }
