@@ -153,8 +153,12 @@ private final class InstanceFactory: Sendable {
         }
         return control.runAndWait { [self] in
             Result { () throws(PluginLoadError) -> any KeyInstance in
-                try loader.withLock { loader throws(PluginLoadError) in try loader.load(entry.plugin, forKey: key) }
-                    .createInstance(plugin: entry.plugin, key: key, config: entry.config, debug: settings.debug, logger: logger)
+                let plugin = try loader.withLock { loader throws(PluginLoadError) in try loader.load(entry.plugin, forKey: key) }
+                if settings.debug {
+                    logger.log(.debug, "key \"\(key)\": plugin \(plugin.name) \(plugin.version) loaded from a private copy of \(plugin.path) "
+                               + "(\(plugin.loadedFrom)), so a rebuilt file is always fresh code")
+                }
+                return try plugin.createInstance(plugin: entry.plugin, key: key, config: entry.config, debug: settings.debug, logger: logger)
             }
         }
     }

@@ -93,6 +93,24 @@ struct HostReloadTests {
         #expect(answers(results) == ["1": #""v1""#, "2": #""v1""#, "3": #""v2""#])
     }
 
+    @Test func carriesOutASIGHUPThatArrivesDuringAReloadAfterIt() async throws {
+        let scratch = try Scratch()
+        try Self.buildAnswer("v1", as: "libAnswer.so", in: scratch)
+        let manifest = try scratch.manifest(#"{"default": {"plugin": "libAnswer.so", "debug": true}}"#)
+        let host = try HostProcess(["run", manifest])
+        await host.waitForLog(containing: "reading jobs from standard input")
+
+        host.signal(SIGHUP)
+        await host.waitForLog(containing: "received SIGHUP: reloading")
+        host.signal(SIGHUP)
+
+        #expect(await host.waitForLog(containing: "reload 1: ok") != nil)
+        #expect(await host.waitForLog(containing: "reload 2: ok") != nil, "the second SIGHUP is not lost: \(host.stderr.elements)")
+        #expect(host.stderr.elements.contains { $0.contains("loaded from a private copy of") })
+        let (status, _) = try await host.finish()
+        #expect(status == 0)
+    }
+
     @Test func tenReloadsUnderAContinuousStreamLoseNothingAndLeakNothing() async throws {
         let scratch = try Scratch()
         try Self.buildAnswer("v1", as: "libAnswer.so", in: scratch)

@@ -12,9 +12,13 @@ public final class LoadedPlugin: @unchecked Sendable {
     public let version: String
     private let library: DynamicLibrary
 
-    init(descriptor: UnsafePointer<bm_plugin>, path: String, library: DynamicLibrary) {
+    /// The private copy `dlopen` loaded (removed since): see ``LibraryImages``.
+    public let loadedFrom: String
+
+    init(descriptor: UnsafePointer<bm_plugin>, path: String, loadedFrom: String, library: DynamicLibrary) {
         self.descriptor = descriptor
         self.path = path
+        self.loadedFrom = loadedFrom
         self.library = library
         self.name = descriptor.pointee.name.map { String(cString: $0) } ?? "unnamed"
         self.version = descriptor.pointee.version.map { String(cString: $0) } ?? "?"

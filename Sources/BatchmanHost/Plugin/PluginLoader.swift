@@ -110,7 +110,7 @@ public final class PluginLoader {
                 .filter(\.1).map(\.0).joined(separator: ", ")
             throw failure(.missingFunction, "descriptor has no \(missing) function")
         }
-        let plugin = LoadedPlugin(descriptor: descriptor, path: canonical, library: library)
+        let plugin = LoadedPlugin(descriptor: descriptor, path: canonical, loadedFrom: openedPath, library: library)
         loaded[canonical] = plugin
         LibraryImages.remember(plugin, path: canonical, identity: identity)
         return plugin
