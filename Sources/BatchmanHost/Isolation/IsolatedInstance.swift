@@ -58,7 +58,7 @@ final class IsolatedInstance: @unchecked Sendable {
     func processor() -> IsolatedProcessor { IsolatedProcessor(instance: self) }
 
     /// Runs `call` on the instance's thread once the previous call has returned.
-    func schedule(_ call: @escaping @Sendable () -> Void) {
+    func schedule(_ call: @escaping CallQueue.Call) {
         calls.schedule(call, on: thread)
     }
 
@@ -223,8 +223,9 @@ struct IsolatedProcessor: QueueingBatchProcessor {
                 // A worker is started (or restarted, after its backoff) before the call begins:
                 // start-up time is not the plugin's, and does not count against its timeout.
                 instance.prepareWorker()
-                guard batch.beginCall() else { return continuation.resume(returning: []) }
-                continuation.resume(returning: instance.process(batch))
+                guard batch.beginCall() else { return { continuation.resume(returning: []) } }
+                let outcomes = instance.process(batch)
+                return { continuation.resume(returning: outcomes) }
             }
         }
     }

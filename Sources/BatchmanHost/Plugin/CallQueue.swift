@@ -14,9 +14,13 @@ final class CallQueue: Sendable {
         case released
     }
 
+    /// A call: runs on a worker thread and returns what to do once the instance has been
+    /// marked idle (hand the outcomes over), so that whoever gets them finds it idle.
+    typealias Call = @Sendable () -> (@Sendable () -> Void)
+
     private struct State {
         var running = 0
-        var waiting = FIFOQueue<@Sendable () -> Void>()
+        var waiting = FIFOQueue<Call>()
         var phase = Phase.live
     }
 
@@ -29,7 +33,7 @@ final class CallQueue: Sendable {
 
     /// Runs `call` on one of `workers` once the instance may take it: at once if it is
     /// concurrent, else when its previous call has returned.
-    func schedule(_ call: @escaping @Sendable () -> Void, on workers: WorkerPool) {
+    func schedule(_ call: @escaping Call, on workers: WorkerPool) {
         let startNow = state.withLock { state -> Bool in
             guard isConcurrent || state.running == 0 else {
                 state.waiting.append(call)
@@ -56,9 +60,9 @@ final class CallQueue: Sendable {
         }
     }
 
-    private func runThenStartNext(_ call: @escaping @Sendable () -> Void, on workers: WorkerPool) {
-        call()
-        let (next, release) = state.withLock { state -> ((@Sendable () -> Void)?, (WorkerPool, @Sendable () -> Void)?) in
+    private func runThenStartNext(_ call: @escaping Call, on workers: WorkerPool) {
+        let handOver = call()
+        let (next, release) = state.withLock { state -> (Call?, (WorkerPool, @Sendable () -> Void)?) in
             if let next = state.waiting.popFirst() { return (next, nil) }
             state.running -= 1
             guard state.running == 0, case .closing(let control, let release) = state.phase else { return (nil, nil) }
@@ -68,5 +72,6 @@ final class CallQueue: Sendable {
         // The next call goes to the back of the pool's queue: other keys' batches get their turn.
         if let next { workers.submit { [self] in runThenStartNext(next, on: workers) } }
         if let (control, release) = release { control.submit(release) }
+        handOver()
     }
 }

@@ -32,7 +32,7 @@ final class PluginInstance: @unchecked Sendable {
     }
 
     /// Runs `call` on one of `workers` when the instance may take it (see ``CallQueue``).
-    func schedule(_ call: @escaping @Sendable () -> Void, on workers: WorkerPool) {
+    func schedule(_ call: @escaping CallQueue.Call, on workers: WorkerPool) {
         calls.schedule(call, on: workers)
     }
 

@@ -11,8 +11,9 @@ struct PluginProcessor: QueueingBatchProcessor {
         await withCheckedContinuation { continuation in
             instance.schedule({ [instance] in
                 // Given up on while it waited (the shutdown timed out): never call the plugin.
-                guard batch.beginCall() else { return continuation.resume(returning: []) }
-                continuation.resume(returning: instance.process(batch).outcomes)
+                guard batch.beginCall() else { return { continuation.resume(returning: []) } }
+                let outcomes = instance.process(batch).outcomes
+                return { continuation.resume(returning: outcomes) }
             }, on: workers)
         }
     }

@@ -9,12 +9,18 @@ import Synchronization
 /// The host's own exits go through ``exit(_:)``, which the handler lets pass.
 public enum ProcessExitGuard {
     private static let isHostExiting = Atomic<Bool>(false)
-    /// The thread's current plugin call site (a C string), or NULL outside plugin calls.
-    nonisolated(unsafe) private static var callSiteKey = pthread_key_t()
+    /// The thread's current plugin call site (a C string), or NULL outside plugin calls. Made on
+    /// first use, by whichever process calls plugins (a worker process never installs the
+    /// handler, and key 0 is some other library's).
+    private static let callSiteKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
 
     /// Installs the handler; call once, first thing in `main`.
     public static func install() {
-        pthread_key_create(&callSiteKey, nil)
+        _ = callSiteKey
         atexit {
             guard !ProcessExitGuard.isHostExiting.load(ordering: .acquiring) else { return }
             let site = pthread_getspecific(ProcessExitGuard.callSiteKey).map { String(cString: $0.assumingMemoryBound(to: CChar.self)) }
