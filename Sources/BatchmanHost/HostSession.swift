@@ -101,7 +101,8 @@ final class HostSession {
         periodicStatistics?.cancel()
         reportStatistics(statsPerKey)
         if let writeError = await writer.finish() {
-            let unanswered = generations.statistics().0.total.failed[.shutdownBatch] ?? 0
+            // Jobs the batchers held and failed; lines refused after output failed are not jobs.
+            let unanswered = generations.statistics().0.perKey.values.reduce(0) { $0 + ($1.failed[.shutdownBatch] ?? 0) }
             throw HostError(.runtime, "writing results failed: \(String(cString: strerror(writeError))); "
                             + "stopped reading after line \(lastLine), and \(unanswered) accepted jobs were failed without an answer")
         }
