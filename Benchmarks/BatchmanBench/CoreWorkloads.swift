@@ -72,6 +72,24 @@ enum CoreWorkloads {
         return (elapsed / Double(jobs) * 1e9, ProcessMeter.peakResidentMiB())
     }
 
+    /// W6: W1's workload through `submit(contentsOf:)`, 1000 jobs a call.
+    static func throughputBatchSubmit(jobs: Int) async throws -> Double {
+        let batchman = try Batchman<Int, Int, ContinuousClock>(
+            config: BatchmanConfig(frequency: .milliseconds(10), maxBatchSize: 1000)) { _ in NoopProcessor<Int>() }
+        let countdown = Countdown(jobs)
+        let start = ContinuousClock.now
+        var index = 0
+        while index < jobs {
+            let end = min(jobs, index + 1000)
+            batchman.submit(contentsOf: (index..<end).map { (id: ids[$0], key: "k", payload: $0) }) { _ in countdown.tick() }
+            index = end
+        }
+        await countdown.wait()
+        let elapsed = seconds(since: start)
+        await batchman.shutdown()
+        return elapsed / Double(jobs) * 1e9
+    }
+
     /// W1, await API: 1000 tasks each awaiting `jobs / 1000` results in turn.
     static func throughputAwait(jobs: Int) async throws -> Double {
         let batchman = try Batchman<Int, Int, ContinuousClock>(

@@ -17,7 +17,7 @@ struct Options {
             case "--only": only = Set((rest.popFirst() ?? "").split(separator: ",").map { String($0).uppercased() })
             case "--runs": runs = max(1, Int(rest.popFirst() ?? "") ?? 5)
             case "--help", "-h":
-                print("usage: batchman-bench [--json] [--only W1,W2,W3,W4,W5,H1,H2,H3] [--runs N]")
+                print("usage: batchman-bench [--json] [--only W1,W2,W3,W4,W5,W6,H1,H2,H3] [--runs N]")
                 exit(0)
             default:
                 FileHandle.standardError.write(Data("batchman-bench: unknown argument \(argument)\n".utf8))
@@ -66,9 +66,15 @@ if options.wants("H1") || options.wants("H2") || options.wants("H3") {
 let runs = options.runs
 let jobs = 1_000_000
 
-if options.wants("W1") || options.wants("H2") {
+if options.wants("W1") || options.wants("H2") || options.wants("W6") {
     let floor = await (0..<runs).asyncMap { _ in await CoreWorkloads.floor(jobs: jobs) }
     record("W1", "floor", "ns_per_job", "ns", floor)
+    if options.wants("W6") {
+        let batched = try await (0..<runs).asyncMap { _ in try await CoreWorkloads.throughputBatchSubmit(jobs: jobs) }
+        record("W6", "submit(contentsOf:)", "ns_per_job", "ns", batched)
+        record("W6", "submit(contentsOf:)", "jobs_per_s", "jobs/s", batched.map { 1e9 / $0 })
+        record("W6", "submit(contentsOf:)", "x_floor", "ratio", batched.map { $0 / Figure(workload: "", variant: "", metric: "", unit: "", values: floor).median })
+    }
     if options.wants("W1") {
         var callback: [Double] = [], peak: [Double] = []
         for _ in 0..<runs {

@@ -135,6 +135,48 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         submit(Job(id: id, key: key, payload: payload, submittedAt: Date()), handler: .sync(onResult))
     }
 
+    /// Submits many jobs at once; `onResult` is called once per job with its result.
+    ///
+    /// The same contract as ``submit(id:key:payload:onResult:)`` job by job (duplicates,
+    /// refusals, `block` backpressure that blocks the calling thread), at a lower cost: each run
+    /// of consecutive jobs with the same key takes its batcher's lock once, not once per job.
+    /// Callers that have many jobs at hand (a chunk of input) should use it.
+    @inlinable public func submit(
+        contentsOf jobs: some Sequence<(id: String, key: String, payload: Payload)>,
+        onResult: @escaping @Sendable (JobResult<Payload, Output>) throws -> Void
+    ) {
+        let handler = ResultHandler<Payload, Output>.sync(onResult)
+        let now = Date()
+        let all = jobs.map { Job(id: $0.id, key: $0.key, payload: $0.payload, submittedAt: now) }
+        let sizes = payloadSize ?? { _ in 0 }
+        var start = all.startIndex
+        while start < all.endIndex {
+            let key = all[start].key
+            var end = start + 1
+            while end < all.endIndex, all[end].key.hasSameBytes(as: key) { end += 1 }
+            var next = start
+            // The fast path: the key has its batcher (made now if it is new) and the instance has
+            // room for the run.
+            let batcher: Batcher<Payload, Output, C>? = switch lookUpBatcher(forKey: key) {
+            case .found(let found): found
+            case .create(let batcherKey): createBatcher(forKey: batcherKey)
+            case .refused, .beingCreated: nil
+            }
+            if let batcher, shared.reserve(count: end - start) {
+                let (taken, refused) = batcher.submit(contentsOf: all[start..<end], sizes: sizes, handler: handler)
+                shared.unreserve(count: end - start - taken + refused)
+                next = start + taken
+            }
+            // Whatever the fast path did not take (a new key, a full key, shutdown) goes one by
+            // one, blocking as `submit` does; then the fast path resumes with the next job.
+            if next < end {
+                _ = submit(all[next], handler: handler)
+                next += 1
+            }
+            start = next
+        }
+    }
+
     /// Submits a job whose result is handed to an async callback (blocking like the sync one).
     @discardableResult
     @inlinable public func submit(

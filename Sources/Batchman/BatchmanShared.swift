@@ -29,6 +29,19 @@ import Synchronization
         return false
     }
 
+    /// Takes room for `count` jobs at once, or none of it.
+    @inlinable func reserve(count: Int) -> Bool {
+        let total = pendingTotal.add(count, ordering: .relaxed).newValue
+        guard let maxPendingTotal, total > maxPendingTotal else { return true }
+        pendingTotal.subtract(count, ordering: .relaxed)
+        return false
+    }
+
+    /// Gives back room taken for `count` jobs that were not accepted after all.
+    @inlinable func unreserve(count: Int) {
+        if count > 0 { pendingTotal.subtract(count, ordering: .relaxed) }
+    }
+
     /// Gives back room taken by ``reserve()`` for a job that was not accepted after all. It
     /// does not open the gate: the room existed before, and opening it here would wake the
     /// caller itself into a busy loop.

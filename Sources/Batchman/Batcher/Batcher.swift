@@ -55,6 +55,42 @@ where C.Duration == Duration {
         }
     }
 
+    /// Submits `jobs` under one lock: accepts each, or refuses it (its handler is answered),
+    /// until the key is full.
+    /// - Returns: how many of `jobs` were taken (accepted or refused), fewer than all when the
+    ///   key is at `maxPending`, and how many of those were refused.
+    @inlinable func submit(
+        contentsOf jobs: ArraySlice<Job<Payload>>, sizes: (Payload) -> Int, handler: StateMachine.Handler
+    ) -> (taken: Int, refused: Int) {
+        let now = scheduler.now
+        let reportsAccepted = events.isActive
+        var actions = StateMachine.Actions()
+        var accepted: [Job<Payload>] = []
+        var refused: [(Job<Payload>, FailureReason, String)] = []
+        let taken = state.withLock { machine -> Int in
+            var taken = 0
+            for job in jobs {
+                switch machine.submit(job, size: sizes(job.payload), handler: handler, now: now) {
+                case .accepted(let jobActions):
+                    actions.append(jobActions)
+                    if reportsAccepted { accepted.append(job) }
+                case .rejected(let reason, let message):
+                    refused.append((job, reason, message))
+                case .full:
+                    return taken
+                }
+                taken += 1
+            }
+            return taken
+        }
+        if reportsAccepted { events.emit(accepted.map { .jobAccepted(key: $0.key, id: $0.id) }) }
+        perform(actions)
+        for (job, reason, message) in refused {
+            _ = shared.refuse(job, reason: reason, message: message, handler: handler, debug: config.debug)
+        }
+        return (taken, refused.count)
+    }
+
     @inlinable func job(_ identity: JobIdentity) -> Job<Payload>? {
         state.withLock { $0.job(identity) }
     }

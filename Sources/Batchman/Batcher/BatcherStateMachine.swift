@@ -53,6 +53,19 @@ import FoundationEssentials
         @usableFromInline var released = 0
         /// Shutdown callers to tell: the batcher has drained.
         @usableFromInline var drained: [DrainWaiter] = []
+
+        /// Adds `other`'s actions after these (several submits under one lock).
+        @inlinable mutating func append(_ other: Actions) {
+            schedule += other.schedule
+            flushed += other.flushed
+            start += other.start
+            deliveries += other.deliveries
+            retries += other.retries
+            timedOut += other.timedOut
+            warnings += other.warnings
+            released += other.released
+            drained += other.drained
+        }
     }
 
     @usableFromInline enum SubmitDecision {
