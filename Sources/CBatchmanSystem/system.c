@@ -2,6 +2,7 @@
 #include "batchman_system.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <sys/prctl.h>
@@ -16,4 +17,8 @@ int bm_pipe_cloexec(int fds[2]) {
 
 int bm_pidfd_open(int pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int bm_memfd(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
 }

@@ -35,6 +35,22 @@ struct HostIsolationTests {
         for worker in workers { await Self.waitUntilGone(worker) }
     }
 
+    /// Outcomes emitted before the crash stand: only the rest of the batch goes to a new worker.
+    @Test func keepsTheOutcomesAPluginEmittedBeforeItCrashed() async throws {
+        let scratch = try Scratch()
+        let manifest = try isolatedManifest(scratch, config: #"{"crash_id": "5", "crash_late": 1}"#)
+        let host = try HostProcess(["run", manifest])
+        host.send((1...8).map { HostRunTests.job("k", "\($0)") })
+        _ = try await host.results(count: 8)
+        let (status, results) = try await host.finish()
+
+        #expect(status == 0)
+        #expect(host.stderr.elements.contains { $0.contains("crashed (SIGSEGV) in batch 1 with 4 of 8 jobs unanswered") },
+                "jobs 1-4 were emitted before the crash and kept: \(host.stderr.elements)")
+        #expect(results.first { $0.id == "5" }?.errorReason == "crashed")
+        #expect(results.filter { $0.id != "5" }.allSatisfy { $0.status == "completed" })
+    }
+
     @Test func killsAWorkerWhoseBatchOverrunsItsTimeoutAndGoesOnWithAFreshOne() async throws {
         let scratch = try Scratch()
         let manifest = try isolatedManifest(scratch, config: #"{"crash_id": "stuck", "crash_how": "hang"}"#, settings: #""timeout": 1000"#,

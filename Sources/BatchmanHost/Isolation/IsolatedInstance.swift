@@ -183,21 +183,32 @@ final class IsolatedInstance: @unchecked Sendable {
         let frame = WorkerFrame.batch(id: batch.id, key: batch.key, jobs: jobs.map {
             WorkerFrame.Job(id: Array($0.id.utf8), payload: Array($0.payload), attempt: UInt32(clamping: $0.attempt))
         })
+        func take(_ index: Int, _ status: Int32, _ data: [UInt8]) {
+            guard index < indices.count else { return }
+            let job = jobs[index]
+            outcomes[indices[index]] = switch status {
+            case BM_OK: .completed(job, data[...])
+            case BM_FAILED: .failed(job, String(decoding: data, as: UTF8.self))
+            default: .retry(job, String(decoding: data, as: UTF8.self))
+            }
+        }
+        // Outcomes arrive in the shared log (read when the batch ends, or the worker died: what
+        // it published before a crash stands), or as frames when the log could not grow.
+        func takeLog() { for record in worker.outcomes.records() { take(record.index, record.status, record.data) } }
+        worker.outcomes.reset()
         guard worker.channel.write(frame) else { return .died(worker.wait()) }
         while true {
             switch worker.channel.read(until: deadline) {
-            case .frame(.outcome(let index, let status, let data)) where Int(index) < indices.count:
-                let job = jobs[Int(index)]
-                outcomes[indices[Int(index)]] = switch status {
-                case BM_OK: .completed(job, data[...])
-                case BM_FAILED: .failed(job, String(decoding: data, as: UTF8.self))
-                default: .retry(job, String(decoding: data, as: UTF8.self))
-                }
+            case .frame(.outcome(let index, let status, let data)):
+                take(Int(index), status, data)
             case .frame(.done):
+                takeLog()
                 return .completed
             case .timedOut:
+                takeLog()
                 return .timedOut
             case .closed:
+                takeLog()
                 return .died(worker.wait())
             case .frame, .malformed:
                 worker.kill()

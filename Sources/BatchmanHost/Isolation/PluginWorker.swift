@@ -26,6 +26,7 @@ public enum PluginWorker {
         }
         closeInheritedDescriptors()
         let channel = FrameChannel(fileDescriptor: socketDescriptor)
+        let log = OutcomeLog.Writer(fileDescriptor: OutcomeLog.workerDescriptor)
         guard case .frame(.start(let path, let key, let config, let debug)) = channel.read() else { _exit(2) }
         let instance: PluginInstance
         do throws(PluginLoadError) {
@@ -37,7 +38,7 @@ public enum PluginWorker {
         }
         guard channel.write(.ready(name: instance.plugin.name, version: instance.plugin.version)) else { _exit(0) }
         while case .frame(.batch(let id, let batchKey, let jobs)) = channel.read() {
-            serve(Batch(id: id, key: batchKey, jobs: jobs.map(Self.job(batchKey)), reason: .size), by: instance, over: channel)
+            serve(Batch(id: id, key: batchKey, jobs: jobs.map(Self.job(batchKey)), reason: .size), by: instance, over: channel, log: log)
         }
         // The host closed the socket: it is done with this instance.
         if instance.close(destroyingLaterOn: WorkerPool(name: "batchman-worker-control", threads: 1)) { instance.destroyNow() }
@@ -48,27 +49,32 @@ public enum PluginWorker {
         { Job(id: String(decoding: $0.id, as: UTF8.self), key: key, payload: $0.payload[...], attempt: Int($0.attempt)) }
     }
 
-    /// Calls the plugin; each outcome it emits goes to the host at once, so it survives a crash
-    /// later in the call. Then the outcomes of jobs it did not emit, then `done`.
-    private static func serve(_ batch: Batch<JobBytes>, by instance: PluginInstance, over channel: FrameChannel) {
-        let (outcomes, emitted) = instance.process(batch) { index, status, data in
-            _ = channel.write(.outcome(index: UInt32(index), status: status, data: Array(data)))
+    /// Calls the plugin; each outcome it emits goes into the shared outcome log at once, so it
+    /// survives a crash later in the call (or, if the log cannot grow, over the socket). Then
+    /// the outcomes of jobs it did not emit, then `done`.
+    private static func serve(_ batch: Batch<JobBytes>, by instance: PluginInstance, over channel: FrameChannel, log: OutcomeLog.Writer) {
+        log.reset()
+        func record(_ index: Int, _ status: Int32, _ data: UnsafeRawBufferPointer) {
+            if !log.append(index: index, status: status, data: data) {
+                _ = channel.write(.outcome(index: UInt32(index), status: status, data: Array(data)))
+            }
         }
+        let (outcomes, emitted) = instance.process(batch) { index, status, data in record(index, status, data) }
         for (index, outcome) in outcomes.enumerated() where !emitted[index] {
             let status = outcome.isRetryable ? BM_RETRY : BM_FAILED
-            _ = channel.write(.outcome(index: UInt32(index), status: status, data: Array((outcome.errorMessage ?? "").utf8)))
+            Array((outcome.errorMessage ?? "").utf8).withUnsafeBytes { record(index, status, $0) }
         }
         _ = channel.write(.done)
     }
 
-    /// Closes every descriptor but standard input, output, error and the socket: the host's
-    /// others (its input file, other workers' sockets) are not the plugin's.
+    /// Closes every descriptor but standard input, output, error, the socket and the outcome
+    /// log: the host's others (its input file, other workers' sockets) are not the plugin's.
     private static func closeInheritedDescriptors() {
         guard let directory = opendir("/proc/self/fd") else { return }
         var descriptors: [Int32] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if let descriptor = Int32(name), descriptor > socketDescriptor { descriptors.append(descriptor) }
+            if let descriptor = Int32(name), descriptor > OutcomeLog.workerDescriptor { descriptors.append(descriptor) }
         }
         let own = dirfd(directory)
         for descriptor in descriptors where descriptor != own { close(descriptor) }

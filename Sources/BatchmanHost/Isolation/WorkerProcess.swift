@@ -6,11 +6,18 @@ import Glibc
 final class WorkerProcess {
     let pid: pid_t
     let channel: FrameChannel
+    /// The outcomes of the current batch, in memory shared with the worker.
+    let outcomes: OutcomeLog.Reader
     private var isReaped = false
 
-    private init(pid: pid_t, channel: FrameChannel) {
+    private init(pid: pid_t, channel: FrameChannel, outcomes: OutcomeLog.Reader) {
         self.pid = pid
         self.channel = channel
+        self.outcomes = outcomes
+    }
+
+    deinit {
+        close(outcomes.fileDescriptor)
     }
 
     /// Starts a worker and waits for it to load `pluginPath` and create `key`'s instance.
@@ -28,22 +35,32 @@ final class WorkerProcess {
             close(socket[1])
             return .failure(WorkerStartError("cannot create its output pipe: \(String(cString: strerror(errno)))"))
         }
-        // Above 3, so that dup2 onto 3 always makes a new descriptor (one without CLOEXEC).
+        guard let log = OutcomeLog.Reader.make() else {
+            close(socket[0])
+            close(socket[1])
+            close(output[0])
+            close(output[1])
+            return .failure(WorkerStartError("cannot create its shared memory: \(String(cString: strerror(errno)))"))
+        }
+        // Above 4, so that dup2 onto 3 and 4 always makes new descriptors (without CLOEXEC).
         let workerEnd = fcntl(socket[1], F_DUPFD_CLOEXEC, 10)
+        let workerLog = fcntl(log.fileDescriptor, F_DUPFD_CLOEXEC, 10)
         close(socket[1])
         defer {
             close(workerEnd)
+            close(workerLog)
             close(output[1])
         }
-        let spawned = spawn(socket: workerEnd, output: output[1], memoryLimit: memoryLimit)
+        let spawned = spawn(socket: workerEnd, log: workerLog, output: output[1], memoryLimit: memoryLimit)
         guard case .success(let pid) = spawned else {
             close(socket[0])
             close(output[0])
+            close(log.fileDescriptor)
             if case .failure(let error) = spawned { return .failure(error) }
             preconditionFailure()
         }
         LineForwarder.start(reading: output[0], source: "plugin of key \"\(key)\" (worker \(pid))", logger: logger)
-        let worker = WorkerProcess(pid: pid, channel: FrameChannel(fileDescriptor: socket[0]))
+        let worker = WorkerProcess(pid: pid, channel: FrameChannel(fileDescriptor: socket[0]), outcomes: log)
         guard worker.channel.write(.start(pluginPath: pluginPath, key: key, config: config, debug: debug)) else {
             return .failure(WorkerStartError("exited (\(worker.wait())) before it was ready"))
         }
@@ -59,13 +76,14 @@ final class WorkerProcess {
         }
     }
 
-    private static func spawn(socket: Int32, output: Int32, memoryLimit: Int?) -> Result<pid_t, WorkerStartError> {
+    private static func spawn(socket: Int32, log: Int32, output: Int32, memoryLimit: Int?) -> Result<pid_t, WorkerStartError> {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, output, STDOUT_FILENO)
         posix_spawn_file_actions_adddup2(&actions, socket, PluginWorker.socketDescriptor)
+        posix_spawn_file_actions_adddup2(&actions, log, OutcomeLog.workerDescriptor)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

@@ -12,4 +12,7 @@ int bm_pipe_cloexec(int fds[2]);
 /* pidfd_open(pid, 0): a descriptor that becomes readable when process `pid` ends (Linux 5.3). */
 int bm_pidfd_open(int pid);
 
+/* memfd_create(name, MFD_CLOEXEC): an anonymous file in memory, for memory shared with a worker. */
+int bm_memfd(const char *name);
+
 #endif

@@ -31,6 +31,7 @@
  *   crash_id "id"          a batch holding that job crashes the plugin, as crash_how says:
  *   crash_how "segv"       "segv" (default: a write through NULL), "abort", "exit" (exit(0)) or
  *                          "hang" (never returns)
+ *   crash_late 1           with crash_id: crash on reaching that job, after emitting the ones before
  *   stdout 1               each batch writes a line to standard output (printf and write(1))
  *   leak_mb N              each batch allocates N MiB, touches it and never frees it; abort()s
  *                          if malloc fails (a leaking plugin under a memoryLimit)
@@ -59,6 +60,7 @@ typedef struct test_instance {
     char crash_id[64];
     char crash_how[16];
     long writes_stdout;
+    long crash_late;
     long leak_mb;
     int active; /* process_batch calls running now, updated atomically */
     const bm_host *host;
@@ -172,6 +174,7 @@ static void *test_create(const bm_host *host, bm_str key, bm_str config, char *e
     string_field(config, "crash_id", instance->crash_id, sizeof instance->crash_id);
     if (!string_field(config, "crash_how", instance->crash_how, sizeof instance->crash_how)) strcpy(instance->crash_how, "segv");
     instance->writes_stdout = number_field(config, "stdout", 0);
+    instance->crash_late = number_field(config, "crash_late", 0);
     instance->leak_mb = number_field(config, "leak_mb", 0);
     instance->host = host;
     static const char hello[] = "test plugin instance created";
@@ -229,10 +232,10 @@ static int stray_emit_batch(test_instance *instance, const bm_batch *batch, cons
     return 0;
 }
 
-/* crash_id: crashes the way crash_how says if the batch holds that job. */
-static void crash_if_poisoned(const test_instance *instance, const bm_batch *batch) {
+/* crash_id: crashes the way crash_how says if the jobs [first, last) hold that job. */
+static void crash_if_poisoned(const test_instance *instance, const bm_batch *batch, size_t first, size_t last) {
     if (instance->crash_id[0] == '\0') return;
-    for (size_t i = 0; i < batch->count; i++) {
+    for (size_t i = first; i < last && i < batch->count; i++) {
         bm_str id = batch->jobs[i].id;
         if (id.len != strlen(instance->crash_id) || memcmp(id.ptr, instance->crash_id, id.len) != 0) continue;
         if (strcmp(instance->crash_how, "abort") == 0) abort();
@@ -245,7 +248,7 @@ static void crash_if_poisoned(const test_instance *instance, const bm_batch *bat
 
 static int process_one_batch(test_instance *instance, const bm_batch *batch, const bm_emitter *out, char *error, size_t error_cap) {
     wait_for_file(instance->wait_file);
-    crash_if_poisoned(instance, batch);
+    if (!instance->crash_late) crash_if_poisoned(instance, batch, 0, batch->count);
     if (instance->writes_stdout) {
         printf("chatter from printf\n");
         fflush(stdout);
@@ -283,6 +286,7 @@ static int process_one_batch(test_instance *instance, const bm_batch *batch, con
     }
     for (size_t i = 0; i < batch->count; i++) {
         const bm_job *job = &batch->jobs[i];
+        if (instance->crash_late) crash_if_poisoned(instance, batch, i, i + 1);
         if (strcmp(mode, "too_few") == 0 && i + 1 == batch->count) break;
         if ((strcmp(mode, "fail_return") == 0 || strcmp(mode, "retry_return") == 0) && i == 1) {
             snprintf(error, error_cap, "%s", mode[0] == 'f' ? "backend unavailable" : "backend busy");
