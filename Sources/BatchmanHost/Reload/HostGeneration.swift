@@ -46,7 +46,12 @@ final class HostGeneration: Sendable {
     /// its instances.
     func retire(logger: BatchmanLogger) async {
         await core.shutdown(timeout: manifest.reloadTimeout, cause: "reload")
-        for instance in registry.destroyAll() {
+        // Destroying waits for plugins and worker processes: on a thread of its own, never the
+        // cooperative pool's.
+        let busy = await withCheckedContinuation { (done: CheckedContinuation<[any KeyInstance], Never>) in
+            DedicatedThread.start(name: "batchman-retire") { [registry] in done.resume(returning: registry.destroyAll()) }
+        }
+        for instance in busy {
             logger.log(.warning, "key \"\(instance.key)\": plugin \"\(instance.pluginName)\" of the replaced configuration is still inside "
                        + "process_batch after the reload timeout; its instance is not destroyed (destroy never runs during a call)")
         }
