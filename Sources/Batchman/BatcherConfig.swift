@@ -97,8 +97,9 @@ extension Duration {
 }
 
 extension Duration {
-    /// The duration in whole nanoseconds, clamped to what an Int64 holds.
-    @inlinable var nanosecondsClamped: Int64 {
+    /// The duration in whole nanoseconds, clamped to what an Int64 holds. Shared with the host
+    /// (deadlines for poll and waitpid), hence `package`.
+    @inlinable package var nanosecondsClamped: Int64 {
         let (seconds, attoseconds) = components
         let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return seconds < 0 ? .min : .max }

@@ -18,6 +18,8 @@ final class HostSession {
     private var output: Int32?
     /// The output is a descriptor of the session's own (a file, or standard output moved aside).
     private var ownsOutput = false
+    /// Descriptor 1 is a pipe whose lines are logged, and `output` is the real standard output.
+    private var movedStandardOutput = false
     private var generations: Generations?
 
     init(options: RunOptions, logger: BatchmanLogger) throws(HostError) {
@@ -34,6 +36,7 @@ final class HostSession {
         if output == STDOUT_FILENO, let results = LineForwarder.protectStandardOutput(logger: logger) {
             output = results
             ownsOutput = true
+            movedStandardOutput = true
         }
         let first = try HostGeneration(number: 1, manifest: manifest, after: nil, batchIds: BatchIdGenerator(), control: control,
                                        workers: workers, logger: logger)
@@ -119,6 +122,7 @@ final class HostSession {
             }
         }
         if let input, options.inputPath != nil { Glibc.close(input) }
+        if let output, movedStandardOutput { LineForwarder.restoreStandardOutput(from: output) }
         if let output, ownsOutput { Glibc.close(output) }
         control.stop()
         workers.stop()

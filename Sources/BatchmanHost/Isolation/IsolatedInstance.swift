@@ -96,10 +96,7 @@ final class IsolatedInstance: @unchecked Sendable {
     /// Processes `batch` on the instance's thread; one outcome per job.
     func process(_ batch: Batch<JobBytes>) -> [JobOutcome<JobBytes>] {
         var outcomes = [JobOutcome<JobBytes>?](repeating: nil, count: batch.jobs.count)
-        let deadline = timeout.map { timeout -> UInt64 in
-            let (seconds, attoseconds) = timeout.components
-            return FrameChannel.monotonicNanoseconds() + UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds / 1_000_000_000))
-        }
+        let deadline = timeout.map { FrameChannel.monotonicNanoseconds() + UInt64(max(0, $0.nanosecondsClamped)) }
         var parts = [Part(indices: Array(batch.jobs.indices), hasCrashed: false)]
         while let part = parts.popLast() {
             let worker: WorkerProcess

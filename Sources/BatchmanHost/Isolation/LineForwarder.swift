@@ -47,21 +47,19 @@ enum LineForwarder {
     }
 
     /// Waits (at most `limit`) until every forwarder has logged what it read: before the host
-    /// exits, so that a plugin's last words are not lost. Call once the pipes' writers are gone.
+    /// exits, so that a plugin's last words are not lost. Call once the pipes' writers are gone
+    /// (``restoreStandardOutput(from:)`` for the in-process one).
     static func waitForAll(within limit: Duration = .seconds(2)) {
-        if isStandardOutputMoved.withLock({ $0 }) {
-            // Our own write end of the in-process pipe: replaced, so its reader sees the end.
-            let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
-            if null >= 0 {
-                dup2(null, STDOUT_FILENO)
-                close(null)
-            }
-        }
-        let deadline = DispatchTime.now() + .nanoseconds(Int(limit.components.seconds * 1_000_000_000))
+        let deadline = DispatchTime.now() + .nanoseconds(Int(limit.nanosecondsClamped))
         for finished in running.withLock({ Array($0.values) }) { _ = finished.wait(timeout: deadline) }
     }
 
-    private static let isStandardOutputMoved = Mutex(false)
+    /// Undoes ``protectStandardOutput(logger:)``: puts the real standard output (`results`)
+    /// back on descriptor 1, which also closes the pipe's last write end, so its forwarder
+    /// logs what is left and ends. A later run in the same process starts from the real one.
+    static func restoreStandardOutput(from results: Int32) {
+        dup2(results, STDOUT_FILENO)
+    }
 
     /// Moves standard output aside for the host's results and puts a pipe in its place whose
     /// lines are logged: an in-process plugin's `printf` cannot corrupt the results.
@@ -76,7 +74,6 @@ enum LineForwarder {
         }
         dup2(ends[1], STDOUT_FILENO)
         close(ends[1])
-        isStandardOutputMoved.withLock { $0 = true }
         start(reading: ends[0], source: "a plugin (in-process)", logger: logger)
         return results
     }

@@ -134,7 +134,7 @@ final class WorkerProcess {
     func shutDown(grace: Duration = .seconds(5)) {
         guard !isReaped else { return }
         shutdown(channel.fileDescriptor, Int32(SHUT_RDWR))
-        let deadline = FrameChannel.monotonicNanoseconds() + UInt64(grace.components.seconds) * 1_000_000_000
+        let deadline = FrameChannel.monotonicNanoseconds() + UInt64(max(0, grace.nanosecondsClamped))
         var status: Int32 = 0
         while waitpid(pid, &status, WNOHANG) == 0 {
             if FrameChannel.monotonicNanoseconds() > deadline {

@@ -18,8 +18,7 @@ final class ConfigurationWatcher: Sendable {
             var loaded = Self.signature(of: files())
             var seen = loaded
             while !isStopped.load(ordering: .relaxed) {
-                let (seconds, attoseconds) = interval.components
-                usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+                usleep(UInt32(clamping: interval.nanosecondsClamped / 1000))
                 if isStopped.load(ordering: .relaxed) { return }
                 let now = Self.signature(of: Array(loaded.keys) + files())
                 guard now != loaded else {
