@@ -32,8 +32,25 @@ public struct ClosureProcessor<Payload: Sendable, Output: Sendable>: BatchProces
     }
 }
 
-/// A processor that queues batches before it works on them (the host's plugin processor waits
-/// for a worker thread and for its plugin instance). It calls ``Batch/beginCall()`` when the
-/// work really begins, so time spent queued never counts against the batch's `timeout`, and it
-/// skips a batch for which `beginCall()` returns false (given up on while it waited).
-public protocol QueueingBatchProcessor: BatchProcessor {}
+/// A processor that queues batches and finishes them on threads of its own (the host's plugin
+/// processor waits for a worker thread and for its plugin instance).
+///
+/// Batchman hands it each batch with ``enqueue(_:completion:)`` directly, with no task, and the
+/// completion settles the batch and hands its results over on the thread that calls it: no hop
+/// through Swift's cooperative pool. It calls ``Batch/beginCall()`` when the work really begins,
+/// so time spent queued never counts against the batch's `timeout`, and it skips a batch for
+/// which `beginCall()` returns false (given up on while it waited).
+public protocol QueueingBatchProcessor<Payload, Output>: BatchProcessor {
+    /// Queues `batch`; `completion` must be called exactly once, from any thread, with the
+    /// batch's outcomes or the error that failed it.
+    func enqueue(_ batch: Batch<Payload>, completion: @escaping @Sendable (Result<[JobOutcome<Output>], any Error>) -> Void)
+}
+
+extension QueueingBatchProcessor {
+    /// Processes `batch` through ``enqueue(_:completion:)``, for callers that await.
+    public func process(_ batch: Batch<Payload>) async throws -> [JobOutcome<Output>] {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(batch) { continuation.resume(with: $0) }
+        }
+    }
+}

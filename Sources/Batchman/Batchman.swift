@@ -65,7 +65,10 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     public let config: BatchmanConfig
     @usableFromInline let factories: [ExactString: ProcessorFactory]
     @usableFromInline let state = Mutex(State())
-    @usableFromInline let scheduler: FlushScheduler<C>
+    @usableFromInline let clock: C
+    /// Time in the engine and the scheduler counts from here.
+    @usableFromInline let origin: C.Instant
+    @usableFromInline let scheduler: FlushScheduler
     @usableFromInline let shared: BatchmanShared
     @usableFromInline let jitter: Jitter
     @usableFromInline let payloadSize: (@Sendable (Payload) -> Int)?
@@ -94,7 +97,12 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         }
         self.config = config
         self.factories = Dictionary(processors.map { (ExactString($0.key), $0.value) }, uniquingKeysWith: { first, _ in first })
-        self.scheduler = FlushScheduler(clock: clock)
+        self.clock = clock
+        let origin = clock.now
+        self.origin = origin
+        self.scheduler = FlushScheduler(
+            now: { origin.duration(to: clock.now) },
+            sleepUntil: { try await clock.sleep(until: origin.advanced(by: $0), tolerance: nil) })
         self.shared = BatchmanShared(logger: logger, maxPendingTotal: config.maxPendingTotal, batchIds: batchIds)
         self.jitter = jitter
         self.payloadSize = usesByteLimit ? payloadSize : nil
@@ -274,9 +282,9 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
                 return true
             }
             if let timeout {
-                group.addTask { [scheduler] in
+                group.addTask { [clock] in
                     do {
-                        try await scheduler.sleep(for: timeout)
+                        try await clock.sleep(until: clock.now.advanced(by: timeout), tolerance: nil)
                         return false
                     } catch {
                         return true  // cancelled: the drain finished first
@@ -287,7 +295,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
                 let timedOut = "\(cause) timed out after \(timeout!)"
                 logger.log(.warning, "\(timedOut): failing every unfinished job with shutdown_batch")
                 let message = "\(timedOut); the job did not finish"
-                for batcher in batchers { await batcher.abandon(message) }
+                for batcher in batchers { batcher.abandon(message) }
             }
             group.cancelAll()
         }
@@ -303,7 +311,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
             state.isShuttingDown = true
             return state.batchers.values.compactMap(\.batcher)
         }
-        for batcher in batchers { await batcher.abandon(message) }
+        for batcher in batchers { batcher.abandon(message) }
         scheduler.stop()
         shared.events.finish()
     }
@@ -410,7 +418,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         do {
             let processor = try factory(batcherKey)
             slot = .ready(Batcher(
-                key: batcherKey, config: config.config(forKey: batcherKey), processor: processor,
+                key: batcherKey, config: config.config(forKey: batcherKey), processor: processor, clock: clock, origin: origin,
                 scheduler: scheduler, shared: shared, jitter: jitter))
         } catch {
             slot = .failed("could not create the processor for key \"\(batcherKey)\": \(error)")

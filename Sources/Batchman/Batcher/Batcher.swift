@@ -1,36 +1,129 @@
 import FoundationEssentials
 import Synchronization
 
-/// One key's batcher: a ``BatcherStateMachine`` behind a lock, and the hands that carry out its
-/// actions (setting deadlines, calling the processor, delivering results) outside the lock.
+/// One key's batcher: the thin generic layer around a ``BatcherEngine``.
+///
+/// The engine decides on job slots; this layer keeps what it must not see (each slot's job and
+/// result handler), builds batches from slots, matches a processor's outcomes to jobs, and turns
+/// settlements into results. One lock guards both, taken once per submit (once per run of jobs
+/// with ``submit(contentsOf:sizes:handler:)``) and once per batch on the way back; batches are
+/// matched before the lock and results are built and handed over after it.
 @usableFromInline final class Batcher<Payload: Sendable, Output: Sendable, C: Clock>: FlushTarget, Sendable
 where C.Duration == Duration {
-    @usableFromInline typealias StateMachine = BatcherStateMachine<Payload, Output, C.Instant>
+    @usableFromInline typealias Handler = ResultHandler<Payload, Output>
+    @usableFromInline typealias Engine = BatcherEngine
+    @usableFromInline typealias Outcomes = Result<[JobOutcome<Output>], any Error>
+
+    @usableFromInline struct Entry: Sendable {
+        @usableFromInline var job: Job<Payload>
+        @usableFromInline let handler: Handler
+
+        @inlinable init(job: Job<Payload>, handler: Handler) {
+            self.job = job
+            self.handler = handler
+        }
+    }
+
+    @usableFromInline struct Delivery: Sendable {
+        @usableFromInline let entry: Entry
+        @usableFromInline let settlement: Engine.Settlement
+
+        @inlinable init(entry: Entry, settlement: Engine.Settlement) {
+            self.entry = entry
+            self.settlement = settlement
+        }
+    }
+
+    /// What the engine's effects need of the entries, gathered under the lock.
+    @usableFromInline struct Work: Sendable {
+        @usableFromInline var effects: Engine.Effects
+        @usableFromInline var batches: [Batch<Payload>] = []
+        @usableFromInline var deliveries: [Delivery] = []
+        @usableFromInline var retried: [(job: Job<Payload>, delay: Duration)] = []
+        @usableFromInline var drainWaiters: [@Sendable () -> Void] = []
+
+        @inlinable init(effects: Engine.Effects) {
+            self.effects = effects
+        }
+    }
+
+    /// The engine, and by slot what it must not see.
+    @usableFromInline struct State: Sendable {
+        @usableFromInline var engine: Engine
+        @usableFromInline var entries: [Entry?] = []
+        @usableFromInline var drainWaiters: [@Sendable () -> Void] = []
+
+        @inlinable init(engine: Engine) {
+            self.engine = engine
+        }
+
+        @inlinable mutating func store(_ entry: Entry, at slot: Int) {
+            if slot == entries.count {
+                entries.append(entry)
+            } else {
+                entries[slot] = entry
+            }
+        }
+
+        /// Carries `effects` over to the entries: retried jobs count their attempt, started
+        /// batches get their jobs, settled jobs leave (their slots are free once the lock is
+        /// released).
+        @inlinable mutating func collect(_ effects: Engine.Effects, key: String, reportsRetries: Bool) -> Work {
+            var work = Work(effects: effects)
+            for retried in effects.retried {
+                entries[retried.slot]!.job.attempt = retried.attempt
+                if reportsRetries { work.retried.append((entries[retried.slot]!.job, retried.delay)) }
+            }
+            for started in effects.started {
+                let jobs = started.slots.map { entries[$0]!.job }
+                work.batches.append(Batch(id: started.id, key: key, jobs: jobs, reason: started.reason))
+            }
+            work.deliveries.reserveCapacity(effects.settled.count)
+            for settlement in effects.settled {
+                work.deliveries.append(Delivery(entry: entries[settlement.slot]!, settlement: settlement))
+                entries[settlement.slot] = nil
+            }
+            if effects.drained {
+                work.drainWaiters = drainWaiters
+                drainWaiters = []
+            }
+            return work
+        }
+    }
 
     @usableFromInline let key: String
     @usableFromInline let config: BatcherConfig
-    @usableFromInline let state: Mutex<StateMachine>
+    @usableFromInline let state: Mutex<State>
     @usableFromInline let processor: any BatchProcessor<Payload, Output>
-    @usableFromInline let scheduler: FlushScheduler<C>
+    /// The processor as a queueing one, when it is: its batches go to it without a task, and
+    /// its completion settles them on the thread it calls from.
+    @usableFromInline let queueingProcessor: (any QueueingBatchProcessor<Payload, Output>)?
+    @usableFromInline let clock: C
+    @usableFromInline let origin: C.Instant
+    @usableFromInline let scheduler: FlushScheduler
     @usableFromInline let shared: BatchmanShared
-    /// The processor reports when each call really begins (``QueueingBatchProcessor``).
-    @usableFromInline let processorReportsCallStart: Bool
 
     @inlinable init(
-        key: String, config: BatcherConfig, processor: any BatchProcessor<Payload, Output>,
-        scheduler: FlushScheduler<C>, shared: BatchmanShared, jitter: @escaping StateMachine.Jitter
+        key: String, config: BatcherConfig, processor: any BatchProcessor<Payload, Output>, clock: C, origin: C.Instant,
+        scheduler: FlushScheduler, shared: BatchmanShared, jitter: @escaping Engine.Jitter
     ) {
         self.key = key
         self.config = config
-        self.state = Mutex(StateMachine(key: key, config: config, batchIds: shared.batchIds, jitter: jitter))
         self.processor = processor
+        let queueing = processor as? any QueueingBatchProcessor<Payload, Output>
+        self.queueingProcessor = queueing
+        self.state = Mutex(State(engine: Engine(
+            key: key, config: config, batchIds: shared.batchIds, reportsCallStart: queueing != nil, jitter: jitter)))
+        self.clock = clock
+        self.origin = origin
         self.scheduler = scheduler
         self.shared = shared
-        self.processorReportsCallStart = processor is any QueueingBatchProcessor
     }
 
     @inlinable var events: EventBroadcaster { shared.events }
     @inlinable var logger: BatchmanLogger { shared.logger }
+    /// The time since the clock's origin: what the engine and the scheduler count in.
+    @inlinable var now: Duration { origin.duration(to: clock.now) }
 
     @usableFromInline enum Submission {
         case accepted(Job<Payload>)
@@ -41,14 +134,21 @@ where C.Duration == Duration {
     }
 
     /// Accepts `job`, answers `handler` at once with the reason it was refused, or says the key is full.
-    @inlinable func submit(_ job: Job<Payload>, size: Int, handler: StateMachine.Handler) -> Submission {
-        let now = scheduler.now
-        switch state.withLock({ $0.submit(job, size: size, handler: handler, now: now) }) {
-        case .accepted(let actions):
+    @inlinable func submit(_ job: Job<Payload>, size: Int, handler: Handler) -> Submission {
+        let reportsRetries = events.isActive
+        let (action, work) = state.withLock { state -> (Engine.SubmitAction, Work?) in
+            let action = state.engine.submit(job.identity, size: size, now: { now })
+            guard case .accepted(let slot, let effects) = action else { return (action, nil) }
+            state.store(Entry(job: job, handler: handler), at: slot)
+            return (action, effects.isEmpty ? nil : state.collect(effects, key: key, reportsRetries: reportsRetries))
+        }
+        switch action {
+        case .accepted:
             if events.isActive { events.emit(.jobAccepted(key: job.key, id: job.id)) }
-            perform(actions)
+            if let work { perform(work) }
             return .accepted(job)
-        case .rejected(let reason, let message):
+        case .refused(let refusal):
+            let (reason, message) = explain(refusal, of: job)
             return .refused(shared.refuse(job, reason: reason, message: message, handler: handler, debug: config.debug))
         case .full:
             return .full
@@ -60,147 +160,219 @@ where C.Duration == Duration {
     /// - Returns: how many of `jobs` were taken (accepted or refused), fewer than all when the
     ///   key is at `maxPending`, and how many of those were refused.
     @inlinable func submit(
-        contentsOf jobs: ArraySlice<Job<Payload>>, sizes: (Payload) -> Int, handler: StateMachine.Handler
+        contentsOf jobs: ArraySlice<Job<Payload>>, sizes: (Payload) -> Int, handler: Handler
     ) -> (taken: Int, refused: Int) {
-        let now = scheduler.now
         let reportsAccepted = events.isActive
-        var actions = StateMachine.Actions()
-        var accepted: [Job<Payload>] = []
-        var refused: [(Job<Payload>, FailureReason, String)] = []
-        let taken = state.withLock { machine -> Int in
+        var refused: [(Job<Payload>, Engine.Refusal)] = []
+        let (taken, work) = state.withLock { state -> (Int, Work?) in
+            var effects = Engine.Effects()
             var taken = 0
             for job in jobs {
-                switch machine.submit(job, size: sizes(job.payload), handler: handler, now: now) {
-                case .accepted(let jobActions):
-                    actions.append(jobActions)
-                    if reportsAccepted { accepted.append(job) }
-                case .rejected(let reason, let message):
-                    refused.append((job, reason, message))
+                switch state.engine.submit(job.identity, size: sizes(job.payload), now: { now }) {
+                case .accepted(let slot, let jobEffects):
+                    state.store(Entry(job: job, handler: handler), at: slot)
+                    if !jobEffects.isEmpty { effects.append(jobEffects) }
+                case .refused(let refusal):
+                    refused.append((job, refusal))
                 case .full:
-                    return taken
+                    return (taken, effects.isEmpty ? nil : state.collect(effects, key: key, reportsRetries: reportsAccepted))
                 }
                 taken += 1
             }
-            return taken
+            return (taken, effects.isEmpty ? nil : state.collect(effects, key: key, reportsRetries: reportsAccepted))
         }
-        if reportsAccepted { events.emit(accepted.map { .jobAccepted(key: $0.key, id: $0.id) }) }
-        perform(actions)
-        for (job, reason, message) in refused {
+        if reportsAccepted {
+            let refusedIds = Set(refused.map { ExactString($0.0.id) })
+            events.emit(jobs.prefix(taken).filter { !refusedIds.contains(ExactString($0.id)) }.map { .jobAccepted(key: $0.key, id: $0.id) })
+        }
+        if let work { perform(work) }
+        for (job, refusal) in refused {
+            let (reason, message) = explain(refusal, of: job)
             _ = shared.refuse(job, reason: reason, message: message, handler: handler, debug: config.debug)
         }
         return (taken, refused.count)
     }
 
+    @inlinable func explain(_ refusal: Engine.Refusal, of job: Job<Payload>) -> (FailureReason, String) {
+        switch refusal {
+        case .shuttingDown:
+            (.shutdownBatch, "Batchman is shutting down; job \"\(job.id)\" was not accepted")
+        case .duplicate:
+            (.duplicate, "Job \"\(job.id)\" is already pending for key \"\(job.key)\"")
+        case .tooLarge(let size, let limit):
+            (.error, "payload is \(size) bytes, larger than maxBatchBytes (\(limit)) for key \"\(key)\"")
+        }
+    }
+
     @inlinable func job(_ identity: JobIdentity) -> Job<Payload>? {
-        state.withLock { $0.job(identity) }
+        state.withLock { state -> Job<Payload>? in
+            guard let (slot, status, attempt) = state.engine.lookUp(identity), var job = state.entries[slot]?.job else { return nil }
+            job.status = status
+            job.attempt = attempt
+            return job
+        }
     }
 
     @inlinable var statistics: BatcherStatistics {
-        state.withLock { $0.statistics }
+        state.withLock { $0.engine.statistics }
     }
 
     @inlinable func deadlineReached(_ deadline: BatcherDeadline) {
-        let now = scheduler.now
-        let wallTime = Date()
-        let actions = state.withLock { $0.deadlineReached(deadline, now: now, wallTime: wallTime) }
-        perform(actions)
-        // Jobs settled by a timeout: handed over by a task of their own, as the scheduler's
-        // timer must not wait for callbacks.
-        if !actions.deliveries.isEmpty { Task { await self.deliver(actions.deliveries, of: nil) } }
+        let now = now
+        let reportsRetries = events.isActive
+        let work = state.withLock { state in
+            state.collect(state.engine.deadlineReached(deadline, now: now), key: key, reportsRetries: reportsRetries)
+        }
+        perform(work)
     }
 
     /// Refuses new jobs and calls `onDrained` once every accepted job has its result.
-    @inlinable func drain(onDrained: @escaping StateMachine.DrainWaiter) {
-        let now = scheduler.now
-        perform(state.withLock { $0.drain(onDrained, now: now) })
+    @inlinable func drain(onDrained: @escaping @Sendable () -> Void) {
+        let now = now
+        let reportsRetries = events.isActive
+        let work = state.withLock { state in
+            state.drainWaiters.append(onDrained)
+            return state.collect(state.engine.drain(now: now), key: key, reportsRetries: reportsRetries)
+        }
+        perform(work)
     }
 
     /// Fails every job still held with `shutdown_batch` and `message`.
-    @inlinable func abandon(_ message: String) async {
-        let now = scheduler.now
-        let actions = state.withLock { $0.abandon(reason: message, now: now, wallTime: Date()) }
-        perform(actions)
-        await deliver(actions.deliveries, of: nil)
+    @inlinable func abandon(_ message: String) {
+        let now = now
+        let work = state.withLock { state in
+            state.collect(state.engine.abandon(reason: message, now: now), key: key, reportsRetries: false)
+        }
+        perform(work)
     }
 
-    /// Carries out everything in `actions` but its deliveries, which the caller hands over.
-    @inlinable func perform(_ actions: StateMachine.Actions) {
-        for (deadline, instant) in actions.schedule { scheduler.schedule(self, deadline, at: instant) }
-        for batch in actions.flushed {
-            if config.debug { logger.log(.debug, "key \"\(key)\": batch \(batch.id) flushed by \(batch.reason) with \(batch.jobs.count) jobs") }
-            events.emit(.batchFlushed(key: key, batchId: batch.id, size: batch.jobs.count, reason: batch.reason))
+    /// Carries out `work` outside the lock: deadlines, events and logs, room for producers,
+    /// batches to start, results to hand over (`outcomes`: the processor's, by position, when
+    /// they come from a call), and drain waiters to resume.
+    @inlinable func perform(_ work: Work, outcomes: [JobOutcome<Output>?] = [], of batch: Batch<Payload>? = nil) {
+        let effects = work.effects
+        for scheduled in effects.deadlines { scheduler.schedule(self, scheduled.deadline, at: scheduled.at) }
+        for flushed in effects.flushed {
+            if config.debug { logger.log(.debug, "key \"\(key)\": batch \(flushed.id) flushed by \(flushed.reason) with \(flushed.size) jobs") }
+            events.emit(.batchFlushed(key: key, batchId: flushed.id, size: flushed.size, reason: flushed.reason))
         }
-        for batch in actions.timedOut {
-            logger.log(.warning, "key \"\(key)\": batch \(batch.id) overran its timeout; its \(batch.jobs.count) jobs were failed or retried, and the key waits for the call to return")
-            events.emit(.batchTimedOut(key: key, batchId: batch.id, size: batch.jobs.count))
+        for timedOut in effects.timedOut {
+            logger.log(.warning, "key \"\(key)\": batch \(timedOut.id) overran its timeout; its \(timedOut.size) jobs were failed or retried, and the key waits for the call to return")
+            events.emit(.batchTimedOut(key: key, batchId: timedOut.id, size: timedOut.size))
         }
-        if events.isActive {
-            events.emit(actions.retries.map { .jobRetried(key: $0.job.key, id: $0.job.id, attempt: $0.job.attempt, delay: $0.delay) })
+        if !work.retried.isEmpty {
+            events.emit(work.retried.map { .jobRetried(key: $0.job.key, id: $0.job.id, attempt: $0.job.attempt, delay: $0.delay) })
         }
-        for warning in actions.warnings { logger.log(.warning, warning) }
-        if actions.released > 0 { shared.released(actions.released) }
-        for batch in actions.start {
-            Task { await self.run(batch) }
-        }
-        for waiter in actions.drained { waiter() }
+        if effects.released > 0 { shared.released(effects.released) }
+        for batch in work.batches { start(batch) }
+        if let token = effects.delivery { deliver(work.deliveries, token: token, outcomes: outcomes, of: batch) }
+        for waiter in work.drainWaiters { waiter() }
     }
 
-    @inlinable func run(_ batch: Batch<Payload>) async {
-        var batch = batch
-        if processorReportsCallStart {
+    /// Hands `batch` to the processor: a queueing one directly (it calls back when done), any
+    /// other in a task of its own.
+    @inlinable func start(_ batch: Batch<Payload>) {
+        if let queueingProcessor {
+            var batch = batch
             batch.callStarter = { [self, id = batch.id] in callStarted(id) }
-        } else if !callStarted(batch.id) {
-            return
+            queueingProcessor.enqueue(batch) { [self, batch] outcome in finish(batch, outcome) }
+        } else {
+            Task { [self] in
+                let outcome: Outcomes
+                do {
+                    outcome = .success(try await processor.process(batch))
+                } catch {
+                    outcome = .failure(error)
+                }
+                finish(batch, outcome)
+            }
         }
-        let outcome: Result<[JobOutcome<Output>], any Error>
-        do {
-            outcome = .success(try await processor.process(batch))
-        } catch {
-            outcome = .failure(error)
-        }
-        // The next batch starts before these results are handed over, so a slow callback
-        // never holds up the key's processor.
-        let now = scheduler.now
-        let actions = state.withLock { $0.complete(batch, outcome: outcome, now: now, wallTime: Date()) }
-        perform(actions)
-        await deliver(actions.deliveries, of: batch)
     }
 
     /// The processor's call for batch `batchId` begins: starts its timeout. False if the batch
     /// was given up on meanwhile, and must not be processed.
     @inlinable func callStarted(_ batchId: UInt64) -> Bool {
-        let now = scheduler.now
-        switch state.withLock({ $0.callStarted(batchId, now: now) }) {
-        case .proceed(let actions):
-            perform(actions)
+        let now = now
+        switch state.withLock({ $0.engine.callStarted(batchId, now: now) }) {
+        case .proceed(let effects):
+            perform(Work(effects: effects))
             return true
         case .skip:
             return false
         }
     }
 
-    /// Hands results over, then tells the state machine they are out. `batch` is the batch
-    /// whose call produced them, if any.
-    @inlinable func deliver(_ deliveries: [StateMachine.Delivery], of batch: Batch<Payload>?) async {
-        guard !deliveries.isEmpty else { return }
-        report(deliveries, of: batch)
-        for delivery in deliveries { await delivery.handler.deliver(delivery.result, logger: logger) }
-        let now = scheduler.now
-        perform(state.withLock { $0.deliveryFinished(now: now) })
+    /// The processor's call for `batch` returned: settles its jobs (the next batch starts
+    /// before their results are handed over, so a slow callback never holds up the processor).
+    @inlinable func finish(_ batch: Batch<Payload>, _ outcome: Outcomes) {
+        let matched: (verdicts: [Engine.Verdict], outcomes: [JobOutcome<Output>?])
+        switch outcome {
+        case .success(let outcomes):
+            var warnings: [String] = []
+            matched = match(outcomes, to: batch, warnings: &warnings)
+            for warning in warnings { logger.log(.warning, warning) }
+        case .failure(let error):
+            matched = ([Engine.Verdict](repeating: .transient("\(error)", .error), count: batch.jobs.count), [])
+        }
+        let now = now
+        let reportsRetries = events.isActive
+        let work = state.withLock { state in
+            state.collect(state.engine.complete(batch.id, verdicts: matched.verdicts, now: now), key: key, reportsRetries: reportsRetries)
+        }
+        perform(work, outcomes: matched.outcomes, of: batch)
     }
 
-    @inlinable func report(_ deliveries: [StateMachine.Delivery], of batch: Batch<Payload>?) {
-        let failed = deliveries.count { $0.result.status == .failed }
+    /// Builds and hands over the results of `deliveries`, then tells the engine they are out.
+    /// Callbacks run on this thread; async ones run in a task, which reports when they are done.
+    @inlinable func deliver(_ deliveries: [Delivery], token: UInt64, outcomes: [JobOutcome<Output>?], of batch: Batch<Payload>?) {
+        let wallTime = Date()
+        let results = deliveries.map { delivery -> JobResult<Payload, Output> in
+            let settlement = delivery.settlement
+            let decided = settlement.position.flatMap { outcomes.isEmpty ? nil : outcomes[$0] }
+            let completedAt = decided?.completedAt ?? wallTime
+            switch settlement.outcome {
+            case .completed:
+                return JobResult(job: delivery.entry.job, status: .completed, result: decided?.result, errorReason: nil, errorMessage: nil,
+                                 batchId: settlement.batchId, attempts: settlement.attempts, completedAt: completedAt)
+            case .failed(let reason, let message):
+                return .failure(delivery.entry.job, reason: reason, message: message, batchId: settlement.batchId,
+                                attempts: settlement.attempts, at: completedAt)
+            }
+        }
+        report(results, of: batch)
+        let hasAsyncCallbacks = deliveries.contains { if case .async = $0.entry.handler { true } else { false } }
+        guard hasAsyncCallbacks else {
+            for (delivery, result) in zip(deliveries, results) { delivery.entry.handler.deliverNow(result, logger: logger) }
+            deliveryFinished(token)
+            return
+        }
+        Task { [self] in
+            for (delivery, result) in zip(deliveries, results) { await delivery.entry.handler.deliver(result, logger: logger) }
+            deliveryFinished(token)
+        }
+    }
+
+    @inlinable func deliveryFinished(_ token: UInt64) {
+        let now = now
+        let reportsRetries = events.isActive
+        let work = state.withLock { state in
+            state.collect(state.engine.deliveryFinished(token, now: now), key: key, reportsRetries: reportsRetries)
+        }
+        perform(work)
+    }
+
+    @inlinable func report(_ results: [JobResult<Payload, Output>], of batch: Batch<Payload>?) {
         if config.debug, let batch {
+            let failed = results.count { $0.status == .failed }
             logger.log(.debug, "key \"\(key)\": batch \(batch.id) completed, \(failed) of \(batch.jobs.count) jobs failed")
         }
         guard events.isActive else { return }
         var batchEvents: [BatchmanEvent] = []
         if let batch {
+            let failed = results.count { $0.status == .failed }
             batchEvents.append(.batchCompleted(key: key, batchId: batch.id, size: batch.jobs.count, failed: failed))
         }
-        for delivery in deliveries {
-            let result = delivery.result
+        for result in results {
             if let reason = result.errorReason {
                 batchEvents.append(.jobFailed(key: result.key, id: result.id, batchId: result.batchId, reason: reason))
             } else if let batchId = result.batchId {
@@ -208,5 +380,41 @@ where C.Duration == Duration {
             }
         }
         events.emit(batchEvents)
+    }
+
+    /// Lines `outcomes` up with `batch.jobs`: one verdict per job, and the outcome that decided
+    /// it. Processors usually answer in order, so that is checked first and costs no hashing;
+    /// otherwise outcomes are matched by identity.
+    @inlinable func match(
+        _ outcomes: [JobOutcome<Output>], to batch: Batch<Payload>, warnings: inout [String]
+    ) -> (verdicts: [Engine.Verdict], outcomes: [JobOutcome<Output>?]) {
+        let jobs = batch.jobs
+        if outcomes.count == jobs.count, zip(outcomes, jobs).allSatisfy({ $0.id.hasSameBytes(as: $1.id) && $0.key.hasSameBytes(as: $1.key) }) {
+            return (outcomes.map(Self.verdict), outcomes.map(Optional.some))
+        }
+        var indexByIdentity: [JobIdentity: Int] = [:]
+        indexByIdentity.reserveCapacity(jobs.count)
+        for (index, job) in jobs.enumerated() { indexByIdentity[job.identity] = index }
+        var decided = [JobOutcome<Output>?](repeating: nil, count: jobs.count)
+        for outcome in outcomes {
+            guard let index = indexByIdentity[outcome.identity] else {
+                warnings.append("batch \(batch.id) (key \"\(key)\"): ignoring a result for job \"\(outcome.id)\" (key \"\(outcome.key)\"), which is not in the batch")
+                continue
+            }
+            guard decided[index] == nil else {
+                warnings.append("batch \(batch.id) (key \"\(key)\"): ignoring a second result for job \"\(outcome.id)\"")
+                continue
+            }
+            decided[index] = outcome
+        }
+        let verdicts = decided.map { $0.map(Self.verdict) ?? .transient("No result returned for job", .error) }
+        return (verdicts, decided)
+    }
+
+    @inlinable static func verdict(_ outcome: JobOutcome<Output>) -> Engine.Verdict {
+        guard outcome.status == .failed else { return .completed }
+        let message = outcome.errorMessage ?? "Processor failed the job"
+        let reason = outcome.failureReason ?? .error
+        return outcome.isRetryable ? .transient(message, reason) : .failed(message, reason)
     }
 }

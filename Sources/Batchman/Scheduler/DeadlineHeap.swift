@@ -1,39 +1,32 @@
-/// A binary min-heap of deadlines; equal deadlines pop in the order they were pushed.
-@usableFromInline struct DeadlineHeap<Instant: InstantProtocol, Value> {
-    @inlinable init() {}
-
-    @usableFromInline struct Entry {
-        @inlinable init(deadline: Instant, sequence: UInt64, value: Value) {
-            self.deadline = deadline
-            self.sequence = sequence
-            self.value = value
-        }
-
-        @usableFromInline let deadline: Instant
+/// A binary min-heap of deadlines (durations since a clock's origin); equal deadlines pop in the
+/// order they were pushed.
+struct DeadlineHeap<Value> {
+    struct Entry {
+        let deadline: Duration
         /// Breaks ties between equal deadlines: first scheduled, first fired.
-        @usableFromInline let sequence: UInt64
-        @usableFromInline let value: Value
+        let sequence: UInt64
+        let value: Value
 
-        @inlinable func precedes(_ other: Entry) -> Bool {
+        func precedes(_ other: Entry) -> Bool {
             deadline < other.deadline || (deadline == other.deadline && sequence < other.sequence)
         }
     }
 
-    @usableFromInline var entries: [Entry] = []
-    @usableFromInline var nextSequence: UInt64 = 0
+    private(set) var entries: [Entry] = []
+    private var nextSequence: UInt64 = 0
 
-    @inlinable var isEmpty: Bool { entries.isEmpty }
-    @inlinable var count: Int { entries.count }
-    @inlinable var earliest: Instant? { entries.first?.deadline }
+    var isEmpty: Bool { entries.isEmpty }
+    var count: Int { entries.count }
+    var earliest: Duration? { entries.first?.deadline }
 
-    @inlinable mutating func push(_ value: Value, at deadline: Instant) {
+    mutating func push(_ value: Value, at deadline: Duration) {
         entries.append(Entry(deadline: deadline, sequence: nextSequence, value: value))
         nextSequence &+= 1
         siftUp(from: entries.count - 1)
     }
 
     /// Removes and returns the earliest entry if it is due at `now`.
-    @inlinable mutating func popDue(at now: Instant) -> Value? {
+    mutating func popDue(at now: Duration) -> Value? {
         guard let first = entries.first, first.deadline <= now else { return nil }
         let last = entries.removeLast()
         if !entries.isEmpty {
@@ -43,11 +36,11 @@
         return first.value
     }
 
-    @inlinable mutating func removeAll() {
+    mutating func removeAll() {
         entries.removeAll()
     }
 
-    @inlinable mutating func siftUp(from index: Int) {
+    private mutating func siftUp(from index: Int) {
         var child = index
         while child > 0 {
             let parent = (child - 1) / 2
@@ -57,7 +50,7 @@
         }
     }
 
-    @inlinable mutating func siftDown(from index: Int) {
+    private mutating func siftDown(from index: Int) {
         var parent = index
         while true {
             let left = 2 * parent + 1

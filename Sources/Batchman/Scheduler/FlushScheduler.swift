@@ -9,57 +9,51 @@ import Synchronization
 /// Owns every flush deadline of a ``Batchman`` with one timer task, however many keys there are.
 ///
 /// The timer sleeps until the earliest deadline only; an earlier deadline re-arms it. So 100,000
-/// idle keys cost a heap entry each and no wake-ups until their time comes.
-@usableFromInline final class FlushScheduler<C: Clock>: Sendable {
-    @usableFromInline struct Entry: Sendable {
-        @inlinable init(target: any FlushTarget, deadline: BatcherDeadline) {
-            self.target = target
-            self.deadline = deadline
-        }
-
-        @usableFromInline let target: any FlushTarget
-        @usableFromInline let deadline: BatcherDeadline
+/// idle keys cost a heap entry each and no wake-ups until their time comes. Deadlines are
+/// durations since the clock's origin; the clock itself stays in the generic layer, which hands
+/// over how to read it and how to sleep on it.
+@usableFromInline final class FlushScheduler: Sendable {
+    struct Entry {
+        let target: any FlushTarget
+        let deadline: BatcherDeadline
     }
 
-    @usableFromInline let clock: C
-    @usableFromInline let state = Mutex(FlushSchedulerStateMachine<C.Instant, Entry>())
+    private let now: @Sendable () -> Duration
+    private let sleepUntil: @Sendable (Duration) async throws -> Void
+    private let state = Mutex(FlushSchedulerStateMachine<Entry>())
 
-    @inlinable init(clock: C) {
-        self.clock = clock
+    /// - Parameters:
+    ///   - now: the time since the clock's origin.
+    ///   - sleepUntil: sleeps until that time since the origin (throws when cancelled).
+    @usableFromInline init(now: @escaping @Sendable () -> Duration, sleepUntil: @escaping @Sendable (Duration) async throws -> Void) {
+        self.now = now
+        self.sleepUntil = sleepUntil
     }
 
-    @inlinable var now: C.Instant { clock.now }
-
-    /// Calls `target.deadlineReached(deadline)` once `instant` has passed.
-    @inlinable func schedule(_ target: any FlushTarget, _ deadline: BatcherDeadline, at instant: C.Instant) {
+    /// Calls `target.deadlineReached(deadline)` once `instant` (since the origin) has passed.
+    @usableFromInline func schedule(_ target: any FlushTarget, _ deadline: BatcherDeadline, at instant: Duration) {
         let action = state.withLock { $0.schedule(Entry(target: target, deadline: deadline), at: instant) }
         run(action)
     }
 
-    /// Suspends for `duration` on the scheduler's clock.
-    @inlinable func sleep(for duration: C.Duration) async throws {
-        try await clock.sleep(until: clock.now.advanced(by: duration), tolerance: nil)
-    }
-
     /// Drops every deadline and cancels the timer; used once every key has drained.
-    @inlinable func stop() {
+    @usableFromInline func stop() {
         state.withLock { $0.stop() }?.cancel()
     }
 
-    @inlinable func timerFired(generation: UInt64) {
-        let now = clock.now
+    private func timerFired(generation: UInt64) {
+        let now = now()
         let (due, next) = state.withLock { $0.timerFired(generation: generation, now: now) }
         run(next)
         for entry in due { entry.target.deadlineReached(entry.deadline) }
     }
 
-    @inlinable func run(_ action: FlushSchedulerStateMachine<C.Instant, Entry>.ArmAction) {
+    private func run(_ action: FlushSchedulerStateMachine<Entry>.ArmAction) {
         guard case .arm(let deadline, let generation, let previous) = action else { return }
         previous?.cancel()
-        let clock = self.clock
-        let timer = Task { [weak self] in
+        let timer = Task { [weak self, sleepUntil] in
             do {
-                try await clock.sleep(until: deadline, tolerance: nil)
+                try await sleepUntil(deadline)
             } catch {
                 return  // Cancelled: an earlier deadline re-armed the scheduler, or it stopped.
             }

@@ -27,3 +27,5 @@
         return outbox.popLast()
     }
 }
+
+extension FIFOQueue: Sendable where Element: Sendable {}

@@ -223,18 +223,19 @@ struct IsolationStatistics: Sendable, Equatable {
 
 /// The core's processor for an isolated key: hands batches to its ``IsolatedInstance``.
 struct IsolatedProcessor: QueueingBatchProcessor {
+    typealias Payload = JobBytes
+    typealias Output = JobBytes
+
     let instance: IsolatedInstance
 
-    func process(_ batch: Batch<JobBytes>) async throws -> [JobOutcome<JobBytes>] {
-        await withCheckedContinuation { continuation in
-            instance.schedule { [instance] in
-                // A worker is started (or restarted, after its backoff) before the call begins:
-                // start-up time is not the plugin's, and does not count against its timeout.
-                instance.prepareWorker()
-                guard batch.beginCall() else { return { continuation.resume(returning: []) } }
-                let outcomes = instance.process(batch)
-                return { continuation.resume(returning: outcomes) }
-            }
+    func enqueue(_ batch: Batch<JobBytes>, completion: @escaping @Sendable (Result<[JobOutcome<JobBytes>], any Error>) -> Void) {
+        instance.schedule { [instance] in
+            // A worker is started (or restarted, after its backoff) before the call begins:
+            // start-up time is not the plugin's, and does not count against its timeout.
+            instance.prepareWorker()
+            guard batch.beginCall() else { return { completion(.success([])) } }
+            let outcomes = instance.process(batch)
+            return { completion(.success(outcomes)) }
         }
     }
 }

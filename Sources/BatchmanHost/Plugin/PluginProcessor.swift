@@ -1,20 +1,23 @@
 import Batchman
 
 /// The core's processor for one key, backed by a plugin instance. Every call runs on a
-/// dedicated worker thread, never on Swift's cooperative pool; the batch's timeout counts from
-/// the moment the plugin is called, not from when the batch started waiting for a worker.
+/// dedicated worker thread, never on Swift's cooperative pool, and that thread also settles the
+/// batch and hands its results over (the core's ``QueueingBatchProcessor`` path): a batch crosses
+/// no other thread between the plugin and the output. The batch's timeout counts from the moment
+/// the plugin is called, not from when the batch started waiting for a worker.
 struct PluginProcessor: QueueingBatchProcessor {
+    typealias Payload = JobBytes
+    typealias Output = JobBytes
+
     let instance: PluginInstance
     let workers: WorkerPool
 
-    func process(_ batch: Batch<JobBytes>) async throws -> [JobOutcome<JobBytes>] {
-        await withCheckedContinuation { continuation in
-            instance.schedule({ [instance] in
-                // Given up on while it waited (the shutdown timed out): never call the plugin.
-                guard batch.beginCall() else { return { continuation.resume(returning: []) } }
-                let outcomes = instance.process(batch).outcomes
-                return { continuation.resume(returning: outcomes) }
-            }, on: workers)
-        }
+    func enqueue(_ batch: Batch<JobBytes>, completion: @escaping @Sendable (Result<[JobOutcome<JobBytes>], any Error>) -> Void) {
+        instance.schedule({ [instance] in
+            // Given up on while it waited (the shutdown timed out): never call the plugin.
+            guard batch.beginCall() else { return { completion(.success([])) } }
+            let outcomes = instance.process(batch).outcomes
+            return { completion(.success(outcomes)) }
+        }, on: workers)
     }
 }

@@ -61,12 +61,25 @@ final class HostGeneration: Sendable {
 
 /// Holds a processor's batches until an event (the previous generation has drained).
 struct AfterEventProcessor: QueueingBatchProcessor {
+    typealias Payload = JobBytes
+    typealias Output = JobBytes
+
     let inner: any BatchProcessor<JobBytes, JobBytes>
     let event: OneTimeEvent
 
-    func process(_ batch: Batch<JobBytes>) async throws -> [JobOutcome<JobBytes>] {
-        await event.wait()
+    func enqueue(_ batch: Batch<JobBytes>, completion: @escaping @Sendable (Result<[JobOutcome<JobBytes>], any Error>) -> Void) {
         // `inner` is the host's own queueing processor: it starts the batch's call itself.
-        return try await inner.process(batch)
+        if let queueing = inner as? any QueueingBatchProcessor<JobBytes, JobBytes> {
+            event.whenHappened { queueing.enqueue(batch, completion: completion) }
+            return
+        }
+        Task { [inner, event] in
+            await event.wait()
+            do {
+                completion(.success(try await inner.process(batch)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
     }
 }

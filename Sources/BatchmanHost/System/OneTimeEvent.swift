@@ -1,11 +1,11 @@
 import Synchronization
 
-/// Something that happens once (a generation has drained): waiters before it suspend, waiters
-/// after it pass at once.
+/// Something that happens once (a generation has drained): what waits for it before it happens
+/// runs when it does, what waits after runs at once.
 final class OneTimeEvent: Sendable {
     private struct State {
         var hasHappened = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var waiters: [@Sendable () -> Void] = []
     }
 
     private let state: Mutex<State>
@@ -17,22 +17,26 @@ final class OneTimeEvent: Sendable {
     var hasHappened: Bool { state.withLock { $0.hasHappened } }
 
     func happen() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let waiters = state.withLock { state -> [@Sendable () -> Void] in
             state.hasHappened = true
             defer { state.waiters = [] }
             return state.waiters
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter() }
+    }
+
+    /// Runs `action` once the event has happened: now, on this thread, if it has; else on the
+    /// thread that makes it happen.
+    func whenHappened(_ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            guard !state.hasHappened else { return true }
+            state.waiters.append(action)
+            return false
+        }
+        if now { action() }
     }
 
     func wait() async {
-        await withCheckedContinuation { continuation in
-            let now = state.withLock { state -> Bool in
-                guard !state.hasHappened else { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if now { continuation.resume() }
-        }
+        await withCheckedContinuation { continuation in whenHappened { continuation.resume() } }
     }
 }

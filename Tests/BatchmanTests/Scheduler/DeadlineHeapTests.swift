@@ -1,12 +1,11 @@
 @testable import Batchman
-import BatchmanTesting
 import Testing
 
 @Suite struct DeadlineHeapTests {
-    func at(_ seconds: Int) -> ManualClock.Instant { ManualClock.Instant(offset: .seconds(seconds)) }
+    func at(_ seconds: Int) -> Duration { .seconds(seconds) }
 
     @Test func popsOnlyDueEntriesEarliestFirst() {
-        var heap = DeadlineHeap<ManualClock.Instant, String>()
+        var heap = DeadlineHeap<String>()
         for (name, second) in [("c", 30), ("a", 10), ("d", 40), ("b", 20)] { heap.push(name, at: at(second)) }
 
         var due: [String] = []
@@ -17,7 +16,7 @@ import Testing
     }
 
     @Test func popsEqualDeadlinesInTheOrderTheyWerePushed() {
-        var heap = DeadlineHeap<ManualClock.Instant, Int>()
+        var heap = DeadlineHeap<Int>()
         for value in 0..<100 { heap.push(value, at: at(5)) }
 
         var popped: [Int] = []
@@ -27,7 +26,7 @@ import Testing
     }
 
     @Test func sortsAnyOrderOfDeadlines() {
-        var heap = DeadlineHeap<ManualClock.Instant, Int>()
+        var heap = DeadlineHeap<Int>()
         var generator = SystemRandomNumberGenerator()
         let seconds = (0..<1000).map { _ in Int.random(in: 0..<500, using: &generator) }
         for second in seconds { heap.push(second, at: at(second)) }
@@ -40,10 +39,10 @@ import Testing
 }
 
 @Suite struct FlushSchedulerStateMachineTests {
-    typealias Machine = FlushSchedulerStateMachine<ManualClock.Instant, String>
-    func at(_ seconds: Int) -> ManualClock.Instant { ManualClock.Instant(offset: .seconds(seconds)) }
+    typealias Machine = FlushSchedulerStateMachine<String>
+    func at(_ seconds: Int) -> Duration { .seconds(seconds) }
 
-    func armedDeadline(_ action: Machine.ArmAction) -> ManualClock.Instant? {
+    func armedDeadline(_ action: Machine.ArmAction) -> Duration? {
         guard case .arm(let deadline, _, _) = action else { return nil }
         return deadline
     }

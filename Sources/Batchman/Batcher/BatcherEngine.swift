@@ -1,0 +1,493 @@
+/// The decisions of one batcher, with no payloads in sight: which jobs wait, when a batch is
+/// cut, which batches run, what each job's verdict does, and when a failed job is tried again.
+///
+/// Not generic: it works on job slots (indexes into the slot table the generic ``Batcher``
+/// keeps payloads and result handlers in), sizes and durations since the batcher's clock
+/// origin. So it is compiled once, here, and needs none of the `@inlinable` the generic layer
+/// needs. Pure: each event returns what to do, as ``Effects``, for the batcher to carry out
+/// after releasing its lock; a test checks a transition with `==`.
+@usableFromInline struct BatcherEngine: Sendable {
+    /// Draws a retry's delay below a ceiling (full jitter); injected so tests can pin it.
+    @usableFromInline typealias Jitter = @Sendable (_ ceiling: Duration) -> Duration
+
+    /// The batcher's lifecycle.
+    @usableFromInline enum Phase: Equatable, Sendable {
+        /// Taking jobs.
+        case accepting
+        /// Shutdown began: new jobs are refused, waiting jobs are cut at once, retries skip their
+        /// backoff; the drain waiters are told once the batcher is idle.
+        case draining
+        /// Shut down and idle: every job held had its result handed over.
+        case drained
+    }
+
+    /// Where a batch handed to the processor is in its call.
+    @usableFromInline enum CallPhase: Equatable, Sendable {
+        /// Waiting for the processor (a queueing processor reports when its call begins).
+        case handedOver
+        /// The call runs; its timeout, if any, counts from the start.
+        case calling
+        /// It overran its timeout: its jobs were settled then, and its late outcome is dropped.
+        /// The batch still holds its place until the call returns, so that one processor
+        /// instance never has more calls than `maxInFlight`.
+        case timedOut
+    }
+
+    /// Why a job was not accepted.
+    @usableFromInline enum Refusal: Equatable, Sendable {
+        case shuttingDown
+        case duplicate
+        case tooLarge(size: Int, limit: Int)
+    }
+
+    @usableFromInline enum SubmitAction: Equatable, Sendable {
+        /// The job holds `slot` now; carry out `effects`.
+        case accepted(slot: Int, Effects)
+        case refused(Refusal)
+        /// The key holds `maxPending` jobs already.
+        case full
+    }
+
+    @usableFromInline enum CallStart: Equatable, Sendable {
+        /// Go ahead; carry out the effects (its timeout).
+        case proceed(Effects)
+        /// The batch was given up on before its call began (an abandoned drain): do not call.
+        case skip
+    }
+
+    /// What became of one job of a batch, as the processor's outcome says.
+    @usableFromInline enum Verdict: Equatable, Sendable {
+        case completed
+        case failed(String, FailureReason)
+        /// Transient: retried while attempts remain.
+        case transient(String, FailureReason)
+    }
+
+    /// A deadline to set on the flush scheduler, at a duration since the clock origin.
+    @usableFromInline struct ScheduledDeadline: Equatable, Sendable {
+        @usableFromInline let deadline: BatcherDeadline
+        @usableFromInline let at: Duration
+    }
+
+    /// A batch that goes to the processor now: its jobs by slot, in order.
+    @usableFromInline struct StartedBatch: Equatable, Sendable {
+        @usableFromInline let id: UInt64
+        @usableFromInline let reason: FlushReason
+        @usableFromInline let slots: [Int]
+    }
+
+    /// A cut or timed-out batch, for events and logs.
+    @usableFromInline struct BatchSummary: Equatable, Sendable {
+        @usableFromInline let id: UInt64
+        @usableFromInline let size: Int
+        @usableFromInline let reason: FlushReason
+    }
+
+    /// A job's final verdict, for the batcher to turn into its result.
+    @usableFromInline struct Settlement: Equatable, Sendable {
+        @usableFromInline enum Outcome: Equatable, Sendable {
+            case completed
+            case failed(FailureReason, String)
+        }
+
+        @usableFromInline let slot: Int
+        /// The batch that produced it; nil for a job that never reached one.
+        @usableFromInline let batchId: UInt64?
+        @usableFromInline let attempts: Int
+        /// The job's position in its batch when the processor's outcome decided (its output and
+        /// completion time come from there); nil when Batchman decided (timeout, retries ran out,
+        /// shutdown).
+        @usableFromInline let position: Int?
+        @usableFromInline let outcome: Outcome
+    }
+
+    @usableFromInline struct RetriedJob: Equatable, Sendable {
+        @usableFromInline let slot: Int
+        @usableFromInline let attempt: Int
+        @usableFromInline let delay: Duration
+    }
+
+    /// What the batcher carries out after an event, once the lock is released.
+    @usableFromInline struct Effects: Equatable, Sendable {
+        @usableFromInline var deadlines: [ScheduledDeadline] = []
+        @usableFromInline var flushed: [BatchSummary] = []
+        @usableFromInline var started: [StartedBatch] = []
+        @usableFromInline var timedOut: [BatchSummary] = []
+        @usableFromInline var retried: [RetriedJob] = []
+        /// Jobs whose results are due: their slots are free once this event returns, so the
+        /// batcher takes their entries out under the same lock.
+        @usableFromInline var settled: [Settlement] = []
+        /// Set with `settled`: the token to report to ``deliveryFinished(_:now:)`` once their
+        /// results are handed over (a drain waits for that).
+        @usableFromInline var delivery: UInt64?
+        /// Jobs no longer held: room for blocked producers.
+        @usableFromInline var released = 0
+        /// The drain is over: resume every drain waiter.
+        @usableFromInline var drained = false
+
+        @usableFromInline init() {}
+
+        /// Nothing to do: what almost every submit returns.
+        @inlinable var isEmpty: Bool {
+            deadlines.isEmpty && flushed.isEmpty && started.isEmpty && timedOut.isEmpty && retried.isEmpty
+                && settled.isEmpty && delivery == nil && released == 0 && !drained
+        }
+
+        /// Adds `other`'s effects after these (several submits under one lock; none settles a job).
+        @usableFromInline mutating func append(_ other: Effects) {
+            precondition(other.delivery == nil || delivery == nil, "one delivery token per event")
+            deadlines += other.deadlines
+            flushed += other.flushed
+            started += other.started
+            timedOut += other.timedOut
+            retried += other.retried
+            settled += other.settled
+            delivery = delivery ?? other.delivery
+            released += other.released
+            drained = drained || other.drained
+        }
+    }
+
+    /// One job held by the batcher.
+    struct SlotRecord: Sendable {
+        var identity: JobIdentity
+        /// Payload bytes, counted against `maxBatchBytes`.
+        var size: Int
+        var attempt: Int
+        /// The window the job waits in (windows up to `startedThrough` are processing), or 0
+        /// while it waits for a retry.
+        var window: UInt64
+    }
+
+    struct SealedBatch: Sendable {
+        let id: UInt64
+        let window: UInt64
+        let reason: FlushReason
+        let slots: [Int]
+    }
+
+    struct RunningBatch: Sendable {
+        let slots: [Int]
+        var call: CallPhase
+    }
+
+    @usableFromInline let key: String
+    @usableFromInline let config: BatcherConfig
+    let batchIds: BatchIdGenerator
+    let jitter: Jitter
+    /// The processor says itself when a call begins (a queueing processor); otherwise the call
+    /// begins when the batch starts.
+    let reportsCallStart: Bool
+
+    @usableFromInline private(set) var phase = Phase.accepting
+    /// Every job held, by slot; a free slot keeps an empty identity.
+    private var slots: [SlotRecord] = []
+    private var freeSlots: [Int] = []
+    /// Slots by job identity: one hash per submit and one per result.
+    private var index: [JobIdentity: Int] = [:]
+    /// The open window's jobs, in the order they joined it.
+    private var open: [Int] = []
+    private var openBytes = 0
+    /// The open window's number; it goes up each time a batch is cut.
+    private var window: UInt64 = 1
+    /// Batches start in window order, so every window up to this one is processing or done.
+    private var startedThrough: UInt64 = 0
+    private var sealed = FIFOQueue<SealedBatch>()
+    private var running: [UInt64: RunningBatch] = [:]
+    private var retrying: [UInt64: Int] = [:]
+    private var nextRetryToken: UInt64 = 0
+    /// Results being handed over, by token: a drain waits for them.
+    private var deliveries: Set<UInt64> = []
+    private var nextDeliveryToken: UInt64 = 0
+    private var lastStart: Duration?
+    /// When the `minBatchInterval` deadline set is due, while one is set.
+    private var pacingDeadline: Duration?
+    private var counters = BatcherStatistics()
+
+    @usableFromInline init(key: String, config: BatcherConfig, batchIds: BatchIdGenerator, reportsCallStart: Bool, jitter: @escaping Jitter) {
+        self.key = key
+        self.config = config
+        self.batchIds = batchIds
+        self.reportsCallStart = reportsCallStart
+        self.jitter = jitter
+    }
+
+    @usableFromInline var statistics: BatcherStatistics {
+        var snapshot = counters
+        snapshot.pending = index.count
+        snapshot.inFlight = running.count
+        return snapshot
+    }
+
+    var isIdle: Bool {
+        open.isEmpty && sealed.isEmpty && running.isEmpty && retrying.isEmpty && deliveries.isEmpty
+    }
+
+    /// The slot and status of the job with `identity`, while it is held.
+    @usableFromInline func lookUp(_ identity: JobIdentity) -> (slot: Int, status: JobStatus, attempt: Int)? {
+        guard let slot = index[identity] else { return nil }
+        let record = slots[slot]
+        let isProcessing = record.window != 0 && record.window <= startedThrough
+        return (slot, isProcessing ? .processing : .submitted, record.attempt)
+    }
+
+    /// The try a held job is on.
+    @usableFromInline func attempt(ofSlot slot: Int) -> Int { slots[slot].attempt }
+
+    // MARK: - Events
+
+    /// A job arrives. `now` is read only if the job opens a window or cuts a batch.
+    @usableFromInline mutating func submit(_ identity: JobIdentity, size: Int, now: () -> Duration) -> SubmitAction {
+        guard phase == .accepting else { return .refused(.shuttingDown) }
+        if let maxBatchBytes = config.maxBatchBytes, size > maxBatchBytes {
+            return .refused(index[identity] == nil ? .tooLarge(size: size, limit: maxBatchBytes) : .duplicate)
+        }
+        if let maxPending = config.maxPending, index.count >= maxPending {
+            return index[identity] == nil ? .full : .refused(.duplicate)
+        }
+        // One hash for the duplicate check and the insert; a duplicate (rare) puts the old slot back.
+        let slot = freeSlots.last ?? slots.count
+        if let existing = index.updateValue(slot, forKey: identity) {
+            index[identity] = existing
+            return .refused(.duplicate)
+        }
+        let record = SlotRecord(identity: identity, size: size, attempt: 1, window: 0)
+        if freeSlots.isEmpty {
+            slots.append(record)
+        } else {
+            freeSlots.removeLast()
+            slots[slot] = record
+        }
+        counters.accepted += 1
+        var effects = Effects()
+        enqueue(slot, now: now, into: &effects)
+        return .accepted(slot: slot, effects)
+    }
+
+    @usableFromInline mutating func deadlineReached(_ deadline: BatcherDeadline, now: Duration) -> Effects {
+        var effects = Effects()
+        switch deadline {
+        case .window(let deadlineWindow):
+            if deadlineWindow == window, !open.isEmpty { seal(reason: .time, now: now, into: &effects) }
+        case .retry(let token):
+            if let slot = retrying.removeValue(forKey: token) { enqueue(slot, now: { now }, into: &effects) }
+        case .timeout(let batchId):
+            timeOut(batchId, now: now, into: &effects)
+        case .pacing:
+            pacingDeadline = nil
+            startReady(now: now, into: &effects)
+        }
+        finishStep(now: now, into: &effects)
+        return effects
+    }
+
+    /// A queueing processor's call for batch `batchId` begins now: its timeout starts counting,
+    /// so time spent queued is not held against the batch.
+    @usableFromInline mutating func callStarted(_ batchId: UInt64, now: Duration) -> CallStart {
+        guard running[batchId]?.call == .handedOver else { return .skip }
+        running[batchId]?.call = .calling
+        var effects = Effects()
+        if let timeout = config.timeout {
+            effects.deadlines.append(ScheduledDeadline(deadline: .timeout(batchId), at: now + timeout))
+        }
+        return .proceed(effects)
+    }
+
+    /// The processor's call for `batchId` returned, with one verdict per job of the batch in
+    /// order (see ``Batcher``'s matching of outcomes to jobs).
+    @usableFromInline mutating func complete(_ batchId: UInt64, verdicts: [Verdict], now: Duration) -> Effects {
+        var effects = Effects()
+        guard let run = running.removeValue(forKey: batchId) else { return effects }  // abandoned meanwhile
+        if run.call != .timedOut {
+            precondition(verdicts.count == run.slots.count, "one verdict per job of batch \(batchId)")
+            settle(batchId, run.slots, verdicts: verdicts, fromOutcomes: true, now: now, into: &effects)
+        }
+        startReady(now: now, into: &effects)
+        finishStep(now: now, into: &effects)
+        return effects
+    }
+
+    /// The results settled with `token` have all been handed over.
+    @usableFromInline mutating func deliveryFinished(_ token: UInt64, now: Duration) -> Effects {
+        deliveries.remove(token)
+        var effects = Effects()
+        finishStep(now: now, into: &effects)
+        return effects
+    }
+
+    /// Refuses new jobs, cuts every waiting job into batches at once (retries skip their
+    /// backoff), and says `drained` once everything is done.
+    @usableFromInline mutating func drain(now: Duration) -> Effects {
+        var effects = Effects()
+        switch phase {
+        case .drained:
+            effects.drained = true
+            return effects
+        case .accepting:
+            phase = .draining
+        case .draining:
+            break
+        }
+        for token in retrying.keys.sorted() {
+            if let slot = retrying.removeValue(forKey: token) { enqueue(slot, now: { now }, into: &effects) }
+        }
+        finishStep(now: now, into: &effects)
+        return effects
+    }
+
+    /// Gives up on the drain: every job still held fails with `shutdown_batch` and `message`,
+    /// and running batches' late outcomes are dropped. A job in a running batch keeps that
+    /// batch's id and counts that attempt; the others report the attempts they finished.
+    @usableFromInline mutating func abandon(reason message: String, now: Duration) -> Effects {
+        var effects = Effects()
+        if phase == .accepting { phase = .draining }
+        let outcome = Settlement.Outcome.failed(.shutdownBatch, message)
+        for (batchId, run) in running.sorted(by: { $0.key < $1.key }) where run.call != .timedOut {
+            for slot in run.slots {
+                finish(Settlement(slot: slot, batchId: batchId, attempts: slots[slot].attempt, position: nil, outcome: outcome),
+                       into: &effects)
+            }
+        }
+        for slot in index.values.sorted() {
+            finish(Settlement(slot: slot, batchId: nil, attempts: slots[slot].attempt - 1, position: nil, outcome: outcome),
+                   into: &effects)
+        }
+        open = []
+        openBytes = 0
+        sealed = FIFOQueue()
+        retrying.removeAll()
+        window += 1
+        // Forgetting the running batches drops their late outcomes: `complete` finds nothing.
+        running.removeAll()
+        finishStep(now: now, into: &effects)
+        return effects
+    }
+
+    // MARK: - Internals
+
+    /// Puts a held job into the open window, cutting batches as size and bytes demand.
+    private mutating func enqueue(_ slot: Int, now: () -> Duration, into effects: inout Effects) {
+        let size = slots[slot].size
+        if let maxBatchBytes = config.maxBatchBytes, !open.isEmpty, openBytes + size > maxBatchBytes {
+            seal(reason: .bytes, now: now(), into: &effects)
+        }
+        slots[slot].window = window
+        open.append(slot)
+        openBytes += size
+        if open.count >= config.maxBatchSize {
+            seal(reason: .size, now: now(), into: &effects)
+        } else if open.count == 1 {
+            effects.deadlines.append(ScheduledDeadline(deadline: .window(window), at: now() + config.frequency))
+        }
+    }
+
+    private mutating func seal(reason: FlushReason, now: Duration, into effects: inout Effects) {
+        let batch = SealedBatch(id: batchIds.next(), window: window, reason: reason, slots: open)
+        sealed.append(batch)
+        effects.flushed.append(BatchSummary(id: batch.id, size: open.count, reason: reason))
+        open = []
+        openBytes = 0
+        window += 1
+        startReady(now: now, into: &effects)
+    }
+
+    private mutating func startReady(now: Duration, into effects: inout Effects) {
+        while running.count < config.maxInFlight, let next = sealed.first {
+            if phase == .accepting, let interval = config.minBatchInterval, let lastStart, now < lastStart + interval {
+                if pacingDeadline == nil {
+                    pacingDeadline = lastStart + interval
+                    effects.deadlines.append(ScheduledDeadline(deadline: .pacing, at: lastStart + interval))
+                }
+                return
+            }
+            _ = sealed.popFirst()
+            running[next.id] = RunningBatch(slots: next.slots, call: reportsCallStart ? .handedOver : .calling)
+            if !reportsCallStart, let timeout = config.timeout {
+                effects.deadlines.append(ScheduledDeadline(deadline: .timeout(next.id), at: now + timeout))
+            }
+            startedThrough = next.window
+            lastStart = now
+            counters.batches += 1
+            counters.batchedJobs += next.slots.count
+            effects.started.append(StartedBatch(id: next.id, reason: next.reason, slots: next.slots))
+        }
+    }
+
+    private mutating func timeOut(_ batchId: UInt64, now: Duration, into effects: inout Effects) {
+        guard let run = running[batchId], run.call == .calling else { return }
+        running[batchId]?.call = .timedOut
+        effects.timedOut.append(BatchSummary(id: batchId, size: run.slots.count, reason: .time))
+        let message = "batch \(batchId) timed out after \(config.timeout.map { "\($0)" } ?? "?")"
+        let verdicts = [Verdict](repeating: .transient(message, .timeout), count: run.slots.count)
+        settle(batchId, run.slots, verdicts: verdicts, fromOutcomes: false, now: now, into: &effects)
+    }
+
+    /// Applies each job's verdict: complete it, fail it, or schedule its retry. `fromOutcomes`:
+    /// the verdicts are the processor's (its outputs and times count), not a timeout's.
+    private mutating func settle(
+        _ batchId: UInt64, _ batchSlots: [Int], verdicts: [Verdict], fromOutcomes: Bool, now: Duration,
+        into effects: inout Effects
+    ) {
+        for (position, slot) in batchSlots.enumerated() {
+            let attempt = slots[slot].attempt
+            switch verdicts[position] {
+            case .completed:
+                counters.completed += 1
+                finish(Settlement(slot: slot, batchId: batchId, attempts: attempt, position: position, outcome: .completed),
+                       into: &effects)
+            case .failed(let message, let reason):
+                finish(Settlement(slot: slot, batchId: batchId, attempts: attempt, position: fromOutcomes ? position : nil,
+                                  outcome: .failed(reason, message)), into: &effects)
+            case .transient where attempt < config.maxAttempts:
+                retry(slot, now: now, into: &effects)
+            case .transient(let message, let reason):
+                // A crash keeps its name: it says more than "attempts ran out".
+                let finalReason = config.maxAttempts > 1 && reason != .crashed ? FailureReason.maxRetry : reason
+                finish(Settlement(slot: slot, batchId: batchId, attempts: attempt, position: nil,
+                                  outcome: .failed(finalReason, message)), into: &effects)
+            }
+        }
+    }
+
+    private mutating func retry(_ slot: Int, now: Duration, into effects: inout Effects) {
+        let attempt = slots[slot].attempt
+        slots[slot].attempt = attempt + 1
+        slots[slot].window = 0
+        counters.retried += 1
+        let delay = phase == .accepting ? jitter(config.backoffCeiling(beforeRetry: attempt)) : .zero
+        effects.retried.append(RetriedJob(slot: slot, attempt: attempt + 1, delay: delay))
+        if delay <= .zero {
+            enqueue(slot, now: { now }, into: &effects)
+        } else {
+            nextRetryToken += 1
+            retrying[nextRetryToken] = slot
+            effects.deadlines.append(ScheduledDeadline(deadline: .retry(nextRetryToken), at: now + delay))
+        }
+    }
+
+    /// The job in `settlement.slot` is done: its identity and slot are free again.
+    private mutating func finish(_ settlement: Settlement, into effects: inout Effects) {
+        let slot = settlement.slot
+        index.removeValue(forKey: slots[slot].identity)
+        slots[slot].identity = JobIdentity(key: "", id: "")
+        freeSlots.append(slot)
+        if case .failed(let reason, _) = settlement.outcome { counters.failed[reason, default: 0] += 1 }
+        effects.released += 1
+        effects.settled.append(settlement)
+    }
+
+    /// Every event ends here: settled jobs get a delivery token; while draining nothing waits
+    /// for its window, and an idle batcher ends its drain.
+    private mutating func finishStep(now: Duration, into effects: inout Effects) {
+        if phase == .draining, !open.isEmpty { seal(reason: .shutdown, now: now, into: &effects) }
+        if !effects.settled.isEmpty, effects.delivery == nil {
+            nextDeliveryToken += 1
+            deliveries.insert(nextDeliveryToken)
+            effects.delivery = nextDeliveryToken
+        }
+        if phase == .draining, isIdle {
+            phase = .drained
+            effects.drained = true
+        }
+    }
+}
