@@ -80,8 +80,9 @@ where C.Duration == Duration {
             }
             work.deliveries.reserveCapacity(effects.settled.count)
             for settlement in effects.settled {
-                work.deliveries.append(Delivery(entry: entries[settlement.slot]!, settlement: settlement))
-                entries[settlement.slot] = nil
+                var entry: Entry?
+                swap(&entry, &entries[settlement.slot])  // moved out, not copied
+                work.deliveries.append(Delivery(entry: entry!, settlement: settlement))
             }
             if effects.drained {
                 work.drainWaiters = drainWaiters
@@ -93,7 +94,7 @@ where C.Duration == Duration {
 
     @usableFromInline let key: String
     @usableFromInline let config: BatcherConfig
-    @usableFromInline let state: Mutex<State>
+    @usableFromInline let state: AdaptiveMutex<State>
     @usableFromInline let processor: any BatchProcessor<Payload, Output>
     /// The processor as a queueing one, when it is: its batches go to it without a task, and
     /// its completion settles them on the thread it calls from.
@@ -112,7 +113,7 @@ where C.Duration == Duration {
         self.processor = processor
         let queueing = processor as? any QueueingBatchProcessor<Payload, Output>
         self.queueingProcessor = queueing
-        self.state = Mutex(State(engine: Engine(
+        self.state = AdaptiveMutex(State(engine: Engine(
             key: key, config: config, batchIds: shared.batchIds, reportsCallStart: queueing != nil, jitter: jitter)))
         self.clock = clock
         self.origin = origin
@@ -140,7 +141,8 @@ where C.Duration == Duration {
             let action = state.engine.submit(job.identity, size: size, now: { now })
             guard case .accepted(let slot, let effects) = action else { return (action, nil) }
             state.store(Entry(job: job, handler: handler), at: slot)
-            return (action, effects.isEmpty ? nil : state.collect(effects, key: key, reportsRetries: reportsRetries))
+            guard let effects, !effects.isEmpty else { return (.accepted(slot: slot, nil), nil) }
+            return (.accepted(slot: slot, nil), state.collect(effects, key: key, reportsRetries: reportsRetries))
         }
         switch action {
         case .accepted:
@@ -171,7 +173,7 @@ where C.Duration == Duration {
                 switch state.engine.submit(job.identity, size: sizes(job.payload), now: { now }) {
                 case .accepted(let slot, let jobEffects):
                     state.store(Entry(job: job, handler: handler), at: slot)
-                    if !jobEffects.isEmpty { effects.append(jobEffects) }
+                    if let jobEffects, !jobEffects.isEmpty { effects.append(jobEffects) }
                 case .refused(let refusal):
                     refused.append((job, refusal))
                 case .full:
@@ -249,7 +251,7 @@ where C.Duration == Duration {
     /// Carries out `work` outside the lock: deadlines, events and logs, room for producers,
     /// batches to start, results to hand over (`outcomes`: the processor's, by position, when
     /// they come from a call), and drain waiters to resume.
-    @inlinable func perform(_ work: Work, outcomes: [JobOutcome<Output>?] = [], of batch: Batch<Payload>? = nil) {
+    @inlinable func perform(_ work: Work, outcomes: MatchedOutcomes = .none, of batch: Batch<Payload>? = nil) {
         let effects = work.effects
         for scheduled in effects.deadlines { scheduler.schedule(self, scheduled.deadline, at: scheduled.at) }
         for flushed in effects.flushed {
@@ -302,45 +304,60 @@ where C.Duration == Duration {
         }
     }
 
+    /// The processor's outcomes, by the position of the job each decided.
+    @usableFromInline enum MatchedOutcomes {
+        /// One per job, in the batch's order: what almost every processor returns.
+        case inOrder([JobOutcome<Output>])
+        case byPosition([JobOutcome<Output>?])
+        /// The call threw, or Batchman decided (a timeout, a shutdown).
+        case none
+
+        @inlinable subscript(position: Int) -> JobOutcome<Output>? {
+            switch self {
+            case .inOrder(let outcomes): outcomes[position]
+            case .byPosition(let outcomes): outcomes[position]
+            case .none: nil
+            }
+        }
+    }
+
     /// The processor's call for `batch` returned: settles its jobs (the next batch starts
     /// before their results are handed over, so a slow callback never holds up the processor).
     @inlinable func finish(_ batch: Batch<Payload>, _ outcome: Outcomes) {
-        let matched: (verdicts: [Engine.Verdict], outcomes: [JobOutcome<Output>?])
+        let verdicts: Engine.Verdicts
+        let matched: MatchedOutcomes
         switch outcome {
         case .success(let outcomes):
             var warnings: [String] = []
-            matched = match(outcomes, to: batch, warnings: &warnings)
+            (verdicts, matched) = match(outcomes, to: batch, warnings: &warnings)
             for warning in warnings { logger.log(.warning, warning) }
         case .failure(let error):
-            matched = ([Engine.Verdict](repeating: .transient("\(error)", .error), count: batch.jobs.count), [])
+            verdicts = .each([Engine.Verdict](repeating: .transient("\(error)", .error), count: batch.jobs.count))
+            matched = .none
         }
         let now = now
         let reportsRetries = events.isActive
         let work = state.withLock { state in
-            state.collect(state.engine.complete(batch.id, verdicts: matched.verdicts, now: now), key: key, reportsRetries: reportsRetries)
+            state.collect(state.engine.complete(batch.id, verdicts: verdicts, now: now), key: key, reportsRetries: reportsRetries)
         }
-        perform(work, outcomes: matched.outcomes, of: batch)
+        perform(work, outcomes: matched, of: batch)
     }
 
     /// Builds and hands over the results of `deliveries`, then tells the engine they are out.
-    /// Callbacks run on this thread; async ones run in a task, which reports when they are done.
-    @inlinable func deliver(_ deliveries: [Delivery], token: UInt64, outcomes: [JobOutcome<Output>?], of batch: Batch<Payload>?) {
+    /// Callbacks run on this thread, each result built as it is handed over; async callbacks
+    /// run in a task, which reports when they are done.
+    @inlinable func deliver(_ deliveries: [Delivery], token: UInt64, outcomes: MatchedOutcomes, of batch: Batch<Payload>?) {
         let wallTime = Date()
-        let results = deliveries.map { delivery -> JobResult<Payload, Output> in
-            let settlement = delivery.settlement
-            let decided = settlement.position.flatMap { outcomes.isEmpty ? nil : outcomes[$0] }
-            let completedAt = decided?.completedAt ?? wallTime
-            switch settlement.outcome {
-            case .completed:
-                return JobResult(job: delivery.entry.job, status: .completed, result: decided?.result, errorReason: nil, errorMessage: nil,
-                                 batchId: settlement.batchId, attempts: settlement.attempts, completedAt: completedAt)
-            case .failed(let reason, let message):
-                return .failure(delivery.entry.job, reason: reason, message: message, batchId: settlement.batchId,
-                                attempts: settlement.attempts, at: completedAt)
-            }
-        }
-        report(results, of: batch)
         let hasAsyncCallbacks = deliveries.contains { if case .async = $0.entry.handler { true } else { false } }
+        guard hasAsyncCallbacks || events.isActive || config.debug else {
+            for delivery in deliveries {
+                delivery.entry.handler.deliverNow(result(of: delivery, outcomes: outcomes, wallTime: wallTime), logger: logger)
+            }
+            deliveryFinished(token)
+            return
+        }
+        let results = deliveries.map { result(of: $0, outcomes: outcomes, wallTime: wallTime) }
+        report(results, of: batch)
         guard hasAsyncCallbacks else {
             for (delivery, result) in zip(deliveries, results) { delivery.entry.handler.deliverNow(result, logger: logger) }
             deliveryFinished(token)
@@ -349,6 +366,20 @@ where C.Duration == Duration {
         Task { [self] in
             for (delivery, result) in zip(deliveries, results) { await delivery.entry.handler.deliver(result, logger: logger) }
             deliveryFinished(token)
+        }
+    }
+
+    @inlinable func result(of delivery: Delivery, outcomes: MatchedOutcomes, wallTime: Date) -> JobResult<Payload, Output> {
+        let settlement = delivery.settlement
+        let decided = settlement.position.flatMap { outcomes[$0] }
+        let completedAt = decided?.completedAt ?? wallTime
+        switch settlement.outcome {
+        case .completed:
+            return JobResult(job: delivery.entry.job, status: .completed, result: decided?.result, errorReason: nil, errorMessage: nil,
+                             batchId: settlement.batchId, attempts: settlement.attempts, completedAt: completedAt)
+        case .failed(let reason, let message):
+            return .failure(delivery.entry.job, reason: reason, message: message, batchId: settlement.batchId,
+                            attempts: settlement.attempts, at: completedAt)
         }
     }
 
@@ -387,10 +418,11 @@ where C.Duration == Duration {
     /// otherwise outcomes are matched by identity.
     @inlinable func match(
         _ outcomes: [JobOutcome<Output>], to batch: Batch<Payload>, warnings: inout [String]
-    ) -> (verdicts: [Engine.Verdict], outcomes: [JobOutcome<Output>?]) {
+    ) -> (Engine.Verdicts, MatchedOutcomes) {
         let jobs = batch.jobs
         if outcomes.count == jobs.count, zip(outcomes, jobs).allSatisfy({ $0.id.hasSameBytes(as: $1.id) && $0.key.hasSameBytes(as: $1.key) }) {
-            return (outcomes.map(Self.verdict), outcomes.map(Optional.some))
+            let allCompleted = outcomes.allSatisfy { $0.status != .failed }
+            return (allCompleted ? .allCompleted : .each(outcomes.map(Self.verdict)), .inOrder(outcomes))
         }
         var indexByIdentity: [JobIdentity: Int] = [:]
         indexByIdentity.reserveCapacity(jobs.count)
@@ -408,7 +440,7 @@ where C.Duration == Duration {
             decided[index] = outcome
         }
         let verdicts = decided.map { $0.map(Self.verdict) ?? .transient("No result returned for job", .error) }
-        return (verdicts, decided)
+        return (.each(verdicts), .byPosition(decided))
     }
 
     @inlinable static func verdict(_ outcome: JobOutcome<Output>) -> Engine.Verdict {

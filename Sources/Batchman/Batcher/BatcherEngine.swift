@@ -41,8 +41,9 @@
     }
 
     @usableFromInline enum SubmitAction: Equatable, Sendable {
-        /// The job holds `slot` now; carry out `effects`.
-        case accepted(slot: Int, Effects)
+        /// The job holds `slot` now; carry out `effects` (nil: nothing to do, as for almost
+        /// every job, so the hot path copies no effects around).
+        case accepted(slot: Int, Effects?)
         case refused(Refusal)
         /// The key holds `maxPending` jobs already.
         case full
@@ -61,6 +62,25 @@
         case failed(String, FailureReason)
         /// Transient: retried while attempts remain.
         case transient(String, FailureReason)
+    }
+
+    /// The verdicts on a batch's jobs, in the batch's order.
+    @usableFromInline enum Verdicts: Equatable, Sendable {
+        /// Every job completed: what almost every batch gets, with no array to build.
+        case allCompleted
+        case each([Verdict])
+
+        func verdict(at position: Int) -> Verdict {
+            switch self {
+            case .allCompleted: .completed
+            case .each(let verdicts): verdicts[position]
+            }
+        }
+
+        var count: Int? {
+            guard case .each(let verdicts) = self else { return nil }
+            return verdicts.count
+        }
     }
 
     /// A deadline to set on the flush scheduler, at a duration since the clock origin.
@@ -151,6 +171,8 @@
     /// One job held by the batcher.
     struct SlotRecord: Sendable {
         var identity: JobIdentity
+        /// The identity's hash, kept so that removing the job from ``index`` hashes nothing.
+        let hash: Int
         /// Payload bytes, counted against `maxBatchBytes`.
         var size: Int
         var attempt: Int
@@ -183,8 +205,8 @@
     /// Every job held, by slot; a free slot keeps an empty identity.
     private var slots: [SlotRecord] = []
     private var freeSlots: [Int] = []
-    /// Slots by job identity: one hash per submit and one per result.
-    private var index: [JobIdentity: Int] = [:]
+    /// Slots by job identity: one hash per submit, none per result.
+    private var index = JobIndex()
     /// The open window's jobs, in the order they joined it.
     private var open: [Int] = []
     private var openBytes = 0
@@ -225,7 +247,7 @@
 
     /// The slot and status of the job with `identity`, while it is held.
     @usableFromInline func lookUp(_ identity: JobIdentity) -> (slot: Int, status: JobStatus, attempt: Int)? {
-        guard let slot = index[identity] else { return nil }
+        guard let slot = slot(of: identity, hash: identity.hashValue) else { return nil }
         let record = slots[slot]
         let isProcessing = record.window != 0 && record.window <= startedThrough
         return (slot, isProcessing ? .processing : .submitted, record.attempt)
@@ -239,19 +261,20 @@
     /// A job arrives. `now` is read only if the job opens a window or cuts a batch.
     @usableFromInline mutating func submit(_ identity: JobIdentity, size: Int, now: () -> Duration) -> SubmitAction {
         guard phase == .accepting else { return .refused(.shuttingDown) }
+        let hash = identity.hashValue
         if let maxBatchBytes = config.maxBatchBytes, size > maxBatchBytes {
-            return .refused(index[identity] == nil ? .tooLarge(size: size, limit: maxBatchBytes) : .duplicate)
+            return .refused(slot(of: identity, hash: hash) == nil ? .tooLarge(size: size, limit: maxBatchBytes) : .duplicate)
         }
         if let maxPending = config.maxPending, index.count >= maxPending {
-            return index[identity] == nil ? .full : .refused(.duplicate)
+            return slot(of: identity, hash: hash) == nil ? .full : .refused(.duplicate)
         }
-        // One hash for the duplicate check and the insert; a duplicate (rare) puts the old slot back.
+        // One probe for the duplicate check and the insert.
         let slot = freeSlots.last ?? slots.count
-        if let existing = index.updateValue(slot, forKey: identity) {
-            index[identity] = existing
-            return .refused(.duplicate)
+        let duplicate = withIndex { index, slots in
+            index.insert(slot, hash: hash, hashOf: { slots[$0].hash }, matches: { slots[$0].identity == identity })
         }
-        let record = SlotRecord(identity: identity, size: size, attempt: 1, window: 0)
+        if duplicate != nil { return .refused(.duplicate) }
+        let record = SlotRecord(identity: identity, hash: hash, size: size, attempt: 1, window: 0)
         if freeSlots.isEmpty {
             slots.append(record)
         } else {
@@ -259,6 +282,13 @@
             slots[slot] = record
         }
         counters.accepted += 1
+        // The common case: the job joins a window that is open already and does not fill it.
+        if !open.isEmpty, open.count + 1 < config.maxBatchSize, config.maxBatchBytes.map({ openBytes + size <= $0 }) ?? true {
+            slots[slot].window = window
+            open.append(slot)
+            openBytes += size
+            return .accepted(slot: slot, nil)
+        }
         var effects = Effects()
         enqueue(slot, now: now, into: &effects)
         return .accepted(slot: slot, effects)
@@ -295,11 +325,11 @@
 
     /// The processor's call for `batchId` returned, with one verdict per job of the batch in
     /// order (see ``Batcher``'s matching of outcomes to jobs).
-    @usableFromInline mutating func complete(_ batchId: UInt64, verdicts: [Verdict], now: Duration) -> Effects {
+    @usableFromInline mutating func complete(_ batchId: UInt64, verdicts: Verdicts, now: Duration) -> Effects {
         var effects = Effects()
         guard let run = running.removeValue(forKey: batchId) else { return effects }  // abandoned meanwhile
         if run.call != .timedOut {
-            precondition(verdicts.count == run.slots.count, "one verdict per job of batch \(batchId)")
+            precondition((verdicts.count ?? run.slots.count) == run.slots.count, "one verdict per job of batch \(batchId)")
             settle(batchId, run.slots, verdicts: verdicts, fromOutcomes: true, now: now, into: &effects)
         }
         startReady(now: now, into: &effects)
@@ -348,7 +378,7 @@
                        into: &effects)
             }
         }
-        for slot in index.values.sorted() {
+        for slot in index.slots.sorted() {
             finish(Settlement(slot: slot, batchId: nil, attempts: slots[slot].attempt - 1, position: nil, outcome: outcome),
                    into: &effects)
         }
@@ -364,6 +394,19 @@
     }
 
     // MARK: - Internals
+
+    private func slot(of identity: JobIdentity, hash: Int) -> Int? {
+        index.find(hash: hash, hashOf: { slots[$0].hash }, matches: { slots[$0].identity == identity })
+    }
+
+    /// Runs `body` on the index with the slot table beside it: the index is moved out for the
+    /// call, so that changing it while reading the slots is not an overlapping access to `self`.
+    private mutating func withIndex<Result>(_ body: (inout JobIndex, _ slots: [SlotRecord]) -> Result) -> Result {
+        var moved = JobIndex()
+        swap(&moved, &index)
+        defer { swap(&moved, &index) }
+        return body(&moved, slots)
+    }
 
     /// Puts a held job into the open window, cutting batches as size and bytes demand.
     private mutating func enqueue(_ slot: Int, now: () -> Duration, into effects: inout Effects) {
@@ -418,19 +461,19 @@
         running[batchId]?.call = .timedOut
         effects.timedOut.append(BatchSummary(id: batchId, size: run.slots.count, reason: .time))
         let message = "batch \(batchId) timed out after \(config.timeout.map { "\($0)" } ?? "?")"
-        let verdicts = [Verdict](repeating: .transient(message, .timeout), count: run.slots.count)
+        let verdicts = Verdicts.each([Verdict](repeating: .transient(message, .timeout), count: run.slots.count))
         settle(batchId, run.slots, verdicts: verdicts, fromOutcomes: false, now: now, into: &effects)
     }
 
     /// Applies each job's verdict: complete it, fail it, or schedule its retry. `fromOutcomes`:
     /// the verdicts are the processor's (its outputs and times count), not a timeout's.
     private mutating func settle(
-        _ batchId: UInt64, _ batchSlots: [Int], verdicts: [Verdict], fromOutcomes: Bool, now: Duration,
+        _ batchId: UInt64, _ batchSlots: [Int], verdicts: Verdicts, fromOutcomes: Bool, now: Duration,
         into effects: inout Effects
     ) {
         for (position, slot) in batchSlots.enumerated() {
             let attempt = slots[slot].attempt
-            switch verdicts[position] {
+            switch verdicts.verdict(at: position) {
             case .completed:
                 counters.completed += 1
                 finish(Settlement(slot: slot, batchId: batchId, attempts: attempt, position: position, outcome: .completed),
@@ -468,7 +511,7 @@
     /// The job in `settlement.slot` is done: its identity and slot are free again.
     private mutating func finish(_ settlement: Settlement, into effects: inout Effects) {
         let slot = settlement.slot
-        index.removeValue(forKey: slots[slot].identity)
+        withIndex { index, slots in index.remove(slot, hash: slots[slot].hash, hashOf: { slots[$0].hash }) }
         slots[slot].identity = JobIdentity(key: "", id: "")
         freeSlots.append(slot)
         if case .failed(let reason, _) = settlement.outcome { counters.failed[reason, default: 0] += 1 }

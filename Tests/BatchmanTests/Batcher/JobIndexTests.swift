@@ -1,0 +1,58 @@
+@testable import Batchman
+import Testing
+
+@Suite struct JobIndexTests {
+    /// Slots with deliberately colliding hashes (a few distinct values), so probe runs are long
+    /// and every removal shifts entries back.
+    struct Table {
+        var index = JobIndex()
+        var hashes: [Int: Int] = [:]
+
+        mutating func insert(_ slot: Int, hash: Int) -> Int? {
+            let hashes = hashes.merging([slot: hash]) { _, new in new }
+            let existing = index.insert(slot, hash: hash, hashOf: { hashes[$0]! }, matches: { $0 == slot })
+            if existing == nil { self.hashes[slot] = hash }
+            return existing
+        }
+
+        mutating func remove(_ slot: Int) {
+            let hashes = hashes
+            index.remove(slot, hash: hashes[slot]!, hashOf: { hashes[$0]! })
+            self.hashes[slot] = nil
+        }
+
+        func find(_ slot: Int, hash: Int) -> Int? {
+            index.find(hash: hash, hashOf: { hashes[$0]! }, matches: { $0 == slot })
+        }
+    }
+
+    @Test func findsEveryHeldSlotAndNoRemovedOneThroughInsertsAndRemovalsInAnyOrder() {
+        var table = Table()
+        var held: Set<Int> = []
+        var generator = SystemRandomNumberGenerator()
+        for step in 0..<20_000 {
+            let slot = Int.random(in: 0..<500, using: &generator)
+            if held.contains(slot) {
+                table.remove(slot)
+                held.remove(slot)
+            } else {
+                #expect(table.insert(slot, hash: slot % 7 * 1_000_003) == nil)
+                held.insert(slot)
+            }
+            if step % 1000 == 0 {
+                for slot in 0..<500 {
+                    #expect((table.find(slot, hash: slot % 7 * 1_000_003) != nil) == held.contains(slot), "slot \(slot)")
+                }
+            }
+        }
+        #expect(table.index.count == held.count)
+        #expect(Set(table.index.slots) == held)
+    }
+
+    @Test func reportsTheSlotAlreadyHoldingAnEqualJob() {
+        var index = JobIndex()
+        #expect(index.insert(3, hash: 42, hashOf: { _ in 42 }, matches: { _ in true }) == nil)
+        #expect(index.insert(9, hash: 42, hashOf: { _ in 42 }, matches: { $0 == 3 }) == 3)
+        #expect(index.count == 1)
+    }
+}
