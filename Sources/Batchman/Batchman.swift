@@ -146,42 +146,80 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// Submits many jobs at once; `onResult` is called once per job with its result.
     ///
     /// The same contract as ``submit(id:key:payload:onResult:)`` job by job (duplicates,
-    /// refusals, `block` backpressure that blocks the calling thread), at a lower cost: each run
-    /// of consecutive jobs with the same key takes its batcher's lock once, not once per job.
-    /// Callers that have many jobs at hand (a chunk of input) should use it.
+    /// refusals, `block` backpressure that blocks the calling thread), at a lower cost: the jobs
+    /// of each key take its batcher's lock once, not once per job. Jobs of one key are accepted
+    /// in their order; jobs of different keys may be accepted in any order. Callers that have
+    /// many jobs at hand (a chunk of input) should use it.
     @inlinable public func submit(
         contentsOf jobs: some Sequence<(id: String, key: String, payload: Payload)>,
         onResult: @escaping @Sendable (JobResult<Payload, Output>) throws -> Void
     ) {
-        let handler = ResultHandler<Payload, Output>.sync(onResult)
+        submit(contentsOf: jobs, handler: .sync(onResult))
+    }
+
+    /// Submits a job whose result goes to `sink`, together with the other results of its batch
+    /// that go there (see ``ResultSink``); otherwise like ``submit(id:key:payload:onResult:)``.
+    @discardableResult
+    @inlinable public func submit(id: String, key: String, payload: Payload, to sink: some ResultSink<Payload, Output>) -> Job<Payload> {
+        submit(Job(id: id, key: key, payload: payload, submittedAt: Date()), handler: .sink(sink))
+    }
+
+    /// Submits many jobs whose results go to `sink`, a batch at a time: the cheapest way in and
+    /// out, for a caller with many jobs at hand and one place for their results. Otherwise like
+    /// ``submit(contentsOf:onResult:)``.
+    @inlinable public func submit(
+        contentsOf jobs: some Sequence<(id: String, key: String, payload: Payload)>, to sink: some ResultSink<Payload, Output>
+    ) {
+        submit(contentsOf: jobs, handler: .sink(sink))
+    }
+
+    @inlinable func submit(
+        contentsOf jobs: some Sequence<(id: String, key: String, payload: Payload)>, handler: ResultHandler<Payload, Output>
+    ) {
         let now = Date()
-        let all = jobs.map { Job(id: $0.id, key: $0.key, payload: $0.payload, submittedAt: now) }
+        // The jobs of each key, in their order: one lock per key instead of one per job.
+        var groups: [[Job<Payload>]] = []
+        var groupOfKey: [ExactString: Int] = [:]
+        var current = -1  // the group of the previous job's key: runs of one key skip the hashing
+        for job in jobs {
+            let made = Job(id: job.id, key: job.key, payload: job.payload, submittedAt: now)
+            if current < 0 || !groups[current][0].key.hasSameBytes(as: job.key) {
+                if let group = groupOfKey[ExactString(job.key)] {
+                    current = group
+                } else {
+                    current = groups.count
+                    groupOfKey[ExactString(job.key)] = current
+                    groups.append([])
+                }
+            }
+            groups[current].append(made)
+        }
         let sizes = payloadSize ?? { _ in 0 }
-        var start = all.startIndex
-        while start < all.endIndex {
-            let key = all[start].key
-            var end = start + 1
-            while end < all.endIndex, all[end].key.hasSameBytes(as: key) { end += 1 }
-            var next = start
-            // The fast path: the key has its batcher (made now if it is new) and the instance has
-            // room for the run.
-            let batcher: Batcher<Payload, Output, C>? = switch lookUpBatcher(forKey: key) {
-            case .found(let found): found
-            case .create(let batcherKey): createBatcher(forKey: batcherKey)
-            case .refused, .beingCreated: nil
+        for group in groups {
+            var start = group.startIndex
+            while start < group.endIndex {
+                var next = start
+                // The fast path: the key has its batcher (made now if it is new) and the instance
+                // has room for the rest of the group.
+                let batcher: Batcher<Payload, Output, C>? = switch lookUpBatcher(forKey: group[start].key) {
+                case .found(let found): found
+                case .create(let batcherKey): createBatcher(forKey: batcherKey)
+                case .refused, .beingCreated: nil
+                }
+                let count = group.endIndex - start
+                if let batcher, shared.reserve(count: count) {
+                    let (taken, refused) = batcher.submit(contentsOf: group[start...], sizes: sizes, handler: handler)
+                    shared.unreserve(count: count - taken + refused)
+                    next = start + taken
+                }
+                // Whatever the fast path did not take (a new key, a full key, shutdown) goes one by
+                // one, blocking as `submit` does; then the fast path resumes with the next job.
+                if next < group.endIndex {
+                    _ = submit(group[next], handler: handler)
+                    next += 1
+                }
+                start = next
             }
-            if let batcher, shared.reserve(count: end - start) {
-                let (taken, refused) = batcher.submit(contentsOf: all[start..<end], sizes: sizes, handler: handler)
-                shared.unreserve(count: end - start - taken + refused)
-                next = start + taken
-            }
-            // Whatever the fast path did not take (a new key, a full key, shutdown) goes one by
-            // one, blocking as `submit` does; then the fast path resumes with the next job.
-            if next < end {
-                _ = submit(all[next], handler: handler)
-                next += 1
-            }
-            start = next
         }
     }
 

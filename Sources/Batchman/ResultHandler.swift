@@ -8,6 +8,7 @@
     case sync(@Sendable (JobResult<Payload, Output>) throws -> Void)
     case async(@Sendable (JobResult<Payload, Output>) async throws -> Void)
     case continuation(UnsafeContinuation<JobResult<Payload, Output>, Never>)
+    case sink(any ResultSink<Payload, Output>)
 
     /// Hands `result` over, awaiting an async callback; a throwing callback is logged and
     /// affects nothing else.
@@ -31,9 +32,31 @@
             }
         case .continuation(let continuation):
             continuation.resume(returning: result)
+        case .sink(let sink):
+            sink.receive([result])
         case .async:
             Task { await deliver(result, logger: logger) }
         }
+    }
+
+    /// Hands each result to its handler without suspending; consecutive results for one sink
+    /// reach it in one call.
+    @inlinable static func deliverNow(_ results: some Sequence<(Self, JobResult<Payload, Output>)>, logger: BatchmanLogger) {
+        var sink: (any ResultSink<Payload, Output>)?
+        var forSink: [JobResult<Payload, Output>] = []
+        for (handler, result) in results {
+            if case .sink(let next) = handler {
+                if let current = sink, current !== next {
+                    current.receive(forSink)
+                    forSink.removeAll(keepingCapacity: true)
+                }
+                sink = next
+                forSink.append(result)
+                continue
+            }
+            handler.deliverNow(result, logger: logger)
+        }
+        if let sink, !forSink.isEmpty { sink.receive(forSink) }
     }
 
     @inlinable static func logFailure(of result: JobResult<Payload, Output>, _ error: any Error, logger: BatchmanLogger) {

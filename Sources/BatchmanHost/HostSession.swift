@@ -142,22 +142,34 @@ final class HostSession {
             DedicatedThread.start(name: "batchman-input") {
                 var lastLine = 0
                 var generation = generations.current
+                let sink = OutputSink(writer: writer)
+                // The jobs of one read, submitted together: one lock per key per chunk.
+                var pending: [(id: String, key: String, payload: JobBytes)] = []
+                func submitPending() {
+                    guard !pending.isEmpty else { return }
+                    generation.core.submit(contentsOf: pending, to: sink)
+                    pending.removeAll(keepingCapacity: true)
+                }
                 func takeOverStaged() {
                     guard generations.isStaged else { return }
+                    submitPending()  // what was read before the switch belongs to the old configuration
                     generation = generations.switchIfStaged(describe: ReloadReport.describe)
                     reloads.didSwitch()
                 }
-                let end = reader.run(onWake: takeOverStaged) { event in
-                    takeOverStaged()
+                func waitForOutput() {
                     writer.waitForRoom { pause in
                         guard pause == 1 else { return }
                         logger.log(.info, "output is not being read: \(maxOutputBytes) bytes of results are waiting; "
                                    + "reading input paused until the consumer catches up (counted as outputPauses in the statistics)")
                     }
+                }
+                let end = reader.run(onWake: takeOverStaged, onChunkEnd: submitPending) { event in
+                    takeOverStaged()
+                    if pending.isEmpty { waitForOutput() }
                     switch event {
                     case .line(let number, let bytes):
                         lastLine = number
-                        Self.submit(bytes, line: number, to: generation.core, writer: writer, invalidLines: invalidLines)
+                        Self.parse(bytes, line: number, into: &pending, writer: writer, invalidLines: invalidLines)
                     case .tooLong(let number, let length):
                         lastLine = number
                         Self.reportInvalid(line: number, "line is \(length) bytes, longer than --max-line-bytes", writer: writer, invalidLines: invalidLines)
@@ -167,6 +179,7 @@ final class HostSession {
                         logger.log(.info, "line \(number) was only partly read: input wound back to its start (byte \(offset)) for the next run")
                     }
                 }
+                submitPending()
                 continuation.resume(returning: (end, lastLine))
             }
         }
@@ -178,23 +191,28 @@ final class HostSession {
 
     private static func reportInvalid(line number: Int, _ message: String, writer: ResultWriter, invalidLines: LineCounter) {
         invalidLines.add()
-        writer.append { ResultEncoder.appendInvalidInput(line: number, key: nil, id: nil, message: message, at: Date(), to: &$0) }
+        var line: [UInt8] = []
+        ResultEncoder.appendInvalidInput(line: number, key: nil, id: nil, message: message, at: Date(), to: &line)
+        writer.append(line)
     }
 
-    private static func submit(_ line: ArraySlice<UInt8>, line number: Int, to core: Core, writer: ResultWriter, invalidLines: LineCounter) {
+    /// Parses one input line: a job joins `pending`, anything else is answered at once.
+    private static func parse(
+        _ line: ArraySlice<UInt8>, line number: Int, into pending: inout [(id: String, key: String, payload: JobBytes)],
+        writer: ResultWriter, invalidLines: LineCounter
+    ) {
         let parsed = line.withUnsafeBufferPointer { JobLine.parse($0) }
         switch parsed {
         case .blank:
             return
         case .invalid(let message, let key, let id):
             invalidLines.add()
-            writer.append { ResultEncoder.appendInvalidInput(line: number, key: key, id: id, message: message, at: Date(), to: &$0) }
+            var result: [UInt8] = []
+            ResultEncoder.appendInvalidInput(line: number, key: key, id: id, message: message, at: Date(), to: &result)
+            writer.append(result)
         case .job(let key, let id, let payload):
             let start = line.startIndex
-            let bytes = line[(start + payload.lowerBound)..<(start + payload.upperBound)]
-            core.submit(id: id, key: key, payload: bytes) { result in
-                writer.append { ResultEncoder.append(result, to: &$0) }
-            }
+            pending.append((id: id, key: key, payload: line[(start + payload.lowerBound)..<(start + payload.upperBound)]))
         }
     }
 

@@ -350,16 +350,15 @@ where C.Duration == Duration {
         let wallTime = Date()
         let hasAsyncCallbacks = deliveries.contains { if case .async = $0.entry.handler { true } else { false } }
         guard hasAsyncCallbacks || events.isActive || config.debug else {
-            for delivery in deliveries {
-                delivery.entry.handler.deliverNow(result(of: delivery, outcomes: outcomes, wallTime: wallTime), logger: logger)
-            }
+            Handler.deliverNow(deliveries.lazy.map { ($0.entry.handler, self.result(of: $0, outcomes: outcomes, wallTime: wallTime)) },
+                               logger: logger)
             deliveryFinished(token)
             return
         }
         let results = deliveries.map { result(of: $0, outcomes: outcomes, wallTime: wallTime) }
         report(results, of: batch)
         guard hasAsyncCallbacks else {
-            for (delivery, result) in zip(deliveries, results) { delivery.entry.handler.deliverNow(result, logger: logger) }
+            Handler.deliverNow(zip(deliveries.lazy.map(\.entry.handler), results), logger: logger)
             deliveryFinished(token)
             return
         }

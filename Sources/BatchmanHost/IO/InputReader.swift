@@ -61,9 +61,11 @@ final class InputReader: Sendable {
         _ = write(wakeWrite, &byte, 1)
     }
 
-    /// Reads until end of input, an error, or ``stop()``; calls `handle` for every line, and
-    /// `onWake` when ``wake()`` interrupts a wait for input.
-    func run(onWake: () -> Void = {}, _ handle: (Event) -> Void) -> End {
+    /// Reads until end of input, an error, or ``stop()``; calls `handle` for every line,
+    /// `onChunkEnd` once the lines of each read are handled (before the reader may wait for
+    /// more: what a caller batches per chunk goes out then), and `onWake` when ``wake()``
+    /// interrupts a wait for input.
+    func run(onWake: () -> Void = {}, onChunkEnd: () -> Void = {}, _ handle: (Event) -> Void) -> End {
         var lineNumber = 0
         var partial: [UInt8] = []   // the start of a line that continues in the next chunk
         var skippingLongLine = false
@@ -121,6 +123,7 @@ final class InputReader: Sendable {
                 }
                 lineStart = newline + 1
             }
+            onChunkEnd()
             let rest = chunk[lineStart...]
             if skippingLongLine {
                 skippedLength += rest.count

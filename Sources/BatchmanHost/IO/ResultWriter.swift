@@ -4,8 +4,9 @@ import Synchronization
 
 /// Buffers result lines and writes them from a thread of its own, with a bound.
 ///
-/// Lines are encoded straight into a shared buffer; the writer thread swaps it out and writes
-/// it whole whenever there is anything in it. So output is never held back waiting for a
+/// Lines arrive encoded (a batch's results at a time, encoded on the thread that settled the
+/// batch, outside any lock); the writer thread swaps the shared buffer out and writes it whole
+/// whenever there is anything in it. So output is never held back waiting for a
 /// buffer to fill: a result is written as soon as the writer is free, and under load many
 /// results share one write(2).
 ///
@@ -49,14 +50,18 @@ final class ResultWriter: Sendable {
     /// How many times reading paused because output was not being consumed.
     var pauses: Int { state.withLock { $0.pauses } }
 
-    /// Appends one or more lines by running `encode` on the shared buffer (dropped once output
-    /// has failed: nobody can read them).
-    func append(_ encode: (inout [UInt8]) -> Void) {
+    /// Appends lines encoded by the caller, outside the lock (dropped once output has failed:
+    /// nobody can read them). The lock is held for a copy, however many lines there are.
+    func append(_ lines: [UInt8]) {
+        guard !lines.isEmpty else { return }
         let mustWake = state.withLock { state -> Bool in
             guard state.writeError == nil else { return false }
-            let before = state.pending.count
-            encode(&state.pending)
-            bufferedBytes.add(state.pending.count - before, ordering: .relaxed)
+            if state.pending.isEmpty {
+                state.pending = lines  // the writer swaps the buffer out: take this one whole
+            } else {
+                state.pending.append(contentsOf: lines)
+            }
+            bufferedBytes.add(lines.count, ordering: .relaxed)
             guard state.isWriterWaiting else { return false }
             state.isWriterWaiting = false
             return true
