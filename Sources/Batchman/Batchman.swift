@@ -161,7 +161,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// that go there (see ``ResultSink``); otherwise like ``submit(id:key:payload:onResult:)``.
     @discardableResult
     @inlinable public func submit(id: String, key: String, payload: Payload, to sink: some ResultSink<Payload, Output>) -> Job<Payload> {
-        submit(Job(id: id, key: key, payload: payload, submittedAt: Date()), handler: .sink(sink))
+        submit(Job(id: id, key: key, payload: payload, submittedAt: Date()), handler: .sink(.init(sink)))
     }
 
     /// Submits many jobs whose results go to `sink`, a batch at a time: the cheapest way in and
@@ -170,7 +170,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     @inlinable public func submit(
         contentsOf jobs: some Sequence<(id: String, key: String, payload: Payload)>, to sink: some ResultSink<Payload, Output>
     ) {
-        submit(contentsOf: jobs, handler: .sink(sink))
+        submit(contentsOf: jobs, handler: .sink(.init(sink)))
     }
 
     @inlinable func submit(
@@ -181,10 +181,14 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         var groups: [[Job<Payload>]] = []
         var groupOfKey: [ExactString: Int] = [:]
         var current = -1  // the group of the previous job's key: runs of one key skip the hashing
+        var currentKey = ""
         for job in jobs {
-            let made = Job(id: job.id, key: job.key, payload: job.payload, submittedAt: now)
-            if current < 0 || !groups[current][0].key.hasSameBytes(as: job.key) {
-                if let group = groupOfKey[ExactString(job.key)] {
+            if current < 0 || !currentKey.hasSameBytes(as: job.key) {
+                currentKey = job.key
+                // A few keys (the usual case) are found faster by comparing than by hashing.
+                let known = groups.count <= 8
+                    ? groups.firstIndex { $0[0].key.hasSameBytes(as: job.key) } : groupOfKey[ExactString(job.key)]
+                if let group = known {
                     current = group
                 } else {
                     current = groups.count
@@ -192,7 +196,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
                     groups.append([])
                 }
             }
-            groups[current].append(made)
+            groups[current].append(Job(id: job.id, key: job.key, payload: job.payload, submittedAt: now))
         }
         let sizes = payloadSize ?? { _ in 0 }
         for group in groups {

@@ -8,7 +8,20 @@
     case sync(@Sendable (JobResult<Payload, Output>) throws -> Void)
     case async(@Sendable (JobResult<Payload, Output>) async throws -> Void)
     case continuation(UnsafeContinuation<JobResult<Payload, Output>, Never>)
-    case sink(any ResultSink<Payload, Output>)
+    /// Not a strong reference: every job of a host shares one sink, and a reference count
+    /// changed per job by the submitting thread and the delivering ones was the hottest cache
+    /// line of the host. The batcher holding the job keeps the sink alive (``SinkHolds``).
+    case sink(UnownedSink)
+
+    @usableFromInline struct UnownedSink: Sendable {
+        // unowned(unsafe): kept alive by the batcher's SinkHolds while a job refers to it, and by
+        // the caller of submit until then.
+        @usableFromInline unowned(unsafe) let sink: any ResultSink<Payload, Output>
+
+        @inlinable init(_ sink: any ResultSink<Payload, Output>) {
+            self.sink = sink
+        }
+    }
 
     /// Hands `result` over, awaiting an async callback; a throwing callback is logged and
     /// affects nothing else.
@@ -32,8 +45,8 @@
             }
         case .continuation(let continuation):
             continuation.resume(returning: result)
-        case .sink(let sink):
-            sink.receive([result])
+        case .sink(let reference):
+            reference.sink.receive([result])
         case .async:
             Task { await deliver(result, logger: logger) }
         }
@@ -45,7 +58,8 @@
         var sink: (any ResultSink<Payload, Output>)?
         var forSink: [JobResult<Payload, Output>] = []
         for (handler, result) in results {
-            if case .sink(let next) = handler {
+            if case .sink(let reference) = handler {
+                let next = reference.sink
                 if let current = sink, current !== next {
                     current.receive(forSink)
                     forSink.removeAll(keepingCapacity: true)

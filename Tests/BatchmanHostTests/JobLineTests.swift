@@ -86,6 +86,21 @@ import Testing
         }
     }
 
+    @Test func formatsTimestampsTheSameThroughTheCacheAcrossSecondsDaysAndTheEpoch() {
+        var cache = ISO8601Timestamp.Cache()
+        for seconds in [1_795_910_399.998, 1_795_910_399.999, 1_795_910_400.0, 1_795_910_400.001, 1_795_910_400.5,
+                        1_795_910_401.0, -0.001, -1.5, 0.0, 86_399.999, 86_400.0] {
+            var cached: [UInt8] = []
+            var fresh: [UInt8] = []
+            ISO8601Timestamp.append(Date(timeIntervalSince1970: seconds), cache: &cache, to: &cached)
+            ISO8601Timestamp.append(Date(timeIntervalSince1970: seconds), to: &fresh)
+            #expect(cached == fresh, "\(seconds)")
+        }
+        var output: [UInt8] = []
+        ISO8601Timestamp.append(Date(timeIntervalSince1970: -1.5), cache: &cache, to: &output)
+        #expect(String(decoding: output, as: UTF8.self) == "\"1969-12-31T23:59:58.500Z\"")
+    }
+
     @Test func writesIntegers() {
         for value: UInt64 in [0, 7, 10, 1234567890, .max] {
             var output: [UInt8] = []

@@ -40,6 +40,8 @@ where C.Duration == Duration {
         @usableFromInline var batches: [Batch<Payload>] = []
         @usableFromInline var deliveries: [Delivery] = []
         @usableFromInline var retried: [(job: Job<Payload>, delay: Duration)] = []
+        /// The sinks `deliveries` report to, held until they are handed over.
+        @usableFromInline var sinks: [any ResultSink<Payload, Output>] = []
         @usableFromInline var drainWaiters: [@Sendable () -> Void] = []
 
         @inlinable init(effects: Engine.Effects) {
@@ -52,12 +54,14 @@ where C.Duration == Duration {
         @usableFromInline var engine: Engine
         @usableFromInline var entries: [Entry?] = []
         @usableFromInline var drainWaiters: [@Sendable () -> Void] = []
+        @usableFromInline var sinkHolds = SinkHolds<Payload, Output>()
 
         @inlinable init(engine: Engine) {
             self.engine = engine
         }
 
         @inlinable mutating func store(_ entry: Entry, at slot: Int) {
+            if case .sink(let reference) = entry.handler { sinkHolds.hold(reference.sink) }
             if slot == entries.count {
                 entries.append(entry)
             } else {
@@ -80,9 +84,12 @@ where C.Duration == Duration {
             }
             work.deliveries.reserveCapacity(effects.settled.count)
             for settlement in effects.settled {
-                var entry: Entry?
-                swap(&entry, &entries[settlement.slot])  // moved out, not copied
-                work.deliveries.append(Delivery(entry: entry!, settlement: settlement))
+                let entry = entries[settlement.slot].take()!  // moved out, not copied
+                if case .sink(let reference) = entry.handler {
+                    let sink = sinkHolds.release(reference.sink)
+                    if work.sinks.last.map({ $0 !== sink }) ?? true { work.sinks.append(sink) }
+                }
+                work.deliveries.append(Delivery(entry: entry, settlement: settlement))
             }
             if effects.drained {
                 work.drainWaiters = drainWaiters
@@ -169,13 +176,13 @@ where C.Duration == Duration {
         let (taken, work) = state.withLock { state -> (Int, Work?) in
             var effects = Engine.Effects()
             var taken = 0
-            for job in jobs {
-                switch state.engine.submit(job.identity, size: sizes(job.payload), now: { now }) {
+            for index in jobs.indices {
+                switch state.engine.submit(jobs[index].identity, size: sizes(jobs[index].payload), now: { now }) {
                 case .accepted(let slot, let jobEffects):
-                    state.store(Entry(job: job, handler: handler), at: slot)
+                    state.store(Entry(job: jobs[index], handler: handler), at: slot)
                     if let jobEffects, !jobEffects.isEmpty { effects.append(jobEffects) }
                 case .refused(let refusal):
-                    refused.append((job, refusal))
+                    refused.append((jobs[index], refusal))
                 case .full:
                     return (taken, effects.isEmpty ? nil : state.collect(effects, key: key, reportsRetries: reportsAccepted))
                 }
@@ -267,7 +274,7 @@ where C.Duration == Duration {
         }
         if effects.released > 0 { shared.released(effects.released) }
         for batch in work.batches { start(batch) }
-        if let token = effects.delivery { deliver(work.deliveries, token: token, outcomes: outcomes, of: batch) }
+        if let token = effects.delivery { deliver(work.deliveries, keeping: work.sinks, token: token, outcomes: outcomes, of: batch) }
         for waiter in work.drainWaiters { waiter() }
     }
 
@@ -346,7 +353,11 @@ where C.Duration == Duration {
     /// Builds and hands over the results of `deliveries`, then tells the engine they are out.
     /// Callbacks run on this thread, each result built as it is handed over; async callbacks
     /// run in a task, which reports when they are done.
-    @inlinable func deliver(_ deliveries: [Delivery], token: UInt64, outcomes: MatchedOutcomes, of batch: Batch<Payload>?) {
+    /// `sinks` are the sinks the deliveries report to, held strongly until they are handed over.
+    @inlinable func deliver(
+        _ deliveries: [Delivery], keeping sinks: [any ResultSink<Payload, Output>], token: UInt64, outcomes: MatchedOutcomes,
+        of batch: Batch<Payload>?
+    ) {
         let wallTime = Date()
         let hasAsyncCallbacks = deliveries.contains { if case .async = $0.entry.handler { true } else { false } }
         guard hasAsyncCallbacks || events.isActive || config.debug else {
@@ -364,6 +375,7 @@ where C.Duration == Duration {
         }
         Task { [self] in
             for (delivery, result) in zip(deliveries, results) { await delivery.entry.handler.deliver(result, logger: logger) }
+            withExtendedLifetime(sinks) {}
             deliveryFinished(token)
         }
     }
@@ -419,8 +431,15 @@ where C.Duration == Duration {
         _ outcomes: [JobOutcome<Output>], to batch: Batch<Payload>, warnings: inout [String]
     ) -> (Engine.Verdicts, MatchedOutcomes) {
         let jobs = batch.jobs
-        if outcomes.count == jobs.count, zip(outcomes, jobs).allSatisfy({ $0.id.hasSameBytes(as: $1.id) && $0.key.hasSameBytes(as: $1.key) }) {
-            let allCompleted = outcomes.allSatisfy { $0.status != .failed }
+        // Fields are compared through the arrays, never by binding whole elements: a whole job or
+        // outcome is copied through its generic value witness, which showed in profiles.
+        var inOrder = outcomes.count == jobs.count
+        var allCompleted = true
+        for index in outcomes.indices where inOrder {
+            inOrder = outcomes[index].id.hasSameBytes(as: jobs[index].id) && outcomes[index].key.hasSameBytes(as: jobs[index].key)
+            allCompleted = allCompleted && outcomes[index].status != .failed
+        }
+        if inOrder {
             return (allCompleted ? .allCompleted : .each(outcomes.map(Self.verdict)), .inOrder(outcomes))
         }
         var indexByIdentity: [JobIdentity: Int] = [:]

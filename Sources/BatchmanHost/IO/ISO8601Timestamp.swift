@@ -2,26 +2,55 @@ import FoundationEssentials
 
 /// `"2026-11-29T04:05:06.789Z"`: UTC with milliseconds, computed without a formatter.
 enum ISO8601Timestamp {
+    /// The formatted start of the last second seen: the results of one batch share their
+    /// second (often their millisecond), so the calendar arithmetic runs once per batch.
+    struct Cache {
+        fileprivate var second = Int64.min
+        /// `"YYYY-MM-DDTHH:MM:SS.`, quote included.
+        fileprivate var prefix: [UInt8] = []
+
+        init() {}
+    }
+
     static func append(_ date: Date, to output: inout [UInt8]) {
+        var cache = Cache()
+        append(date, cache: &cache, to: &output)
+    }
+
+    static func append(_ date: Date, cache: inout Cache, to output: inout [UInt8]) {
         let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        let days = milliseconds >= 0 ? milliseconds / 86_400_000 : (milliseconds - 86_399_999) / 86_400_000
-        let millisecondOfDay = milliseconds - days * 86_400_000
-        let (year, month, day) = civilDate(daysSinceEpoch: days)
+        let second = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+        if second != cache.second {
+            cache.second = second
+            cache.prefix = prefix(ofSecond: second)
+        }
+        output.append(contentsOf: cache.prefix)
+        let millisecond = milliseconds - second * 1000
+        output.append(UInt8(ascii: "0") + UInt8(millisecond / 100))
+        output.append(UInt8(ascii: "0") + UInt8(millisecond / 10 % 10))
+        output.append(UInt8(ascii: "0") + UInt8(millisecond % 10))
+        output.append(UInt8(ascii: "Z"))
         output.append(UInt8(ascii: "\""))
+    }
+
+    private static func prefix(ofSecond second: Int64) -> [UInt8] {
+        let days = second >= 0 ? second / 86_400 : (second - 86_399) / 86_400
+        let secondOfDay = second - days * 86_400
+        let (year, month, day) = civilDate(daysSinceEpoch: days)
+        var output: [UInt8] = [UInt8(ascii: "\"")]
         appendPadded(year, width: 4, to: &output)
         output.append(UInt8(ascii: "-"))
         appendPadded(month, width: 2, to: &output)
         output.append(UInt8(ascii: "-"))
         appendPadded(day, width: 2, to: &output)
         output.append(UInt8(ascii: "T"))
-        appendPadded(millisecondOfDay / 3_600_000, width: 2, to: &output)
+        appendPadded(secondOfDay / 3600, width: 2, to: &output)
         output.append(UInt8(ascii: ":"))
-        appendPadded(millisecondOfDay / 60_000 % 60, width: 2, to: &output)
+        appendPadded(secondOfDay / 60 % 60, width: 2, to: &output)
         output.append(UInt8(ascii: ":"))
-        appendPadded(millisecondOfDay / 1000 % 60, width: 2, to: &output)
+        appendPadded(secondOfDay % 60, width: 2, to: &output)
         output.append(UInt8(ascii: "."))
-        appendPadded(millisecondOfDay % 1000, width: 3, to: &output)
-        output.append(contentsOf: [UInt8(ascii: "Z"), UInt8(ascii: "\"")])
+        return output
     }
 
     /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).

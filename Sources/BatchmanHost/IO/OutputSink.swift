@@ -14,7 +14,8 @@ final class OutputSink: ResultSink {
         var lines: [UInt8] = []
         // About what a result line of a small job takes; more is grown as needed.
         lines.reserveCapacity(results.count * 256)
-        for result in results { ResultEncoder.append(result, to: &lines) }
+        var timestamps = ResultEncoder.Timestamps()
+        for result in results { ResultEncoder.append(result, timestamps: &timestamps, to: &lines) }
         writer.append(lines)
     }
 }

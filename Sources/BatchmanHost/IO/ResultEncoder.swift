@@ -5,7 +5,19 @@ import FoundationEssentials
 /// "attempts","submittedAt","completedAt"}`, always valid JSON whatever bytes a plugin emitted.
 /// Hand-written rather than Codable: it runs once per job on the hot path.
 enum ResultEncoder {
+    /// What formatting work one line leaves for the next: the results of a batch share the
+    /// seconds of their times.
+    struct Timestamps {
+        var submitted = ISO8601Timestamp.Cache()
+        var completed = ISO8601Timestamp.Cache()
+    }
+
     static func append(_ result: JobResult<JobBytes, JobBytes>, to output: inout [UInt8]) {
+        var timestamps = Timestamps()
+        append(result, timestamps: &timestamps, to: &output)
+    }
+
+    static func append(_ result: JobResult<JobBytes, JobBytes>, timestamps: inout Timestamps, to output: inout [UInt8]) {
         appendRaw("{\"key\":", to: &output)
         JSONStringEscaper.append(result.key, to: &output)
         appendRaw(",\"id\":", to: &output)
@@ -25,9 +37,9 @@ enum ResultEncoder {
         appendRaw(",\"attempts\":", to: &output)
         appendInteger(UInt64(max(0, result.attempts)), to: &output)
         appendRaw(",\"submittedAt\":", to: &output)
-        ISO8601Timestamp.append(result.submittedAt, to: &output)
+        ISO8601Timestamp.append(result.submittedAt, cache: &timestamps.submitted, to: &output)
         appendRaw(",\"completedAt\":", to: &output)
-        ISO8601Timestamp.append(result.completedAt, to: &output)
+        ISO8601Timestamp.append(result.completedAt, cache: &timestamps.completed, to: &output)
         appendRaw("}\n", to: &output)
     }
 

@@ -38,16 +38,21 @@ final class EmitCollector {
     func outcomes(for batch: Batch<JobBytes>, returned status: Int32, message: String) -> [JobOutcome<JobBytes>] {
         let results = bytes  // one buffer shared by every result of the batch
         let failure = message.isEmpty ? "process_batch returned \(status)" : message
-        return batch.jobs.enumerated().map { index, job in
+        let jobs = batch.jobs
+        // Outcomes are made from each job's key and id, not from whole jobs: see PluginInstance.
+        return jobs.indices.map { index in
+            func outcome(_ status: JobStatus, _ result: JobBytes? = nil, _ message: String? = nil, retry: Bool = false) -> JobOutcome<JobBytes> {
+                JobOutcome(key: jobs[index].key, id: jobs[index].id, status: status, result: result, errorMessage: message, isRetryable: retry)
+            }
             let range = ranges[index]
             switch statuses[index] {
-            case BM_OK: return .completed(job, results[range])
-            case BM_FAILED: return .failed(job, String(decoding: results[range], as: UTF8.self))
-            case BM_RETRY: return .retry(job, String(decoding: results[range], as: UTF8.self))
+            case BM_OK: return outcome(.completed, results[range])
+            case BM_FAILED: return outcome(.failed, nil, String(decoding: results[range], as: UTF8.self))
+            case BM_RETRY: return outcome(.failed, nil, String(decoding: results[range], as: UTF8.self), retry: true)
             default:
-                if status == BM_RETRY { return .retry(job, failure) }
-                if status != 0 { return .failed(job, failure) }
-                return .retry(job, "No result returned for job")
+                if status == BM_RETRY { return outcome(.failed, nil, failure, retry: true) }
+                if status != 0 { return outcome(.failed, nil, failure) }
+                return outcome(.failed, nil, "No result returned for job", retry: true)
             }
         }
     }

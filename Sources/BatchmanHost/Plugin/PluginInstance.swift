@@ -42,15 +42,20 @@ final class PluginInstance: @unchecked Sendable {
     func process(_ batch: Batch<JobBytes>, forward: EmitCollector.Forward? = nil) -> (outcomes: [JobOutcome<JobBytes>], emitted: [Bool]) {
         // The ids and payloads are copied into one buffer so that every pointer handed to C is
         // valid for exactly the duration of the call: one allocation per batch.
+        // Fields are read through the array, never by binding whole jobs: a job copied as a
+        // whole goes through its generic value witness (a runtime metadata lookup per copy).
+        let jobs = batch.jobs
+        var arenaSize = 0
+        for index in jobs.indices { arenaSize += jobs[index].id.utf8.count + jobs[index].payload.count }
         var arena: [UInt8] = []
-        arena.reserveCapacity(batch.jobs.reduce(0) { $0 + $1.id.utf8.count + $1.payload.count })
+        arena.reserveCapacity(arenaSize)
         var spans: [(id: Range<Int>, payload: Range<Int>)] = []
-        spans.reserveCapacity(batch.jobs.count)
-        for job in batch.jobs {
+        spans.reserveCapacity(jobs.count)
+        for index in jobs.indices {
             let idStart = arena.count
-            arena.append(contentsOf: job.id.utf8)
+            arena.append(contentsOf: jobs[index].id.utf8)
             let payloadStart = arena.count
-            arena.append(contentsOf: job.payload)
+            arena.append(contentsOf: jobs[index].payload)
             spans.append((idStart..<payloadStart, payloadStart..<arena.count))
         }
         let collector = EmitCollector(count: batch.jobs.count, forward: forward)
@@ -61,10 +66,10 @@ final class PluginInstance: @unchecked Sendable {
         let status = arena.withUnsafeBufferPointer { base in
             var jobs: [bm_job] = []
             jobs.reserveCapacity(spans.count)
-            for (job, span) in zip(batch.jobs, spans) {
+            for (index, span) in spans.enumerated() {
                 jobs.append(bm_job(id: bm_str(UnsafeBufferPointer(rebasing: base[span.id])),
                                    payload: bm_str(UnsafeBufferPointer(rebasing: base[span.payload])),
-                                   attempt: UInt32(clamping: job.attempt)))
+                                   attempt: UInt32(clamping: batch.jobs[index].attempt)))
             }
             return key.withUTF8 { keyBytes in
                 jobs.withUnsafeBufferPointer { jobs in
