@@ -173,53 +173,63 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         submit(contentsOf: jobs, handler: .sink(.init(sink)))
     }
 
+    /// Submits jobs made by the caller (``Job/init(id:key:payload:submittedAt:attempt:)``, with
+    /// their `submittedAt`) whose results go to `sink`: what a caller that reads many jobs at a
+    /// time (the host, a chunk of input) uses, with no copy of its own per job.
+    @inlinable public func submit(contentsOf jobs: [Job<Payload>], to sink: some ResultSink<Payload, Output>) {
+        submit(jobs: jobs, handler: .sink(.init(sink)))
+    }
+
     @inlinable func submit(
         contentsOf jobs: some Sequence<(id: String, key: String, payload: Payload)>, handler: ResultHandler<Payload, Output>
     ) {
         let now = Date()
-        // The jobs of each key, in their order: one lock per key instead of one per job.
-        var groups: [[Job<Payload>]] = []
+        submit(jobs: jobs.map { Job(id: $0.id, key: $0.key, payload: $0.payload, submittedAt: now) }, handler: handler)
+    }
+
+    @inlinable func submit(jobs: [Job<Payload>], handler: ResultHandler<Payload, Output>) {
+        // The jobs of each key, by index and in their order: one lock per key instead of one per job.
+        var groups: [[Int]] = []
         var groupOfKey: [ExactString: Int] = [:]
-        var current = -1  // the group of the previous job's key: runs of one key skip the hashing
+        var current = -1  // the group of the previous job's key: runs of one key skip the search
         var currentKey = ""
-        for job in jobs {
-            if current < 0 || !currentKey.hasSameBytes(as: job.key) {
-                currentKey = job.key
+        for index in jobs.indices {
+            if current < 0 || !currentKey.hasSameBytes(as: jobs[index].key) {
+                currentKey = jobs[index].key
                 // A few keys (the usual case) are found faster by comparing than by hashing.
                 let known = groups.count <= 8
-                    ? groups.firstIndex { $0[0].key.hasSameBytes(as: job.key) } : groupOfKey[ExactString(job.key)]
+                    ? groups.firstIndex { jobs[$0[0]].key.hasSameBytes(as: currentKey) } : groupOfKey[ExactString(currentKey)]
                 if let group = known {
                     current = group
                 } else {
                     current = groups.count
-                    groupOfKey[ExactString(job.key)] = current
+                    groupOfKey[ExactString(currentKey)] = current
                     groups.append([])
                 }
             }
-            groups[current].append(Job(id: job.id, key: job.key, payload: job.payload, submittedAt: now))
+            groups[current].append(index)
         }
-        let sizes = payloadSize ?? { _ in 0 }
         for group in groups {
             var start = group.startIndex
             while start < group.endIndex {
                 var next = start
                 // The fast path: the key has its batcher (made now if it is new) and the instance
                 // has room for the rest of the group.
-                let batcher: Batcher<Payload, Output, C>? = switch lookUpBatcher(forKey: group[start].key) {
+                let batcher: Batcher<Payload, Output, C>? = switch lookUpBatcher(forKey: jobs[group[start]].key) {
                 case .found(let found): found
                 case .create(let batcherKey): createBatcher(forKey: batcherKey)
                 case .refused, .beingCreated: nil
                 }
                 let count = group.endIndex - start
                 if let batcher, shared.reserve(count: count) {
-                    let (taken, refused) = batcher.submit(contentsOf: group[start...], sizes: sizes, handler: handler)
+                    let (taken, refused) = batcher.submit(jobs, at: group[start...], sizes: payloadSize, handler: handler)
                     shared.unreserve(count: count - taken + refused)
                     next = start + taken
                 }
                 // Whatever the fast path did not take (a new key, a full key, shutdown) goes one by
                 // one, blocking as `submit` does; then the fast path resumes with the next job.
                 if next < group.endIndex {
-                    _ = submit(group[next], handler: handler)
+                    _ = submit(jobs[group[next]], handler: handler)
                     next += 1
                 }
                 start = next

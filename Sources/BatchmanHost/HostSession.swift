@@ -143,8 +143,10 @@ final class HostSession {
                 var lastLine = 0
                 var generation = generations.current
                 let sink = OutputSink(writer: writer)
-                // The jobs of one read, submitted together: one lock per key per chunk.
-                var pending: [(id: String, key: String, payload: JobBytes)] = []
+                // The jobs of one read, submitted together: one lock per key per chunk. They share
+                // the read's time as their submission time.
+                var pending: [Job<JobBytes>] = []
+                var readAt = Date()
                 func submitPending() {
                     guard !pending.isEmpty else { return }
                     generation.core.submit(contentsOf: pending, to: sink)
@@ -165,11 +167,14 @@ final class HostSession {
                 }
                 let end = reader.run(onWake: takeOverStaged, onChunkEnd: submitPending) { event in
                     takeOverStaged()
-                    if pending.isEmpty { waitForOutput() }
+                    if pending.isEmpty {
+                        waitForOutput()
+                        readAt = Date()
+                    }
                     switch event {
                     case .line(let number, let bytes):
                         lastLine = number
-                        Self.parse(bytes, line: number, into: &pending, writer: writer, invalidLines: invalidLines)
+                        Self.parse(bytes, line: number, at: readAt, into: &pending, writer: writer, invalidLines: invalidLines)
                     case .tooLong(let number, let length):
                         lastLine = number
                         Self.reportInvalid(line: number, "line is \(length) bytes, longer than --max-line-bytes", writer: writer, invalidLines: invalidLines)
@@ -198,7 +203,7 @@ final class HostSession {
 
     /// Parses one input line: a job joins `pending`, anything else is answered at once.
     private static func parse(
-        _ line: ArraySlice<UInt8>, line number: Int, into pending: inout [(id: String, key: String, payload: JobBytes)],
+        _ line: ArraySlice<UInt8>, line number: Int, at readAt: Date, into pending: inout [Job<JobBytes>],
         writer: ResultWriter, invalidLines: LineCounter
     ) {
         let parsed = line.withUnsafeBufferPointer { JobLine.parse($0) }
@@ -212,7 +217,7 @@ final class HostSession {
             writer.append(result)
         case .job(let key, let id, let payload):
             let start = line.startIndex
-            pending.append((id: id, key: key, payload: line[(start + payload.lowerBound)..<(start + payload.upperBound)]))
+            pending.append(Job(id: id, key: key, payload: line[(start + payload.lowerBound)..<(start + payload.upperBound)], submittedAt: readAt))
         }
     }
 

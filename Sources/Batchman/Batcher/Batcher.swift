@@ -164,25 +164,26 @@ where C.Duration == Duration {
         }
     }
 
-    /// Submits `jobs` under one lock: accepts each, or refuses it (its handler is answered),
-    /// until the key is full.
-    /// - Returns: how many of `jobs` were taken (accepted or refused), fewer than all when the
-    ///   key is at `maxPending`, and how many of those were refused.
+    /// Submits the jobs of `jobs` at `indices` under one lock: accepts each, or refuses it (its
+    /// handler is answered), until the key is full.
+    /// - Returns: how many were taken (accepted or refused), fewer than all when the key is at
+    ///   `maxPending`, and how many of those were refused.
     @inlinable func submit(
-        contentsOf jobs: ArraySlice<Job<Payload>>, sizes: (Payload) -> Int, handler: Handler
+        _ jobs: [Job<Payload>], at indices: ArraySlice<Int>, sizes: ((Payload) -> Int)?, handler: Handler
     ) -> (taken: Int, refused: Int) {
         let reportsAccepted = events.isActive
-        var refused: [(Job<Payload>, Engine.Refusal)] = []
+        var refused: [(index: Int, Engine.Refusal)] = []
         let (taken, work) = state.withLock { state -> (Int, Work?) in
             var effects = Engine.Effects()
             var taken = 0
-            for index in jobs.indices {
-                switch state.engine.submit(jobs[index].identity, size: sizes(jobs[index].payload), now: { now }) {
+            for index in indices {
+                // Fields are read through the array: see `match`.
+                switch state.engine.submit(jobs[index].identity, size: sizes?(jobs[index].payload) ?? 0, now: { now }) {
                 case .accepted(let slot, let jobEffects):
                     state.store(Entry(job: jobs[index], handler: handler), at: slot)
                     if let jobEffects, !jobEffects.isEmpty { effects.append(jobEffects) }
                 case .refused(let refusal):
-                    refused.append((jobs[index], refusal))
+                    refused.append((index, refusal))
                 case .full:
                     return (taken, effects.isEmpty ? nil : state.collect(effects, key: key, reportsRetries: reportsAccepted))
                 }
@@ -191,13 +192,13 @@ where C.Duration == Duration {
             return (taken, effects.isEmpty ? nil : state.collect(effects, key: key, reportsRetries: reportsAccepted))
         }
         if reportsAccepted {
-            let refusedIds = Set(refused.map { ExactString($0.0.id) })
-            events.emit(jobs.prefix(taken).filter { !refusedIds.contains(ExactString($0.id)) }.map { .jobAccepted(key: $0.key, id: $0.id) })
+            let refusedIndices = Set(refused.map(\.index))
+            events.emit(indices.prefix(taken).filter { !refusedIndices.contains($0) }.map { .jobAccepted(key: jobs[$0].key, id: jobs[$0].id) })
         }
         if let work { perform(work) }
-        for (job, refusal) in refused {
-            let (reason, message) = explain(refusal, of: job)
-            _ = shared.refuse(job, reason: reason, message: message, handler: handler, debug: config.debug)
+        for (index, refusal) in refused {
+            let (reason, message) = explain(refusal, of: jobs[index])
+            _ = shared.refuse(jobs[index], reason: reason, message: message, handler: handler, debug: config.debug)
         }
         return (taken, refused.count)
     }
