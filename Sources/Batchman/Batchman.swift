@@ -70,7 +70,8 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     @usableFromInline let origin: C.Instant
     @usableFromInline let scheduler: FlushScheduler
     @usableFromInline let shared: BatchmanShared
-    @usableFromInline let jitter: Jitter
+    /// The policy every key on the defaults shares.
+    @usableFromInline let defaultPolicy: KeyPolicy
     @usableFromInline let payloadSize: (@Sendable (Payload) -> Int)?
     @inlinable var logger: BatchmanLogger { shared.logger }
 
@@ -104,7 +105,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
             now: { origin.duration(to: clock.now) },
             sleepUntil: { try await clock.sleep(until: origin.advanced(by: $0), tolerance: nil) })
         self.shared = BatchmanShared(logger: logger, maxPendingTotal: config.maxPendingTotal, batchIds: batchIds)
-        self.jitter = jitter
+        self.defaultPolicy = KeyPolicy(config: config.defaults, batchIds: batchIds, jitter: jitter)
         self.payloadSize = usesByteLimit ? payloadSize : nil
     }
 
@@ -380,6 +381,11 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         }
     }
 
+    /// The shared default policy, or one of the key's own when its settings differ.
+    @inlinable func policy(forKey key: String) -> KeyPolicy {
+        defaultPolicy.with(config.config(forKey: key))
+    }
+
     @inlinable func batcherKey(for key: String) -> String {
         config.useInstancePerKey ? key : Self.defaultKey
     }
@@ -470,8 +476,8 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         do {
             let processor = try factory(batcherKey)
             slot = .ready(Batcher(
-                key: batcherKey, config: config.config(forKey: batcherKey), processor: processor, clock: clock, origin: origin,
-                scheduler: scheduler, shared: shared, jitter: jitter))
+                key: batcherKey, policy: policy(forKey: batcherKey), processor: processor, clock: clock, origin: origin,
+                scheduler: scheduler, shared: shared))
         } catch {
             slot = .failed("could not create the processor for key \"\(batcherKey)\": \(error)")
         }

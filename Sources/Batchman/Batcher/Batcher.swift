@@ -100,34 +100,30 @@ where C.Duration == Duration {
     }
 
     @usableFromInline let key: String
-    @usableFromInline let config: BatcherConfig
-    @usableFromInline let state: AdaptiveMutex<State>
+    @usableFromInline let policy: KeyPolicy
+    @usableFromInline let state: Mutex<State>
     @usableFromInline let processor: any BatchProcessor<Payload, Output>
-    /// The processor as a queueing one, when it is: its batches go to it without a task, and
-    /// its completion settles them on the thread it calls from.
-    @usableFromInline let queueingProcessor: (any QueueingBatchProcessor<Payload, Output>)?
     @usableFromInline let clock: C
     @usableFromInline let origin: C.Instant
     @usableFromInline let scheduler: FlushScheduler
     @usableFromInline let shared: BatchmanShared
 
     @inlinable init(
-        key: String, config: BatcherConfig, processor: any BatchProcessor<Payload, Output>, clock: C, origin: C.Instant,
-        scheduler: FlushScheduler, shared: BatchmanShared, jitter: @escaping Engine.Jitter
+        key: String, policy: KeyPolicy, processor: any BatchProcessor<Payload, Output>, clock: C, origin: C.Instant,
+        scheduler: FlushScheduler, shared: BatchmanShared
     ) {
         self.key = key
-        self.config = config
+        self.policy = policy
         self.processor = processor
-        let queueing = processor as? any QueueingBatchProcessor<Payload, Output>
-        self.queueingProcessor = queueing
-        self.state = AdaptiveMutex(State(engine: Engine(
-            key: key, config: config, batchIds: shared.batchIds, reportsCallStart: queueing != nil, jitter: jitter)))
+        let isQueueing = processor is any QueueingBatchProcessor<Payload, Output>
+        self.state = Mutex(State(engine: Engine(key: key, policy: policy, reportsCallStart: isQueueing)))
         self.clock = clock
         self.origin = origin
         self.scheduler = scheduler
         self.shared = shared
     }
 
+    @inlinable var config: BatcherConfig { policy.config }
     @inlinable var events: EventBroadcaster { shared.events }
     @inlinable var logger: BatchmanLogger { shared.logger }
     /// The time since the clock's origin: what the engine and the scheduler count in.
@@ -282,7 +278,8 @@ where C.Duration == Duration {
     /// Hands `batch` to the processor: a queueing one directly (it calls back when done), any
     /// other in a task of its own.
     @inlinable func start(_ batch: Batch<Payload>) {
-        if let queueingProcessor {
+        // Asked per batch rather than kept: an idle key should not carry a second existential.
+        if let queueingProcessor = processor as? any QueueingBatchProcessor<Payload, Output> {
             var batch = batch
             batch.callStarter = { [self, id = batch.id] in callStarted(id) }
             queueingProcessor.enqueue(batch) { [self, batch] outcome in finish(batch, outcome) }

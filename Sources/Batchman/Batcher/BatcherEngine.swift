@@ -194,9 +194,8 @@
     }
 
     @usableFromInline let key: String
-    @usableFromInline let config: BatcherConfig
-    let batchIds: BatchIdGenerator
-    let jitter: Jitter
+    @usableFromInline let policy: KeyPolicy
+    @usableFromInline var config: BatcherConfig { policy.config }
     /// The processor says itself when a call begins (a queueing processor); otherwise the call
     /// begins when the batch starts.
     let reportsCallStart: Bool
@@ -226,12 +225,10 @@
     private var pacingDeadline: Duration?
     private var counters = BatcherStatistics()
 
-    @usableFromInline init(key: String, config: BatcherConfig, batchIds: BatchIdGenerator, reportsCallStart: Bool, jitter: @escaping Jitter) {
+    @usableFromInline init(key: String, policy: KeyPolicy, reportsCallStart: Bool) {
         self.key = key
-        self.config = config
-        self.batchIds = batchIds
+        self.policy = policy
         self.reportsCallStart = reportsCallStart
-        self.jitter = jitter
     }
 
     @usableFromInline var statistics: BatcherStatistics {
@@ -425,7 +422,7 @@
     }
 
     private mutating func seal(reason: FlushReason, now: Duration, into effects: inout Effects) {
-        let batch = SealedBatch(id: batchIds.next(), window: window, reason: reason, slots: open)
+        let batch = SealedBatch(id: policy.batchIds.next(), window: window, reason: reason, slots: open)
         sealed.append(batch)
         effects.flushed.append(BatchSummary(id: batch.id, size: open.count, reason: reason))
         open = []
@@ -497,7 +494,7 @@
         slots[slot].attempt = attempt + 1
         slots[slot].window = 0
         counters.retried += 1
-        let delay = phase == .accepting ? jitter(config.backoffCeiling(beforeRetry: attempt)) : .zero
+        let delay = phase == .accepting ? policy.jitter(config.backoffCeiling(beforeRetry: attempt)) : .zero
         effects.retried.append(RetriedJob(slot: slot, attempt: attempt + 1, delay: delay))
         if delay <= .zero {
             enqueue(slot, now: { now }, into: &effects)

@@ -7,7 +7,7 @@ import Testing
     typealias Effects = BatcherEngine.Effects
 
     func engine(_ config: BatcherConfig, reportsCallStart: Bool = false, jitter: @escaping Engine.Jitter = { $0 }) -> Engine {
-        Engine(key: "k", config: config, batchIds: BatchIdGenerator(), reportsCallStart: reportsCallStart, jitter: jitter)
+        Engine(key: "k", policy: KeyPolicy(config: config, batchIds: BatchIdGenerator(), jitter: jitter), reportsCallStart: reportsCallStart)
     }
 
     func identity(_ id: String) -> JobIdentity { JobIdentity(key: "k", id: id) }
