@@ -41,7 +41,7 @@ public struct BatcherConfig: Sendable, Hashable {
     /// The least time between the starts of two batches of this key (the seed's pacing). Nil: none.
     public var minBatchInterval: Duration?
 
-    @inlinable public init(
+    public init(
         frequency: Duration = .milliseconds(5000), maxBatchSize: Int = 10, debug: Bool = false,
         maxAttempts: Int = 1, initialBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(10),
         backoffMultiplier: Double = 2, timeout: Duration? = nil, maxBatchBytes: Int? = nil, maxInFlight: Int = 1,
@@ -64,7 +64,7 @@ public struct BatcherConfig: Sendable, Hashable {
 
     /// The most a job may wait before retry number `retry` (1 for the first retry):
     /// `initialBackoff * backoffMultiplier^(retry - 1)`, at most `maxBackoff`.
-    @inlinable public func backoffCeiling(beforeRetry retry: Int) -> Duration {
+    public func backoffCeiling(beforeRetry retry: Int) -> Duration {
         let growth = pow(backoffMultiplier, Double(max(0, retry - 1)))
         let ceiling = initialBackoff.seconds * growth
         return ceiling >= maxBackoff.seconds || !ceiling.isFinite ? maxBackoff : .seconds(ceiling)
@@ -72,7 +72,7 @@ public struct BatcherConfig: Sendable, Hashable {
 
     /// Throws the first invalid field's message. The host's manifest reader runs it for every
     /// key, so `batchman check` refuses exactly what `batchman run` would.
-    @inlinable package func validate(key: String?) throws(BatchmanConfigurationError) {
+    package func validate(key: String?) throws(BatchmanConfigurationError) {
         func check(_ valid: Bool, _ code: BatchmanConfigurationError.Code) throws(BatchmanConfigurationError) {
             if !valid { throw BatchmanConfigurationError(code, key: key) }
         }
@@ -91,7 +91,7 @@ public struct BatcherConfig: Sendable, Hashable {
 
 extension Duration {
     /// The duration in seconds, as a floating-point number.
-    @inlinable var seconds: Double {
+    var seconds: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
@@ -99,7 +99,7 @@ extension Duration {
 extension Duration {
     /// The duration in whole nanoseconds, clamped to what an Int64 holds. Shared with the host
     /// (deadlines for poll and waitpid), hence `package`.
-    @inlinable package var nanosecondsClamped: Int64 {
+    @usableFromInline package var nanosecondsClamped: Int64 {
         let (seconds, attoseconds) = components
         let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return seconds < 0 ? .min : .max }

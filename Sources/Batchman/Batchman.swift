@@ -1,12 +1,12 @@
 import FoundationEssentials
 import Synchronization
 
-// Why so much of this module is @inlinable and @usableFromInline: Batchman is generic over
-// payload, output and clock, and its clients (the host, your app) live in other modules. Called
-// unspecialised, every generic operation looks up type metadata at run time, which cost 3-4x on
-// the hot path (see the README's Performance section). Inlinable code is specialised in the
-// client for its own types. Internal names stay internal in the source; the attributes only make
-// them visible to the optimiser.
+// Why this file and Batcher.swift are @inlinable: Batchman is generic over payload, output and
+// clock, and its clients (the host, your app) live in other modules. Called unspecialised, every
+// generic operation looks up type metadata at run time, which cost 3-4x on the hot path (see the
+// README's Performance section); inlinable code is specialised in the client for its own types.
+// Only this thin generic layer is: the engine that decides (BatcherEngine, the scheduler, the
+// heap) works on job slots, sizes and durations, is compiled once here, and is called, not inlined.
 
 /// Batches jobs per key and hands each batch to a processor, then returns one result per job.
 ///

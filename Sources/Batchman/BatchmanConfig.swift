@@ -17,7 +17,7 @@ public struct BatchmanConfig: Sendable, Hashable {
     /// with `shutdown_batch`. Nil: wait for every job.
     public var shutdownTimeout: Duration?
 
-    @inlinable public init(
+    public init(
         frequency: Duration = .milliseconds(5000), maxBatchSize: Int = 10, debug: Bool = false,
         useInstancePerKey: Bool = true, keyConfigOverrides: [KeyConfigOverride] = [],
         maxPendingTotal: Int? = nil, shutdownTimeout: Duration? = nil
@@ -30,7 +30,7 @@ public struct BatchmanConfig: Sendable, Hashable {
     }
 
     /// A configuration whose every key starts from `defaults`.
-    @inlinable public init(
+    public init(
         defaults: BatcherConfig, useInstancePerKey: Bool = true, keyConfigOverrides: [KeyConfigOverride] = [],
         maxPendingTotal: Int? = nil, shutdownTimeout: Duration? = nil
     ) {
@@ -43,13 +43,13 @@ public struct BatchmanConfig: Sendable, Hashable {
 
     /// The resolved settings for `key`: its complete config, or its override applied field by
     /// field to the defaults.
-    @inlinable public func config(forKey key: String) -> BatcherConfig {
+    public func config(forKey key: String) -> BatcherConfig {
         if let complete = keyConfigs[key] { return complete }
         guard let override = keyConfigOverrides.last(where: { $0.key == key }) else { return defaults }
         return override.applied(to: defaults)
     }
 
-    @inlinable func validate(processorKeys: some Collection<String>, hasDefaultProcessor: Bool) throws(BatchmanConfigurationError) {
+    @usableFromInline func validate(processorKeys: some Collection<String>, hasDefaultProcessor: Bool) throws(BatchmanConfigurationError) {
         try defaults.validate(key: nil)
         if let maxPendingTotal, maxPendingTotal <= 0 { throw BatchmanConfigurationError(.invalid("maxPendingTotal must be at least 1")) }
         if let shutdownTimeout, shutdownTimeout <= .zero { throw BatchmanConfigurationError(.invalid("shutdownTimeout must be greater than 0")) }

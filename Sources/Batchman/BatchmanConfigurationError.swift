@@ -2,13 +2,13 @@
 public struct BatchmanConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What is wrong, independent of the key it is wrong for.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
-        @usableFromInline enum Value: Hashable, Sendable {
+        enum Value: Hashable, Sendable {
             case invalidFrequency, invalidMaxBatchSize, multipleProcessorsWithoutInstancePerKey
             case overridesWithoutInstancePerKey, missingDefaultProcessor
             case invalid(String)
         }
-        @usableFromInline let value: Value
-        @inlinable init(_ value: Value) { self.value = value }
+        let value: Value
+        init(_ value: Value) { self.value = value }
 
         public static let invalidFrequency = Code(.invalidFrequency)
         public static let invalidMaxBatchSize = Code(.invalidMaxBatchSize)
@@ -16,10 +16,10 @@ public struct BatchmanConfigurationError: Error, Sendable, Hashable, CustomStrin
         public static let overridesWithoutInstancePerKey = Code(.overridesWithoutInstancePerKey)
         public static let missingDefaultProcessor = Code(.missingDefaultProcessor)
         /// Any other invalid value, with its message.
-        @inlinable public static func invalid(_ message: String) -> Code { Code(.invalid(message)) }
+        public static func invalid(_ message: String) -> Code { Code(.invalid(message)) }
 
         /// The seed's message for this code.
-        @inlinable public var description: String {
+        public var description: String {
             switch value {
             case .invalidFrequency: "Frequency must be greater than 0"
             case .invalidMaxBatchSize: "Max batch size must be greater than 0"
@@ -36,12 +36,12 @@ public struct BatchmanConfigurationError: Error, Sendable, Hashable, CustomStrin
     /// The key whose override is wrong; nil for the defaults and instance-wide settings.
     public let key: String?
 
-    @inlinable public init(_ code: Code, key: String? = nil) {
+    public init(_ code: Code, key: String? = nil) {
         self.code = code
         self.key = key
     }
 
-    @inlinable public var description: String {
+    public var description: String {
         guard let key else { return code.description }
         return "\(code.description) (in keyConfigOverrides for key \"\(key)\")"
     }

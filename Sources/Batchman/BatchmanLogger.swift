@@ -7,8 +7,8 @@ public struct BatchmanLogger: Sendable {
     public enum Level: Int, Sendable, Hashable, Comparable, CustomStringConvertible {
         case debug, info, warning, error
 
-        @inlinable public static func < (lhs: Level, rhs: Level) -> Bool { lhs.rawValue < rhs.rawValue }
-        @inlinable public var description: String {
+        public static func < (lhs: Level, rhs: Level) -> Bool { lhs.rawValue < rhs.rawValue }
+        public var description: String {
             switch self {
             case .debug: "debug"
             case .info: "info"
@@ -18,14 +18,14 @@ public struct BatchmanLogger: Sendable {
         }
     }
 
-    @usableFromInline let handler: @Sendable (Level, String) -> Void
+    let handler: @Sendable (Level, String) -> Void
 
     /// A logger that hands every message to `handler`.
-    @inlinable public init(_ handler: @escaping @Sendable (Level, String) -> Void) {
+    public init(_ handler: @escaping @Sendable (Level, String) -> Void) {
         self.handler = handler
     }
 
-    @inlinable public func log(_ level: Level, _ message: @autoclosure () -> String) {
+    public func log(_ level: Level, _ message: @autoclosure () -> String) {
         handler(level, message())
     }
 

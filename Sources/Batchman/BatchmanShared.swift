@@ -10,19 +10,19 @@ import Synchronization
     @usableFromInline let logger: BatchmanLogger
     @usableFromInline let capacity = CapacityGate()
     /// Jobs held by every batcher together, for `maxPendingTotal`.
-    @usableFromInline let pendingTotal = Atomic<Int>(0)
+    let pendingTotal = Atomic<Int>(0)
     @usableFromInline let maxPendingTotal: Int?
     /// Jobs refused at submission, by reason.
     @usableFromInline let refusals = Mutex<[FailureReason: Int]>([:])
 
-    @inlinable init(logger: BatchmanLogger, maxPendingTotal: Int?, batchIds: BatchIdGenerator) {
+    @usableFromInline init(logger: BatchmanLogger, maxPendingTotal: Int?, batchIds: BatchIdGenerator) {
         self.batchIds = batchIds
         self.logger = logger
         self.maxPendingTotal = maxPendingTotal
     }
 
     /// Takes room for one job in the instance; false when `maxPendingTotal` is reached.
-    @inlinable func reserve() -> Bool {
+    @usableFromInline func reserve() -> Bool {
         let total = pendingTotal.add(1, ordering: .relaxed).newValue
         guard let maxPendingTotal, total > maxPendingTotal else { return true }
         pendingTotal.subtract(1, ordering: .relaxed)
@@ -30,7 +30,7 @@ import Synchronization
     }
 
     /// Takes room for `count` jobs at once, or none of it.
-    @inlinable func reserve(count: Int) -> Bool {
+    @usableFromInline func reserve(count: Int) -> Bool {
         let total = pendingTotal.add(count, ordering: .relaxed).newValue
         guard let maxPendingTotal, total > maxPendingTotal else { return true }
         pendingTotal.subtract(count, ordering: .relaxed)
@@ -38,25 +38,25 @@ import Synchronization
     }
 
     /// Gives back room taken for `count` jobs that were not accepted after all.
-    @inlinable func unreserve(count: Int) {
+    @usableFromInline func unreserve(count: Int) {
         if count > 0 { pendingTotal.subtract(count, ordering: .relaxed) }
     }
 
     /// Gives back room taken by ``reserve()`` for a job that was not accepted after all. It
     /// does not open the gate: the room existed before, and opening it here would wake the
     /// caller itself into a busy loop.
-    @inlinable func unreserve() {
+    @usableFromInline func unreserve() {
         pendingTotal.subtract(1, ordering: .relaxed)
     }
 
     /// `count` jobs are no longer held: wake producers waiting for room.
-    @inlinable func released(_ count: Int) {
+    func released(_ count: Int) {
         pendingTotal.subtract(count, ordering: .relaxed)
         capacity.open()
     }
 
     /// Answers a refused job's handler at once; returns the job marked failed.
-    @inlinable func refuse<Payload: Sendable, Output: Sendable>(
+    @usableFromInline func refuse<Payload: Sendable, Output: Sendable>(
         _ job: Job<Payload>, reason: FailureReason, message: String, handler: ResultHandler<Payload, Output>, debug: Bool
     ) -> Job<Payload> {
         if debug { logger.log(.debug, "key \"\(job.key)\": refused job \"\(job.id)\": \(message)") }

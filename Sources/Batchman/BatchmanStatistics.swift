@@ -1,7 +1,7 @@
 /// A snapshot of a ``Batchman``'s counters: the whole instance and each key.
 public struct BatchmanStatistics: Sendable, Hashable {
     /// Counters as given; public so that several instances' counters can be added up.
-    @inlinable public init(total: BatcherStatistics, perKey: [String: BatcherStatistics]) {
+    public init(total: BatcherStatistics, perKey: [String: BatcherStatistics]) {
         self.total = total
         self.perKey = perKey
     }

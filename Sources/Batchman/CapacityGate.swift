@@ -6,27 +6,27 @@ import Synchronization
 /// A producer reads the ``generation``, tries to submit, and if the key was full waits until
 /// the generation moves on: room freed between its try and its wait is never missed.
 @usableFromInline final class CapacityGate: Sendable {
-    @inlinable init() {}
+    init() {}
 
-    @usableFromInline enum Waiter {
+    enum Waiter {
         case thread(DispatchSemaphore)
         case task(CheckedContinuation<Void, Never>)
     }
 
-    @usableFromInline struct State {
-        @inlinable init() {}
+    struct State {
+        init() {}
 
-        @usableFromInline var waiters: [Waiter] = []
+        var waiters: [Waiter] = []
     }
 
-    @usableFromInline let state = Mutex(State())
+    let state = Mutex(State())
     /// Read on every submission, so an atomic rather than the lock; it only moves under the lock.
-    @usableFromInline let currentGeneration = Atomic<UInt64>(0)
+    let currentGeneration = Atomic<UInt64>(0)
 
-    @inlinable var generation: UInt64 { currentGeneration.load(ordering: .acquiring) }
+    @usableFromInline var generation: UInt64 { currentGeneration.load(ordering: .acquiring) }
 
     /// Room was freed: every waiter tries again.
-    @inlinable func open() {
+    @usableFromInline func open() {
         let waiters = state.withLock { state -> [Waiter] in
             currentGeneration.add(1, ordering: .releasing)
             defer { state.waiters.removeAll() }
@@ -41,7 +41,7 @@ import Synchronization
     }
 
     /// Blocks the calling thread until the generation is past `seen`.
-    @inlinable func waitBlocking(after seen: UInt64) {
+    @usableFromInline func waitBlocking(after seen: UInt64) {
         let semaphore = DispatchSemaphore(value: 0)
         let mustWait = state.withLock { state -> Bool in
             guard currentGeneration.load(ordering: .acquiring) == seen else { return false }
@@ -52,7 +52,7 @@ import Synchronization
     }
 
     /// Suspends until the generation is past `seen`.
-    @inlinable func wait(after seen: UInt64) async {
+    @usableFromInline func wait(after seen: UInt64) async {
         await withCheckedContinuation { continuation in
             let mustWait = state.withLock { state -> Bool in
                 guard currentGeneration.load(ordering: .acquiring) == seen else { return false }

@@ -15,7 +15,7 @@ public struct KeyConfigOverride: Sendable, Hashable {
     public var overflow: OverflowPolicy?
     public var minBatchInterval: Duration?
 
-    @inlinable public init(
+    public init(
         key: String, frequency: Duration? = nil, maxBatchSize: Int? = nil, debug: Bool? = nil,
         maxAttempts: Int? = nil, initialBackoff: Duration? = nil, maxBackoff: Duration? = nil,
         backoffMultiplier: Double? = nil, timeout: Duration? = nil, maxBatchBytes: Int? = nil,
@@ -39,7 +39,7 @@ public struct KeyConfigOverride: Sendable, Hashable {
     }
 
     /// `defaults` with every field this override sets replaced.
-    @inlinable public func applied(to defaults: BatcherConfig) -> BatcherConfig {
+    public func applied(to defaults: BatcherConfig) -> BatcherConfig {
         var config = defaults
         if let frequency { config.frequency = frequency }
         if let maxBatchSize { config.maxBatchSize = maxBatchSize }

@@ -257,19 +257,10 @@ where C.Duration == Duration {
     /// they come from a call), and drain waiters to resume.
     @inlinable func perform(_ work: Work, outcomes: MatchedOutcomes = .none, of batch: Batch<Payload>? = nil) {
         let effects = work.effects
-        for scheduled in effects.deadlines { scheduler.schedule(self, scheduled.deadline, at: scheduled.at) }
-        for flushed in effects.flushed {
-            if config.debug { logger.log(.debug, "key \"\(key)\": batch \(flushed.id) flushed by \(flushed.reason) with \(flushed.size) jobs") }
-            events.emit(.batchFlushed(key: key, batchId: flushed.id, size: flushed.size, reason: flushed.reason))
-        }
-        for timedOut in effects.timedOut {
-            logger.log(.warning, "key \"\(key)\": batch \(timedOut.id) overran its timeout; its \(timedOut.size) jobs were failed or retried, and the key waits for the call to return")
-            events.emit(.batchTimedOut(key: key, batchId: timedOut.id, size: timedOut.size))
-        }
+        effects.announce(for: self, key: key, config: config, scheduler: scheduler, shared: shared)
         if !work.retried.isEmpty {
             events.emit(work.retried.map { .jobRetried(key: $0.job.key, id: $0.job.id, attempt: $0.job.attempt, delay: $0.delay) })
         }
-        if effects.released > 0 { shared.released(effects.released) }
         for batch in work.batches { start(batch) }
         if let token = effects.delivery { deliver(work.deliveries, keeping: work.sinks, token: token, outcomes: outcomes, of: batch) }
         for waiter in work.drainWaiters { waiter() }

@@ -11,7 +11,7 @@
     @usableFromInline typealias Jitter = @Sendable (_ ceiling: Duration) -> Duration
 
     /// The batcher's lifecycle.
-    @usableFromInline enum Phase: Equatable, Sendable {
+    enum Phase: Equatable, Sendable {
         /// Taking jobs.
         case accepting
         /// Shutdown began: new jobs are refused, waiting jobs are cut at once, retries skip their
@@ -22,7 +22,7 @@
     }
 
     /// Where a batch handed to the processor is in its call.
-    @usableFromInline enum CallPhase: Equatable, Sendable {
+    enum CallPhase: Equatable, Sendable {
         /// Waiting for the processor (a queueing processor reports when its call begins).
         case handedOver
         /// The call runs; its timeout, if any, counts from the start.
@@ -83,91 +83,6 @@
         }
     }
 
-    /// A deadline to set on the flush scheduler, at a duration since the clock origin.
-    @usableFromInline struct ScheduledDeadline: Equatable, Sendable {
-        @usableFromInline let deadline: BatcherDeadline
-        @usableFromInline let at: Duration
-    }
-
-    /// A batch that goes to the processor now: its jobs by slot, in order.
-    @usableFromInline struct StartedBatch: Equatable, Sendable {
-        @usableFromInline let id: UInt64
-        @usableFromInline let reason: FlushReason
-        @usableFromInline let slots: [Int]
-    }
-
-    /// A cut or timed-out batch, for events and logs.
-    @usableFromInline struct BatchSummary: Equatable, Sendable {
-        @usableFromInline let id: UInt64
-        @usableFromInline let size: Int
-        @usableFromInline let reason: FlushReason
-    }
-
-    /// A job's final verdict, for the batcher to turn into its result.
-    @usableFromInline struct Settlement: Equatable, Sendable {
-        @usableFromInline enum Outcome: Equatable, Sendable {
-            case completed
-            case failed(FailureReason, String)
-        }
-
-        @usableFromInline let slot: Int
-        /// The batch that produced it; nil for a job that never reached one.
-        @usableFromInline let batchId: UInt64?
-        @usableFromInline let attempts: Int
-        /// The job's position in its batch when the processor's outcome decided (its output and
-        /// completion time come from there); nil when Batchman decided (timeout, retries ran out,
-        /// shutdown).
-        @usableFromInline let position: Int?
-        @usableFromInline let outcome: Outcome
-    }
-
-    @usableFromInline struct RetriedJob: Equatable, Sendable {
-        @usableFromInline let slot: Int
-        @usableFromInline let attempt: Int
-        @usableFromInline let delay: Duration
-    }
-
-    /// What the batcher carries out after an event, once the lock is released.
-    @usableFromInline struct Effects: Equatable, Sendable {
-        @usableFromInline var deadlines: [ScheduledDeadline] = []
-        @usableFromInline var flushed: [BatchSummary] = []
-        @usableFromInline var started: [StartedBatch] = []
-        @usableFromInline var timedOut: [BatchSummary] = []
-        @usableFromInline var retried: [RetriedJob] = []
-        /// Jobs whose results are due: their slots are free once this event returns, so the
-        /// batcher takes their entries out under the same lock.
-        @usableFromInline var settled: [Settlement] = []
-        /// Set with `settled`: the token to report to ``deliveryFinished(_:now:)`` once their
-        /// results are handed over (a drain waits for that).
-        @usableFromInline var delivery: UInt64?
-        /// Jobs no longer held: room for blocked producers.
-        @usableFromInline var released = 0
-        /// The drain is over: resume every drain waiter.
-        @usableFromInline var drained = false
-
-        @usableFromInline init() {}
-
-        /// Nothing to do: what almost every submit returns.
-        @inlinable var isEmpty: Bool {
-            deadlines.isEmpty && flushed.isEmpty && started.isEmpty && timedOut.isEmpty && retried.isEmpty
-                && settled.isEmpty && delivery == nil && released == 0 && !drained
-        }
-
-        /// Adds `other`'s effects after these (several submits under one lock; none settles a job).
-        @usableFromInline mutating func append(_ other: Effects) {
-            precondition(other.delivery == nil || delivery == nil, "one delivery token per event")
-            deadlines += other.deadlines
-            flushed += other.flushed
-            started += other.started
-            timedOut += other.timedOut
-            retried += other.retried
-            settled += other.settled
-            delivery = delivery ?? other.delivery
-            released += other.released
-            drained = drained || other.drained
-        }
-    }
-
     /// One job held by the batcher.
     struct SlotRecord: Sendable {
         var identity: JobIdentity
@@ -193,14 +108,14 @@
         var call: CallPhase
     }
 
-    @usableFromInline let key: String
-    @usableFromInline let policy: KeyPolicy
-    @usableFromInline var config: BatcherConfig { policy.config }
+    let key: String
+    let policy: KeyPolicy
+    var config: BatcherConfig { policy.config }
     /// The processor says itself when a call begins (a queueing processor); otherwise the call
     /// begins when the batch starts.
     let reportsCallStart: Bool
 
-    @usableFromInline private(set) var phase = Phase.accepting
+    private(set) var phase = Phase.accepting
     /// Every job held, by slot; a free slot keeps an empty identity.
     private var slots: [SlotRecord] = []
     private var freeSlots: [Int] = []
@@ -251,7 +166,7 @@
     }
 
     /// The try a held job is on.
-    @usableFromInline func attempt(ofSlot slot: Int) -> Int { slots[slot].attempt }
+    func attempt(ofSlot slot: Int) -> Int { slots[slot].attempt }
 
     // MARK: - Events
 

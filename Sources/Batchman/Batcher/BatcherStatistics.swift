@@ -17,12 +17,12 @@ public struct BatcherStatistics: Sendable, Hashable {
     /// Batches being processed now.
     public var inFlight = 0
 
-    @inlinable public init() {}
+    public init() {}
 
     /// The average number of jobs per batch.
-    @inlinable public var meanBatchSize: Double { batches == 0 ? 0 : Double(batchedJobs) / Double(batches) }
+    public var meanBatchSize: Double { batches == 0 ? 0 : Double(batchedJobs) / Double(batches) }
 
-    @inlinable public static func + (lhs: Self, rhs: Self) -> Self {
+    public static func + (lhs: Self, rhs: Self) -> Self {
         var sum = lhs
         sum.accepted += rhs.accepted
         sum.completed += rhs.completed
