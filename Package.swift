@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "SumPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/SumPlugin", publicHeadersPath: "."),
         .target(name: "LogPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/LogPlugin"),
         .target(name: "NoopPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/NoopPlugin", publicHeadersPath: "."),
-        .executableTarget(name: "BatchmanBench", dependencies: ["Batchman", "BatchmanHost"], path: "Benchmarks/BatchmanBench"),
+        .executableTarget(name: "BatchmanBench", dependencies: ["Batchman", "BatchmanHost", "CBatchmanSystem"], path: "Benchmarks/BatchmanBench"),
         .target(name: "BatchmanTestPlugin", dependencies: ["CBatchmanPlugin"], path: "Tests/Plugins/BatchmanTestPlugin", publicHeadersPath: "."),
 
         .testTarget(name: "BatchmanTests", dependencies: ["Batchman", "BatchmanTesting"]),

@@ -1,4 +1,5 @@
 import Batchman
+import CBatchmanSystem
 import Dispatch
 import Foundation
 import Synchronization
@@ -175,19 +176,22 @@ enum CoreWorkloads {
     }
 
     /// W5: `keys` keys with one pending job each, frequency 60 s; CPU seconds used while idle
-    /// for `idle`, and resident bytes per pending job.
-    static func idleKeys(keys: Int, idle: Duration) async throws -> (cpuSeconds: Double, bytesPerJob: Double) {
+    /// for `idle`, and bytes per pending job: heap bytes allocated (exact, whatever ran before)
+    /// and resident bytes (depends on memory freed by earlier workloads, so lower in a full run).
+    static func idleKeys(keys: Int, idle: Duration) async throws -> (cpuSeconds: Double, heapBytesPerJob: Double, residentBytesPerJob: Double) {
         let batchman = try Batchman<Int, Int, ContinuousClock>(
             config: BatchmanConfig(frequency: .seconds(60), maxBatchSize: 10)) { _ in NoopProcessor<Int>() }
         let keyNames = (0..<keys).map { "idle-key-\($0)" }
+        let heapBefore = bm_heap_bytes_in_use()
         let before = ProcessMeter.residentKiB()
         for key in keyNames { batchman.submit(id: "1", key: key, payload: 1) { _ in } }
         let after = ProcessMeter.residentKiB()
+        let heapAfter = bm_heap_bytes_in_use()
         let cpuBefore = ProcessMeter.cpuSeconds()
         try await Task.sleep(for: idle)
         let cpu = ProcessMeter.cpuSeconds() - cpuBefore
         await batchman.shutdown()
-        return (cpu, (after - before) * 1024 / Double(keys))
+        return (cpu, Double(heapAfter - heapBefore) / Double(keys), (after - before) * 1024 / Double(keys))
     }
 }
 

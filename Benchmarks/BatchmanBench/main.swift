@@ -122,9 +122,10 @@ if options.wants("W4") {
 }
 
 if options.wants("W5") {
-    let (cpu, bytes) = try await CoreWorkloads.idleKeys(keys: 100_000, idle: .seconds(5))
+    let (cpu, heapBytes, residentBytes) = try await CoreWorkloads.idleKeys(keys: 100_000, idle: .seconds(5))
     record("W5", "100k idle keys", "cpu_while_idle", "ms", [cpu * 1000])
-    record("W5", "100k idle keys", "bytes_per_pending_job", "B", [bytes])
+    record("W5", "100k idle keys", "heap_bytes_per_pending_job", "B", [heapBytes])
+    record("W5", "100k idle keys", "resident_bytes_per_pending_job", "B", [residentBytes])
 }
 
 if options.wants("H1") || options.wants("H3") {

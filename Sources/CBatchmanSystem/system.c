@@ -2,6 +2,7 @@
 #include "batchman_system.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -21,4 +22,9 @@ int bm_pidfd_open(int pid) {
 
 int bm_memfd(const char *name) {
     return memfd_create(name, MFD_CLOEXEC);
+}
+
+unsigned long long bm_heap_bytes_in_use(void) {
+    struct mallinfo2 info = mallinfo2();
+    return (unsigned long long)info.uordblks + (unsigned long long)info.hblkhd;
 }

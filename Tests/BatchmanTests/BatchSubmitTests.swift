@@ -56,3 +56,55 @@ struct BatchSubmitTests {
         #expect(collector.results.elements.allSatisfy { $0.status == .completed })
     }
 }
+
+/// `ResultSink`: results a batch at a time.
+@Suite(.timeLimit(.minutes(1)))
+struct ResultSinkTests {
+    final class Sink: ResultSink {
+        let calls: RecordLog<[JobResult<String, String>]>
+        init(calls: RecordLog<[JobResult<String, String>]> = RecordLog()) { self.calls = calls }
+        func receive(_ results: [JobResult<String, String>]) { calls.append(results) }
+    }
+
+    @Test func receivesEveryResultOfABatchInOneCall() async throws {
+        let batchman = try makeBatchman(BatchmanConfig(maxBatchSize: 3), processor: TestProcessor<String, String>.echo())
+        let sink = Sink()
+
+        batchman.submit(contentsOf: (1...6).map { (id: "\($0)", key: "k", payload: "p\($0)") }, to: sink)
+        await batchman.shutdown()
+
+        let calls = sink.calls.elements
+        #expect(calls.map(\.count) == [3, 3], "one call per batch of three")
+        #expect(calls.flatMap { $0 }.map(\.id).sorted() == ["1", "2", "3", "4", "5", "6"])
+        #expect(calls.flatMap { $0 }.allSatisfy { $0.status == .completed && $0.result == $0.payload })
+    }
+
+    @Test func getsARefusedJobAloneBeforeSubmitReturns() async throws {
+        let batchman = try makeBatchman(BatchmanConfig(maxBatchSize: 2), processor: TestProcessor<String, String>.echo())
+        let sink = Sink()
+
+        batchman.submit(id: "1", key: "k", payload: "first", to: sink)
+        batchman.submit(id: "1", key: "k", payload: "again", to: sink)
+        #expect(sink.calls.elements.map { $0.map(\.errorReason) } == [[.duplicate]])
+        await batchman.shutdown()
+
+        #expect(sink.calls.elements.last?.map(\.payload) == ["first"])
+    }
+
+    @Test func keepsASinkAliveUntilItsResultsAreHandedOver() async throws {
+        let processor = TestProcessor<String, String>.echo(gated: true)
+        let batchman = try makeBatchman(BatchmanConfig(maxBatchSize: 1), processor: processor)
+        let calls = RecordLog<[JobResult<String, String>]>()
+        weak var released: Sink?
+        do {
+            let sink = Sink(calls: calls)
+            released = sink
+            batchman.submit(id: "1", key: "k", payload: "p", to: sink)
+        }
+        #expect(released != nil, "the batcher holds the sink while its job waits; the caller let go")
+        processor.release(1)
+        await calls.wait(forCount: 1)
+        await batchman.shutdown()
+        #expect(calls.elements.map { $0.map(\.id) } == [["1"]])
+    }
+}

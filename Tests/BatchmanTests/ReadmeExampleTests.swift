@@ -62,3 +62,21 @@ func readmeQuickStart() async throws -> [JobResult<LogEntry, Bool>] {
         #expect(batchman.config.config(forKey: "other").maxAttempts == 4)
     }
 }
+
+// Verbatim from the README's "Many jobs at once, results a batch at a time".
+final class Printer: ResultSink {
+    func receive(_ results: [JobResult<LogEntry, Bool>]) {
+        print("\(results.count) results: \(results.map(\.id).joined(separator: ", "))")
+    }
+}
+
+@Suite struct ReadmeResultSinkExampleTests {
+    @Test func theSinkExampleRuns() async throws {
+        let batchman = try Batchman(config: BatchmanConfig(frequency: .milliseconds(100), maxBatchSize: 20), processor: { _ in LogProcessor() })
+        let printer = Printer()
+        batchman.submit(contentsOf: (1...3).map { (id: "\($0)", key: "app", payload: LogEntry(message: "m\($0)", level: "info")) },
+                        to: printer)
+        await batchman.shutdown()
+        #expect(batchman.statistics().total.completed == 3)
+    }
+}

@@ -31,7 +31,8 @@ struct JobIndex {
     /// Adds `slot` for a job with `hash`, unless a job that `matches` is indexed already.
     /// - Returns: that job's slot, or nil once `slot` is added.
     mutating func insert(_ slot: Int, hash: Int, hashOf: (Int) -> Int, matches: (Int) -> Bool) -> Int? {
-        if (count + 1) * 2 > buckets.count { resize(to: max(8, buckets.count * 2), hashOf: hashOf) }
+        // Starts at 2 buckets: an idle key holding one job should cost little (W5).
+        if (count + 1) * 2 > buckets.count { resize(to: max(2, buckets.count * 2), hashOf: hashOf) }
         var bucket = hash & mask
         while buckets[bucket] != 0 {
             let existing = Int(buckets[bucket]) - 1
@@ -65,7 +66,7 @@ struct JobIndex {
         }
         buckets[hole] = 0
         count -= 1
-        // Give memory back after a burst; 8 buckets stay.
+        // Give memory back after a burst.
         if buckets.count > 8, count * 8 < buckets.count { resize(to: buckets.count / 2, hashOf: hashOf) }
     }
 

@@ -15,4 +15,8 @@ int bm_pidfd_open(int pid);
 /* memfd_create(name, MFD_CLOEXEC): an anonymous file in memory, for memory shared with a worker. */
 int bm_memfd(const char *name);
 
+/* Bytes malloc has handed out and not had back (mallinfo2: uordblks + hblkhd), for measuring
+ * memory per object exactly, where resident size depends on what was freed before. */
+unsigned long long bm_heap_bytes_in_use(void);
+
 #endif
