@@ -21,6 +21,8 @@ func perform(_ arguments: [String]) async throws(HostError) {
         print("batchman \(HostCommand.versionNumber) (plugin ABI 1)")
     case .check(let manifest):
         print(try Host.check(manifestPath: manifest))
+    case .pluginTest(let options):
+        ProcessExitGuard.exit(PluginTest.run(options))
     case .run(let options):
         try await Host.run(options)
     }

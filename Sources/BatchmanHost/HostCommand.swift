@@ -4,6 +4,7 @@ import Glibc
 public enum HostCommand: Equatable, Sendable {
     case run(RunOptions)
     case check(manifest: String)
+    case pluginTest(PluginTestOptions)
     case help
     case version
 
@@ -13,6 +14,9 @@ public enum HostCommand: Equatable, Sendable {
         Usage:
           batchman run [MANIFEST] [options]   Batch NDJSON jobs from standard input through the manifest's plugins
           batchman check [MANIFEST]           Load every plugin and create every instance; report every problem
+          batchman plugin-test LIB.so [--config JSON] [--key K] [--timeout S]
+                                              Check a plugin against the ABI's contract, one line per check
+                                              (each check in a process of its own, killed after S seconds, default 10)
           batchman --help | --version
 
         MANIFEST defaults to ./plugins.json.
@@ -51,6 +55,8 @@ public enum HostCommand: Equatable, Sendable {
             guard rest.count <= 1 else { throw HostError(.usage, "check takes one manifest, got \(rest.joined(separator: " "))") }
             if let option = rest.first, option.hasPrefix("-") { throw HostError(.usage, "unknown option for check: \(option)") }
             return .check(manifest: rest.first ?? "plugins.json")
+        case "plugin-test":
+            return .pluginTest(try parsePluginTest(rest))
         case "run":
             var options = RunOptions()
             var manifest: String?
@@ -88,6 +94,49 @@ public enum HostCommand: Equatable, Sendable {
         default:
             throw HostError(.usage, "unknown command \"\(verb)\"\n\n\(usage)")
         }
+    }
+}
+
+extension HostCommand {
+    static func parsePluginTest(_ arguments: [String]) throws(HostError) -> PluginTestOptions {
+        var rest = arguments
+        var library: String?
+        var config = "{}", key = "plugin-test"
+        var check: PluginContractCheck?
+        var timeout = 10
+        while !rest.isEmpty {
+            let argument = rest.removeFirst()
+            func value() throws(HostError) -> String {
+                guard !rest.isEmpty else { throw HostError(.usage, "\(argument) needs a value") }
+                return rest.removeFirst()
+            }
+            switch argument {
+            case "--config": config = try value()
+            case "--key": key = try value()
+            case "--timeout":
+                let text = try value()
+                guard let seconds = Int(text), (1...3600).contains(seconds) else {
+                    throw HostError(.usage, "--timeout needs whole seconds from 1 to 3600, got \(text)")
+                }
+                timeout = seconds
+            case "--check":  // the process plugin-test starts for one check
+                let name = try value()
+                guard let named = PluginContractCheck(rawValue: name) else { throw HostError(.usage, "unknown check \(name)") }
+                check = named
+            case _ where argument.hasPrefix("-"):
+                throw HostError(.usage, "unknown option for plugin-test: \(argument)\n\n\(usage)")
+            default:
+                guard library == nil else { throw HostError(.usage, "plugin-test takes one library, got \(library!) and \(argument)") }
+                library = argument
+            }
+        }
+        guard let library else { throw HostError(.usage, "plugin-test needs the plugin's library: batchman plugin-test LIB.so [--config JSON] [--key K]") }
+        var options = PluginTestOptions(library: library)
+        options.config = config
+        options.key = key
+        options.check = check
+        options.timeout = .seconds(timeout)
+        return options
     }
 }
 

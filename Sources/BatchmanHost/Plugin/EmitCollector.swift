@@ -12,6 +12,10 @@ final class EmitCollector {
     private let forward: Forward?
     static let notEmitted: Int32 = -1
 
+    /// Why `emit` calls were refused, the first few: what `batchman plugin-test` reports.
+    private(set) var refusals: [String] = []
+    private static let refusalsKept = 8
+
     init(count: Int, forward: Forward? = nil) {
         statuses = Array(repeating: Self.notEmitted, count: count)
         ranges = Array(repeating: 0..<0, count: count)
@@ -26,13 +30,24 @@ final class EmitCollector {
     func emit(index: Int, status: Int32, data: UnsafeRawPointer?, length: Int) -> Int32 {
         guard index >= 0, index < statuses.count, statuses[index] == Self.notEmitted,
               status == BM_OK || status == BM_FAILED || status == BM_RETRY,
-              data != nil || length == 0, length >= 0 else { return -1 }
+              data != nil || length == 0, length >= 0 else {
+            if refusals.count < Self.refusalsKept { refusals.append(Self.describeRefusal(index, status, data, length, statuses)) }
+            return -1
+        }
         let start = bytes.count
         if let data, length > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length)) }
         statuses[index] = status
         ranges[index] = start..<bytes.count
         if let forward { bytes.withUnsafeBytes { forward(index, status, UnsafeRawBufferPointer(rebasing: $0[start...])) } }
         return 0
+    }
+
+    private static func describeRefusal(_ index: Int, _ status: Int32, _ data: UnsafeRawPointer?, _ length: Int, _ statuses: [Int32]) -> String {
+        if index < 0 || index >= statuses.count { return "emit(index \(index)) is out of range 0..<\(statuses.count)" }
+        if statuses[index] != notEmitted { return "emit(index \(index)) a second time" }
+        if status != BM_OK && status != BM_FAILED && status != BM_RETRY { return "emit(index \(index)) with status \(status), not BM_OK, BM_FAILED or BM_RETRY" }
+        if data == nil { return "emit(index \(index)) with NULL data and length \(length)" }
+        return "emit(index \(index)) with length \(length)"
     }
 
     func outcomes(for batch: Batch<JobBytes>, returned status: Int32, message: String) -> [JobOutcome<JobBytes>] {

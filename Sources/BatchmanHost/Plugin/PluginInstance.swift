@@ -40,6 +40,30 @@ final class PluginInstance: @unchecked Sendable {
     /// outcome per job, in the batch's order, and which of them the plugin emitted itself.
     /// `forward` is told of each emitted outcome as it happens.
     func process(_ batch: Batch<JobBytes>, forward: EmitCollector.Forward? = nil) -> (outcomes: [JobOutcome<JobBytes>], emitted: [Bool]) {
+        let collector = EmitCollector(count: batch.jobs.count, forward: forward)
+        let (status, message) = call(batch, collector: collector)
+        return (collector.outcomes(for: batch, returned: status, message: message), batch.jobs.indices.map(collector.wasEmitted))
+    }
+
+    /// What one call did, as `batchman plugin-test` checks it: what `process_batch` returned,
+    /// which jobs were emitted, and which `emit` calls were refused and why.
+    struct Probe {
+        let returned: Int32
+        let message: String
+        let emitted: [Bool]
+        let refusals: [String]
+    }
+
+    /// Calls the plugin with `batch` on the current thread and reports what the call did.
+    func probe(_ batch: Batch<JobBytes>) -> Probe {
+        let collector = EmitCollector(count: batch.jobs.count)
+        let (status, message) = call(batch, collector: collector)
+        return Probe(returned: status, message: message, emitted: batch.jobs.indices.map(collector.wasEmitted), refusals: collector.refusals)
+    }
+
+    /// Calls `process_batch` with `batch`, its emits going to `collector`; returns what it
+    /// returned and the message it left in the error buffer.
+    private func call(_ batch: Batch<JobBytes>, collector: EmitCollector) -> (Int32, String) {
         // The ids and payloads are copied into one buffer so that every pointer handed to C is
         // valid for exactly the duration of the call: one allocation per batch.
         // Fields are read through the array, never by binding whole jobs: a job copied as a
@@ -58,7 +82,6 @@ final class PluginInstance: @unchecked Sendable {
             arena.append(contentsOf: jobs[index].payload)
             spans.append((idStart..<payloadStart, payloadStart..<arena.count))
         }
-        let collector = EmitCollector(count: batch.jobs.count, forward: forward)
         let (slot, emitter) = EmitterSlot.take(for: self, collector: collector)
         defer { slot.giveBack() }
         var errorBuffer = [CChar](repeating: 0, count: 1024)
@@ -82,8 +105,7 @@ final class PluginInstance: @unchecked Sendable {
                 }
             }
         }
-        let message = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return (collector.outcomes(for: batch, returned: status, message: message), batch.jobs.indices.map(collector.wasEmitted))
+        return (status, String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 
     /// The plugin called `emit` outside a call of its own (after `process_batch` returned, or

@@ -1,0 +1,243 @@
+import Batchman
+import CBatchmanSystem
+import FoundationEssentials
+import Glibc
+
+/// `batchman plugin-test LIB.so [--config JSON] [--key K]`: what a plugin author runs before
+/// shipping a plugin.
+public struct PluginTestOptions: Equatable, Sendable {
+    public var library: String
+    public var config = "{}"
+    public var key = "plugin-test"
+    /// How long one check may take before its process is killed as hung.
+    public var timeout: Duration = .seconds(10)
+    /// Set in a process plugin-test starts to run one check.
+    public var check: PluginContractCheck?
+
+    public init(library: String) {
+        self.library = library
+    }
+}
+
+/// Loads a plugin the way the host does and exercises its contract, one check per process: a
+/// plugin that crashes, hangs or calls `exit()` in one check gets a report for it, and the
+/// other checks still run. Prints one line per check (`ok` or `FAIL` with what was expected and
+/// what happened) and a timing line, and exits 0 only if every check passed.
+public enum PluginTest {
+    /// Where a check's process writes its report lines: standard output is the plugin's, and
+    /// anything on it is a finding.
+    static let reportDescriptor: Int32 = 3
+
+    /// Runs every check and prints the report on standard output.
+    /// - Returns: the exit status: 0 if every check passed, 1 if not.
+    public static func run(_ options: PluginTestOptions) -> Int32 {
+        if let check = options.check { runOne(check, options) }
+        let library = options.library.hasPrefix("/") ? options.library : "\(FileManager.default.currentDirectoryPath)/\(options.library)"
+        var failed = false
+        var skipReason: String?
+        if !FileManager.default.fileExists(atPath: library) {
+            emit(PluginContractCheck.line("FAIL", .descriptor, "expected a plugin library at \(library); there is no such file (build the plugin first)"))
+            failed = true
+            skipReason = "the plugin did not load"
+        }
+        var writes: [(PluginContractCheck, [UInt8])] = []
+        for check in PluginContractCheck.allCases {
+            if check == .descriptor, failed { continue }  // reported above
+            if let skipReason {
+                emit(PluginContractCheck.line(check == .timing ? "time" : "FAIL", check, "not run: \(skipReason)"))
+                failed = failed || check != .timing
+                continue
+            }
+            var childOptions = options
+            childOptions.library = library
+            childOptions.check = check
+            let outcome = CheckProcess.run(childOptions, timeout: options.timeout)
+            if !outcome.output.isEmpty { writes.append((check, outcome.output)) }
+            for line in outcome.lines { emit(line) }
+            let passed = outcome.passed && !outcome.lines.contains { $0.hasPrefix("FAIL") }
+            if outcome.lines.isEmpty || !outcome.ended.isNormal {
+                emit(PluginContractCheck.line("FAIL", check, outcome.ended.sentence))
+            }
+            if !passed || !outcome.ended.isNormal {
+                failed = true
+                if check == .descriptor { skipReason = "the plugin did not load" }
+                if check == .create { skipReason = "the plugin made no instance" }
+                if case .timedOut = outcome.ended { skipReason = "the plugin hung in \(check.title)" }
+            }
+        }
+        let line = standardOutputLine(writes)
+        emit(line)
+        return failed || line.hasPrefix("FAIL") ? 1 : 0
+    }
+
+    private static func emit(_ line: String) {
+        var text = line + "\n"
+        text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(STDOUT_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 { if errno == EINTR { continue } else { return } }
+                offset += written
+            }
+        }
+    }
+
+    private static func standardOutputLine(_ writes: [(PluginContractCheck, [UInt8])]) -> String {
+        guard let first = writes.first else {
+            return "ok   standard output: nothing written (results travel through emit; logs through host->log)"
+        }
+        let total = writes.reduce(0) { $0 + $1.1.count }
+        let sample = String(decoding: first.1.prefix(60), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\\n")
+        return "FAIL standard output: expected nothing written; the plugin wrote \(total) bytes (during "
+            + writes.map(\.0.title).joined(separator: ", ") + "), starting \"\(sample)\". "
+            + "The host's standard output carries results: log with host->log instead"
+    }
+
+    /// In the process started for `check`: runs it, writes its lines on the report descriptor,
+    /// and exits 0 if it passed, 1 if not.
+    private static func runOne(_ check: PluginContractCheck, _ options: PluginTestOptions) -> Never {
+        _ = bm_set_parent_death_signal(SIGKILL)
+        let (lines, passed) = check.run(library: options.library, key: options.key, config: options.config)
+        var report = lines.map { $0 + "\n" }.joined()
+        report.withUTF8 { bytes in _ = write(reportDescriptor, bytes.baseAddress, bytes.count) }
+        close(reportDescriptor)
+        ProcessExitGuard.exit(passed ? 0 : 1)
+    }
+}
+
+/// One check's process: started with its report pipe on descriptor 3 and its standard output
+/// on a pipe of its own, watched until it ends or its time is up.
+private enum CheckProcess {
+    enum End {
+        case exited(Int32)
+        case signaled(Int32)
+        case timedOut(Duration)
+
+        /// Exited by itself with 0 or 1 (passed or not): anything else is the plugin's doing.
+        var isNormal: Bool {
+            if case .exited(let status) = self { return status == 0 || status == 1 }
+            return false
+        }
+
+        var sentence: String {
+            switch self {
+            case .exited(70): "expected the call to return; the plugin called exit() (the host stops with status 70 when it does)"
+            case .exited(let status): "expected a report; the check's process ended with status \(status)"
+            case .signaled(let signal): "expected the call to return; the plugin crashed (\(SignalStateMachine.name(signal))) during this check"
+            case .timedOut(let timeout): "expected the call to return; no answer within \(timeout) (--timeout): the plugin hung, and was killed"
+            }
+        }
+    }
+
+    struct Outcome {
+        var lines: [String] = []
+        var output: [UInt8] = []
+        var ended = End.exited(0)
+        var passed: Bool { if case .exited(0) = ended { true } else { false } }
+    }
+
+    static func run(_ options: PluginTestOptions, timeout: Duration) -> Outcome {
+        var report: [Int32] = [0, 0]
+        var output: [Int32] = [0, 0]
+        guard bm_pipe_cloexec(&report) == 0, bm_pipe_cloexec(&output) == 0 else {
+            return Outcome(lines: [PluginContractCheck.line("FAIL", options.check!, "cannot create pipes: \(String(cString: strerror(errno)))")], ended: .exited(2))
+        }
+        var arguments = ["batchman", "plugin-test", options.library, "--config", options.config, "--key", options.key]
+        arguments += ["--check", options.check!.rawValue]
+        let pid = spawn(arguments, report: report[1], output: output[1])
+        close(report[1])
+        close(output[1])
+        defer {
+            close(report[0])
+            close(output[0])
+        }
+        guard let pid else {
+            return Outcome(lines: [PluginContractCheck.line("FAIL", options.check!, "cannot start a process for the check: \(String(cString: strerror(errno)))")], ended: .exited(2))
+        }
+        var outcome = Outcome()
+        var reportBytes: [UInt8] = []
+        let timedOut = !drain(report[0], into: &reportBytes, and: output[0], into: &outcome.output, for: timeout)
+        if timedOut { kill(pid, SIGKILL) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if timedOut {
+            outcome.ended = .timedOut(timeout)
+        } else if status & 0x7f != 0 {
+            outcome.ended = .signaled(status & 0x7f)
+        } else {
+            outcome.ended = .exited((status >> 8) & 0xff)
+        }
+        outcome.lines = String(decoding: reportBytes, as: UTF8.self).split(separator: "\n").map(String.init)
+        return outcome
+    }
+
+    /// Reads both pipes until both are closed; false if the check's time ran out first.
+    private static func drain(
+        _ first: Int32, into firstBytes: inout [UInt8], and second: Int32, into secondBytes: inout [UInt8], for timeout: Duration
+    ) -> Bool {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        var open = [first: true, second: true]
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while open.values.contains(true) {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else { return false }
+            var descriptors = open.filter(\.value).keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&descriptors, nfds_t(descriptors.count), Int32(min(left.nanosecondsClamped / 1_000_000 + 1, 1000)))
+            if ready < 0 && errno != EINTR { return true }
+            for descriptor in descriptors where descriptor.revents != 0 {
+                let count = read(descriptor.fd, &buffer, buffer.count)
+                if count <= 0 {
+                    if count < 0 && errno == EINTR { continue }
+                    open[descriptor.fd] = false
+                } else if descriptor.fd == first {
+                    firstBytes += buffer[..<count]
+                } else if secondBytes.count < 4096 {
+                    secondBytes += buffer[..<min(count, 4096 - secondBytes.count)]
+                }
+            }
+        }
+        return true
+    }
+
+    private static func spawn(_ arguments: [String], report: Int32, output: Int32) -> pid_t? {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, output, STDOUT_FILENO)
+        posix_spawn_file_actions_adddup2(&actions, report, PluginTest.reportDescriptor)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Signals unblocked and at their defaults: the plugin gets an ordinary process.
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in SignalStateMachine.handled + [SIGPIPE] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for argument in cArguments { free(argument) } }
+        // A crash is reported by the parent in one line: no Swift backtrace of the check's
+        // process (which would name the host's frames, not the plugin's bug).
+        var environment: [String] = []
+        var entry = environ
+        while let variable = entry.pointee {
+            let text = String(cString: variable)
+            if !text.hasPrefix("SWIFT_BACKTRACE=") { environment.append(text) }
+            entry += 1
+        }
+        environment.append("SWIFT_BACKTRACE=enable=no")
+        var cEnvironment: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer { for variable in cEnvironment { free(variable) } }
+        var pid = pid_t()
+        let status = posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, &cArguments, &cEnvironment)
+        guard status == 0 else {
+            errno = status
+            return nil
+        }
+        return pid
+    }
+}
