@@ -63,21 +63,39 @@ struct Scratch {
 }
 
 /// Runs a command to completion and returns its exit status and output.
-func run(_ executable: String, _ arguments: [String], input: String = "") throws -> (status: Int32, output: String, errorOutput: String) {
+func run(
+    _ executable: String, _ arguments: [String], input: String = "", directory: String? = nil
+) throws -> (status: Int32, output: String, errorOutput: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let stdout = Pipe(), stderr = Pipe(), stdin = Pipe()
     process.standardOutput = stdout
     process.standardError = stderr
     process.standardInput = stdin
     try process.run()
+    // Standard error is read on a thread of its own: a compiler that fills that pipe while the
+    // test reads standard output would otherwise never finish.
+    let errorOutput = ErrorOutput()
+    Thread.detachNewThread {
+        errorOutput.data = stderr.fileHandleForReading.readDataToEndOfFile()
+        errorOutput.done.signal()
+    }
     stdin.fileHandleForWriting.write(Data(input.utf8))
     try stdin.fileHandleForWriting.close()
     let output = stdout.fileHandleForReading.readDataToEndOfFile()
-    let errorOutput = stderr.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errorOutput, as: UTF8.self))
+    errorOutput.done.wait()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errorOutput.data, as: UTF8.self))
+}
+
+/// A process's standard error, read by another thread.
+private final class ErrorOutput: @unchecked Sendable {
+    // @unchecked: `data` is written once by the reading thread before `done` is signalled, and
+    // read only after waiting for it.
+    var data = Data()
+    let done = DispatchSemaphore(value: 0)
 }
 
 /// One line of `batchman run`'s output.

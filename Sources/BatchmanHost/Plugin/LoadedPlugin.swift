@@ -15,11 +15,29 @@ public final class LoadedPlugin: @unchecked Sendable {
     /// The private copy `dlopen` loaded (removed since): see ``LibraryImages``.
     public let loadedFrom: String
 
-    init(descriptor: UnsafePointer<bm_plugin>, path: String, loadedFrom: String, library: DynamicLibrary) {
+    /// The descriptor's size as the plugin was compiled: fields of a later minor version than
+    /// the plugin's lie beyond it and are absent.
+    public let structSize: Int
+    /// The minor ABI version the plugin was built for (the major is always this host's).
+    public let abiMinor: Int
+
+    /// The size of a 1.0 descriptor: what every 1.x plugin has at least. Not the size of this
+    /// host's `bm_plugin`, which grows with each minor version; a host built against 1.1 still
+    /// loads 1.0 plugins.
+    public static let version1_0DescriptorSize =
+        MemoryLayout<bm_plugin>.offset(of: \bm_plugin.destroy)! + MemoryLayout<UnsafeRawPointer>.size
+
+    /// Whether the plugin's descriptor has the field that ends `offset` bytes into it: a host
+    /// reads a field added in a later minor version only if this says so.
+    public func hasField(endingAt offset: Int) -> Bool { offset <= structSize }
+
+    init(descriptor: UnsafePointer<bm_plugin>, path: String, loadedFrom: String, library: DynamicLibrary, structSize: Int, abiMinor: Int) {
         self.descriptor = descriptor
         self.path = path
         self.loadedFrom = loadedFrom
         self.library = library
+        self.structSize = structSize
+        self.abiMinor = abiMinor
         self.name = descriptor.pointee.name.map { String(cString: $0) } ?? "unnamed"
         self.version = descriptor.pointee.version.map { String(cString: $0) } ?? "?"
     }

@@ -100,7 +100,7 @@ public final class PluginLoader {
         guard abiMajor == BM_ABI_MAJOR else {
             throw failure(.abiMismatch, "plugin built for ABI \(abiMajor).\(abiMinor), this host supports \(BM_ABI_MAJOR); rebuild the plugin against this host's batchman_plugin.h")
         }
-        let required = MemoryLayout<bm_plugin>.size
+        let required = LoadedPlugin.version1_0DescriptorSize
         guard structSize >= required else {
             throw failure(.descriptorTooSmall, "descriptor is \(structSize) bytes, ABI \(BM_ABI_MAJOR).0 needs at least \(required); rebuild the plugin against this host's batchman_plugin.h")
         }
@@ -110,7 +110,8 @@ public final class PluginLoader {
                 .filter(\.1).map(\.0).joined(separator: ", ")
             throw failure(.missingFunction, "descriptor has no \(missing) function")
         }
-        let plugin = LoadedPlugin(descriptor: descriptor, path: canonical, loadedFrom: openedPath, library: library)
+        let plugin = LoadedPlugin(descriptor: descriptor, path: canonical, loadedFrom: openedPath, library: library,
+                                  structSize: structSize, abiMinor: Int(abiMinor))
         loaded[canonical] = plugin
         LibraryImages.remember(plugin, path: canonical, identity: identity)
         return plugin
