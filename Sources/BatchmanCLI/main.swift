@@ -23,6 +23,10 @@ func perform(_ arguments: [String]) async throws(HostError) {
         print(try Host.check(manifestPath: manifest))
     case .pluginTest(let options):
         ProcessExitGuard.exit(PluginTest.run(options))
+    case .spoolCheck(let directory):
+        let (report, isDamaged) = try SpoolCheck.report(directory: directory)
+        print(report)
+        ProcessExitGuard.exit(isDamaged ? 1 : 0)
     case .run(let options):
         try await Host.run(options)
     }

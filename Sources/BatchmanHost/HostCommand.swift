@@ -5,6 +5,7 @@ public enum HostCommand: Equatable, Sendable {
     case run(RunOptions)
     case check(manifest: String)
     case pluginTest(PluginTestOptions)
+    case spoolCheck(directory: String)
     case help
     case version
 
@@ -17,6 +18,7 @@ public enum HostCommand: Equatable, Sendable {
           batchman plugin-test LIB.so [--config JSON] [--key K] [--timeout S]
                                               Check a plugin against the ABI's contract, one line per check
                                               (each check in a process of its own, killed after S seconds, default 10)
+          batchman spool check DIR            Report a spool's state (records, answered, damage, lock) without running
           batchman --help | --version
 
         MANIFEST defaults to ./plugins.json.
@@ -30,6 +32,10 @@ public enum HostCommand: Equatable, Sendable {
           --stats-interval S    also print the statistics line every S seconds (it is always printed on exit)
           --stats-per-key       print a statistics line per key as well
           --watch               reload when the manifest or a plugin file changes (checked every second)
+          --spool DIR           log accepted lines in DIR before batching them; after a crash, replay those without
+                                a result and resume --input where it stopped (results are then at least once)
+          --fsync POLICY        when the spool reaches the disk: never, interval (every second, the default) or always
+          --spool-max-bytes N   spool size at most (default 1073741824); at the bound reading pauses, nothing is dropped
 
         Input, one JSON object per line:  {"key":"logger","id":"42","payload":<any JSON>}
         Output, one line per job:         {"key","id","status","result","errorReason","errorMessage","batchId","attempts","submittedAt","completedAt"}
@@ -57,6 +63,11 @@ public enum HostCommand: Equatable, Sendable {
             return .check(manifest: rest.first ?? "plugins.json")
         case "plugin-test":
             return .pluginTest(try parsePluginTest(rest))
+        case "spool":
+            guard rest.first == "check", rest.count == 2, !rest[1].hasPrefix("-") else {
+                throw HostError(.usage, "usage: batchman spool check DIR")
+            }
+            return .spoolCheck(directory: rest[1])
         case "run":
             var options = RunOptions()
             var manifest: String?
@@ -83,6 +94,14 @@ public enum HostCommand: Equatable, Sendable {
                 case "--stats-interval": options.statsInterval = try count()
                 case "--stats-per-key": options.statsPerKey = true
                 case "--watch": options.watch = true
+                case "--spool": options.spoolPath = try value()
+                case "--fsync":
+                    let text = try value()
+                    guard let policy = SpoolSyncPolicy(rawValue: text) else {
+                        throw HostError(.usage, "--fsync needs never, interval or always, got \(text)")
+                    }
+                    options.fsync = policy
+                case "--spool-max-bytes": options.spoolMaxBytes = try count()
                 case _ where argument.hasPrefix("-"): throw HostError(.usage, "unknown option \(argument)\n\n\(usage)")
                 default:
                     guard manifest == nil else { throw HostError(.usage, "more than one manifest: \(manifest!) and \(argument)") }
@@ -160,6 +179,12 @@ public struct RunOptions: Equatable, Sendable {
     public var statsPerKey = false
     /// Reload when the manifest or a plugin file changes (checked every second).
     public var watch = false
+    /// `--spool DIR`: accepted lines are logged there first, and replayed after a crash.
+    public var spoolPath: String?
+    /// `--fsync`: when the spool's writes reach the disk.
+    public var fsync = SpoolSyncPolicy.interval
+    /// `--spool-max-bytes`: at this size the spool stops the reading of input.
+    public var spoolMaxBytes = 1 << 30
 
     public init() {}
 }

@@ -21,6 +21,10 @@ final class HostSession {
     /// Descriptor 1 is a pipe whose lines are logged, and `output` is the real standard output.
     private var movedStandardOutput = false
     private var generations: Generations?
+    /// `--spool DIR`: the write-ahead log of accepted lines, and what opening it found.
+    private var spool: Spool?
+    private var recovery: Spool.Recovery?
+    private var spoolTracker: SpoolTracker?
 
     init(options: RunOptions, logger: BatchmanLogger) throws(HostError) {
         self.options = options
@@ -33,6 +37,7 @@ final class HostSession {
     func open() throws(HostError) {
         input = try openInput()
         output = try openOutput()
+        try openSpool()
         if output == STDOUT_FILENO, let results = LineForwarder.protectStandardOutput(logger: logger) {
             output = results
             ownsOutput = true
@@ -49,7 +54,9 @@ final class HostSession {
     func run() async throws(HostError) {
         guard let generations, let input, let output else { preconditionFailure("open() first") }
         let reader = InputReader(fileDescriptor: input, maxLineBytes: options.maxLineBytes)
-        let writer = ResultWriter(fileDescriptor: output, maxBufferedBytes: options.maxOutputBytes) { [logger] failure in
+        let spool = spool
+        let writer = ResultWriter(fileDescriptor: output, maxBufferedBytes: options.maxOutputBytes,
+                                  onWritten: { spool?.markDone($0) }) { [logger] failure in
             logger.log(.error, "writing results failed: \(String(cString: strerror(failure))); reading no more input and failing every accepted job")
             reader.stop()
             // At once, not after reading stops: a reader blocked on a full key (a hung plugin)
@@ -82,6 +89,10 @@ final class HostSession {
             },
             printStatistics: reportStatistics,
             reload: { reloads.request("received SIGHUP") }))
+        if let recovery, !recovery.pending.isEmpty {
+            logger.log(.info, "spool: replaying \(recovery.pending.count) accepted lines that had no result written (results say \"replayed\":true)")
+            replay(recovery.pending, into: generations.current, writer: writer)
+        }
         logger.log(.info, "reading jobs from \(options.inputPath ?? "standard input") (\(manifest.keys.count) keys in \(manifest.path))")
 
         let (end, lastLine) = await readAll(from: reader, into: generations, reloads: reloads, writer: writer)
@@ -103,7 +114,9 @@ final class HostSession {
         for generation in generations.live where generation !== current { await generation.drained.wait() }
         periodicStatistics?.cancel()
         reportStatistics(statsPerKey)
-        if let writeError = await writer.finish() {
+        let writeError = await writer.finish()
+        spool?.close()
+        if let writeError {
             // Jobs the batchers held and failed; lines refused after output failed are not jobs.
             let unanswered = generations.statistics().0.perKey.values.reduce(0) { $0 + ($1.failed[.shutdownBatch] ?? 0) }
             throw HostError(.runtime, "writing results failed: \(String(cString: strerror(writeError))); "
@@ -115,6 +128,7 @@ final class HostSession {
     /// Destroys the plugin instances and closes what this session opened; safe after any
     /// failed step.
     func close() {
+        spool?.close()
         if let generations {
             for instance in generations.current.registry.destroyAll() {
                 logger.log(.warning, "key \"\(instance.key)\": plugin \"\(instance.pluginName)\" is still inside process_batch; "
@@ -132,29 +146,50 @@ final class HostSession {
 
     /// Reads input on a dedicated thread, submitting each job to the current generation (taking
     /// over a staged one between lines); returns how reading ended and the last line's number.
+    /// With a spool, each read's lines are appended to it before their jobs reach the batchers.
     private func readAll(
         from reader: InputReader, into generations: Generations, reloads: ReloadCoordinator, writer: ResultWriter
     ) async -> (InputReader.End, Int) {
         let invalidLines = invalidLines
         let logger = logger
         let maxOutputBytes = options.maxOutputBytes
+        let spool = spool
+        let tracker = spoolTracker
+        let resumable = options.inputPath != nil
         return await withCheckedContinuation { continuation in
             DedicatedThread.start(name: "batchman-input") {
                 var lastLine = 0
                 var generation = generations.current
-                let sink = OutputSink(writer: writer)
-                // The jobs of one read, submitted together: one lock per key per chunk. They share
-                // the read's time as their submission time.
-                var pending: [Job<JobBytes>] = []
+                let sink = OutputSink(writer: writer, tracker: tracker)
+                // The lines of one read, handled together: spooled in one write, their jobs
+                // submitted with one lock per key. They share the read's time as their
+                // submission time.
+                var lines: [ReadLine] = []
                 var readAt = Date()
-                func submitPending() {
-                    guard !pending.isEmpty else { return }
-                    generation.core.submit(contentsOf: pending, to: sink)
-                    pending.removeAll(keepingCapacity: true)
+                func handlePending() {
+                    guard !lines.isEmpty else { return }
+                    let sequences = spool?.append(lines.map { Spool.Line(bytes: $0.bytes, number: $0.number, inputEnd: resumable ? $0.end : 0) })
+                    var jobs: [Job<JobBytes>] = []
+                    jobs.reserveCapacity(lines.count)
+                    for (index, line) in lines.enumerated() {
+                        let sequence = sequences?[index]
+                        switch line.parsed {
+                        case .job(let key, let id, let payload):
+                            if let sequence { tracker?.register(key: key, id: id, sequence: sequence) }
+                            jobs.append(Job(id: id, key: key, payload: line.bytes[(line.bytes.startIndex + payload.lowerBound)..<(line.bytes.startIndex + payload.upperBound)],
+                                            submittedAt: readAt))
+                        case .invalid(let message, let key, let id):
+                            Self.reportInvalid(line: line.number, message, key: key, id: id, sequence: sequence, writer: writer, invalidLines: invalidLines)
+                        case .tooLong(let length):
+                            Self.reportInvalid(line: line.number, Self.tooLong(length), sequence: sequence, writer: writer, invalidLines: invalidLines)
+                        }
+                    }
+                    lines.removeAll(keepingCapacity: true)
+                    if !jobs.isEmpty { generation.core.submit(contentsOf: jobs, to: sink) }
                 }
                 func takeOverStaged() {
                     guard generations.isStaged else { return }
-                    submitPending()  // what was read before the switch belongs to the old configuration
+                    handlePending()  // what was read before the switch belongs to the old configuration
                     generation = generations.switchIfStaged(describe: ReloadReport.describe)
                     reloads.didSwitch()
                 }
@@ -165,28 +200,85 @@ final class HostSession {
                                    + "reading input paused until the consumer catches up (counted as outputPauses in the statistics)")
                     }
                 }
-                let end = reader.run(onWake: takeOverStaged, onChunkEnd: submitPending) { event in
+                let end = reader.run(onWake: takeOverStaged, onChunkEnd: handlePending) { event in
                     takeOverStaged()
-                    if pending.isEmpty {
+                    if lines.isEmpty {
                         waitForOutput()
                         readAt = Date()
                     }
                     switch event {
-                    case .line(let number, let bytes):
+                    case .line(let number, let bytes, let end):
                         lastLine = number
-                        Self.parse(bytes, line: number, at: readAt, into: &pending, writer: writer, invalidLines: invalidLines)
-                    case .tooLong(let number, let length):
+                        let parsed = bytes.withUnsafeBufferPointer { JobLine.parse($0) }
+                        switch parsed {
+                        case .blank: break
+                        case .invalid(let message, let key, let id):
+                            lines.append(ReadLine(bytes: bytes, number: number, end: end, parsed: .invalid(message, key, id)))
+                        case .job(let key, let id, let payload):
+                            lines.append(ReadLine(bytes: bytes, number: number, end: end, parsed: .job(key, id, payload)))
+                        }
+                    case .tooLong(let number, let length, let end):
                         lastLine = number
-                        Self.reportInvalid(line: number, "line is \(length) bytes, longer than --max-line-bytes", writer: writer, invalidLines: invalidLines)
+                        // Spooled as an empty record: the line's bytes were never kept.
+                        lines.append(ReadLine(bytes: [], number: number, end: end, parsed: .tooLong(length)))
                     case .cutShort(let number):
                         Self.reportInvalid(line: number, "input stopped in the middle of this line; it was not read whole", writer: writer, invalidLines: invalidLines)
                     case .putBack(let number, let offset):
                         logger.log(.info, "line \(number) was only partly read: input wound back to its start (byte \(offset)) for the next run")
                     }
                 }
-                submitPending()
+                handlePending()
                 continuation.resume(returning: (end, lastLine))
             }
+        }
+    }
+
+    /// A line read and parsed, waiting for the end of its read.
+    private struct ReadLine {
+        enum Parsed {
+            case job(String, String, Range<Int>)
+            case invalid(String, String?, String?)
+            case tooLong(Int)
+        }
+
+        let bytes: ArraySlice<UInt8>
+        let number: Int
+        let end: UInt64
+        let parsed: Parsed
+    }
+
+    private static func tooLong(_ length: Int) -> String { "line is \(length) bytes, longer than --max-line-bytes" }
+
+    /// Replays the lines a previous run spooled and did not answer: before any new input, with
+    /// `"replayed":true` on their results.
+    private func replay(_ records: [SpoolRecord], into generation: HostGeneration, writer: ResultWriter) {
+        guard let tracker = spoolTracker, !records.isEmpty else { return }
+        let sink = OutputSink(writer: writer, tracker: tracker, replayed: true)
+        let now = Date()
+        var jobs: [Job<JobBytes>] = []
+        var blank: [UInt64] = []
+        for record in records {
+            let number = Int(record.lineNumber)
+            let bytes = record.line[...]
+            guard !bytes.isEmpty else {
+                Self.reportInvalid(line: number, "line was longer than --max-line-bytes", sequence: record.sequence, replayed: true,
+                                   writer: writer, invalidLines: invalidLines)
+                continue
+            }
+            switch bytes.withUnsafeBufferPointer({ JobLine.parse($0) }) {
+            case .blank:
+                blank.append(record.sequence)
+            case .invalid(let message, let key, let id):
+                Self.reportInvalid(line: number, message, key: key, id: id, sequence: record.sequence, replayed: true,
+                                   writer: writer, invalidLines: invalidLines)
+            case .job(let key, let id, let payload):
+                tracker.register(key: key, id: id, sequence: record.sequence)
+                jobs.append(Job(id: id, key: key, payload: bytes[payload], submittedAt: now))
+            }
+        }
+        spool?.markDone(blank)
+        for start in stride(from: 0, to: jobs.count, by: 1000) {
+            generation.core.submit(contentsOf: Array(jobs[start..<min(jobs.count, start + 1000)]), to: sink)
         }
     }
 
@@ -194,30 +286,31 @@ final class HostSession {
         "results cannot be written (\(String(cString: strerror(failure)))); the job was not answered"
     }
 
-    private static func reportInvalid(line number: Int, _ message: String, writer: ResultWriter, invalidLines: LineCounter) {
-        invalidLines.add()
-        var line: [UInt8] = []
-        ResultEncoder.appendInvalidInput(line: number, key: nil, id: nil, message: message, at: Date(), to: &line)
-        writer.append(line)
-    }
-
-    /// Parses one input line: a job joins `pending`, anything else is answered at once.
-    private static func parse(
-        _ line: ArraySlice<UInt8>, line number: Int, at readAt: Date, into pending: inout [Job<JobBytes>],
+    private static func reportInvalid(
+        line number: Int, _ message: String, key: String? = nil, id: String? = nil, sequence: UInt64? = nil, replayed: Bool = false,
         writer: ResultWriter, invalidLines: LineCounter
     ) {
-        let parsed = line.withUnsafeBufferPointer { JobLine.parse($0) }
-        switch parsed {
-        case .blank:
-            return
-        case .invalid(let message, let key, let id):
-            invalidLines.add()
-            var result: [UInt8] = []
-            ResultEncoder.appendInvalidInput(line: number, key: key, id: id, message: message, at: Date(), to: &result)
-            writer.append(result)
-        case .job(let key, let id, let payload):
-            let start = line.startIndex
-            pending.append(Job(id: id, key: key, payload: line[(start + payload.lowerBound)..<(start + payload.upperBound)], submittedAt: readAt))
+        invalidLines.add()
+        var line: [UInt8] = []
+        ResultEncoder.appendInvalidInput(line: number, key: key, id: id, message: message, at: Date(), replayed: replayed, to: &line)
+        writer.append(line, done: sequence.map { [$0] } ?? [])
+    }
+
+    /// Takes the spool (`--spool`), repairs what a crash left, says so, and moves a file input
+    /// to where the spool says reading stopped.
+    private func openSpool() throws(HostError) {
+        guard let directory = options.spoolPath, let input else { return }
+        let (spool, recovery) = try Spool.open(directory: directory, policy: options.fsync, maxBytes: options.spoolMaxBytes)
+        self.spool = spool
+        self.recovery = recovery
+        spoolTracker = SpoolTracker()
+        for line in recovery.report { logger.log(.warning, "spool: \(line)") }
+        if options.inputPath != nil, recovery.inputOffset > 0 {
+            guard lseek(input, off_t(recovery.inputOffset), SEEK_SET) >= 0 else {
+                throw HostError(.runtime, "--input \(options.inputPath!): cannot resume at byte \(recovery.inputOffset), where the spool says "
+                                + "reading stopped: \(String(cString: strerror(errno)))")
+            }
+            logger.log(.info, "spool: resuming --input \(options.inputPath!) at byte \(recovery.inputOffset), after the lines it already holds")
         }
     }
 

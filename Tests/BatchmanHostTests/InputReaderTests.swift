@@ -17,8 +17,8 @@ struct InputReaderTests {
         Thread.detachNewThread {
             let end = reader.run { event in
                 switch event {
-                case .line(let number, let bytes): events.append("\(number):\(String(decoding: bytes, as: UTF8.self))")
-                case .tooLong(let number, let length): events.append("\(number):too long \(length)")
+                case .line(let number, let bytes, _): events.append("\(number):\(String(decoding: bytes, as: UTF8.self))")
+                case .tooLong(let number, let length, _): events.append("\(number):too long \(length)")
                 case .cutShort(let number): events.append("\(number):cut short")
                 case .putBack(let number, let offset): events.append("\(number):put back to \(offset)")
                 }

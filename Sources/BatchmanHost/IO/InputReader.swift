@@ -8,10 +8,11 @@ import Synchronization
 /// through a pipe; it then hands over every complete line it has already read and returns.
 final class InputReader: Sendable {
     enum Event {
-        /// A line (without its newline) and its 1-based number.
-        case line(number: Int, bytes: ArraySlice<UInt8>)
+        /// A line (without its newline), its 1-based number, and the input's offset just after
+        /// it (for a file: where a reader resumes after it; counted from 0 for a pipe).
+        case line(number: Int, bytes: ArraySlice<UInt8>, end: UInt64)
         /// A line longer than the limit; its bytes were skipped.
-        case tooLong(number: Int, length: Int)
+        case tooLong(number: Int, length: Int, end: UInt64)
         /// Input was stopped in the middle of this line: it was partly read and cannot be used.
         case cutShort(number: Int)
         /// Input was stopped in the middle of this line, and the input (a file) was wound back
@@ -70,17 +71,21 @@ final class InputReader: Sendable {
         var partial: [UInt8] = []   // the start of a line that continues in the next chunk
         var skippingLongLine = false
         var skippedLength = 0
+        // Offsets: where reading started (a file may be resumed part-way), and how much of the
+        // input was read before the current chunk.
+        let start = lseek(fileDescriptor, 0, SEEK_CUR)
+        var readBefore = UInt64(max(0, start))
 
-        func finishLine(_ bytes: ArraySlice<UInt8>) {
+        func finishLine(_ bytes: ArraySlice<UInt8>, end: UInt64) {
             lineNumber += 1
             if skippingLongLine {
-                handle(.tooLong(number: lineNumber, length: skippedLength + bytes.count))
+                handle(.tooLong(number: lineNumber, length: skippedLength + bytes.count, end: end))
                 skippingLongLine = false
                 skippedLength = 0
             } else if bytes.count > maxLineBytes {
-                handle(.tooLong(number: lineNumber, length: bytes.count))
+                handle(.tooLong(number: lineNumber, length: bytes.count, end: end))
             } else {
-                handle(.line(number: lineNumber, bytes: bytes))
+                handle(.line(number: lineNumber, bytes: bytes, end: end))
             }
         }
 
@@ -104,7 +109,7 @@ final class InputReader: Sendable {
             }
             if bytesRead == 0 {
                 // End of input: a last line without a newline is still a line.
-                if !partial.isEmpty || skippingLongLine { finishLine(partial[...]) }
+                if !partial.isEmpty || skippingLongLine { finishLine(partial[...], end: readBefore) }
                 return .endOfInput
             }
             chunk = Self.compacted(chunk)
@@ -116,14 +121,15 @@ final class InputReader: Sendable {
                     } else {
                         partial.append(contentsOf: chunk[lineStart..<newline])
                     }
-                    finishLine(partial[...])
+                    finishLine(partial[...], end: readBefore + UInt64(newline + 1))
                     partial = []
                 } else {
-                    finishLine(chunk[lineStart..<newline])
+                    finishLine(chunk[lineStart..<newline], end: readBefore + UInt64(newline + 1))
                 }
                 lineStart = newline + 1
             }
             onChunkEnd()
+            readBefore += UInt64(chunk.count)
             let rest = chunk[lineStart...]
             if skippingLongLine {
                 skippedLength += rest.count

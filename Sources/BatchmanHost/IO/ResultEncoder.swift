@@ -17,7 +17,9 @@ enum ResultEncoder {
         append(result, timestamps: &timestamps, to: &output)
     }
 
-    static func append(_ result: JobResult<JobBytes, JobBytes>, timestamps: inout Timestamps, to output: inout [UInt8]) {
+    /// Appends `result`'s line; `replayed` (a job from the spool, accepted by an earlier run)
+    /// adds `"replayed":true`.
+    static func append(_ result: JobResult<JobBytes, JobBytes>, timestamps: inout Timestamps, replayed: Bool = false, to output: inout [UInt8]) {
         appendRaw("{\"key\":", to: &output)
         JSONStringEscaper.append(result.key, to: &output)
         appendRaw(",\"id\":", to: &output)
@@ -40,11 +42,13 @@ enum ResultEncoder {
         ISO8601Timestamp.append(result.submittedAt, cache: &timestamps.submitted, to: &output)
         appendRaw(",\"completedAt\":", to: &output)
         ISO8601Timestamp.append(result.completedAt, cache: &timestamps.completed, to: &output)
-        appendRaw("}\n", to: &output)
+        appendRaw(replayed ? ",\"replayed\":true}\n" : "}\n", to: &output)
     }
 
     /// The result line for an input line that is not a job; `line` is its 1-based number.
-    static func appendInvalidInput(line: Int, key: String?, id: String?, message: String, at time: Date, to output: inout [UInt8]) {
+    static func appendInvalidInput(
+        line: Int, key: String?, id: String?, message: String, at time: Date, replayed: Bool = false, to output: inout [UInt8]
+    ) {
         appendRaw("{\"key\":", to: &output)
         appendOptionalString(key, to: &output)
         appendRaw(",\"id\":", to: &output)
@@ -57,7 +61,7 @@ enum ResultEncoder {
         ISO8601Timestamp.append(time, to: &output)
         appendRaw(",\"line\":", to: &output)
         appendInteger(UInt64(line), to: &output)
-        appendRaw("}\n", to: &output)
+        appendRaw(replayed ? ",\"replayed\":true}\n" : "}\n", to: &output)
     }
 
     /// Valid JSON is embedded as is; anything else becomes a JSON string.

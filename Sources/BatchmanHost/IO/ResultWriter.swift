@@ -17,6 +17,8 @@ import Synchronization
 final class ResultWriter: Sendable {
     private struct State {
         var pending: [UInt8] = []
+        /// Spool sequences of the lines in `pending`: done once those bytes are written.
+        var pendingDone: [UInt64] = []
         var isWriterWaiting = false
         var isFinishing = false
         var drained: [CheckedContinuation<Void, Never>] = []
@@ -30,6 +32,8 @@ final class ResultWriter: Sendable {
     private let fileDescriptor: Int32
     private let maxBufferedBytes: Int
     private let onFailure: @Sendable (Int32) -> Void
+    /// Told the spool sequences of lines once their bytes are written.
+    private let onWritten: @Sendable ([UInt64]) -> Void
     private let state = Mutex(State())
     /// Bytes appended and not yet written (the buffer and the chunk being written); read
     /// without the lock on every line.
@@ -37,9 +41,13 @@ final class ResultWriter: Sendable {
     private let wakeWriter = DispatchSemaphore(value: 0)
     private let wakeReader = DispatchSemaphore(value: 0)
 
-    init(fileDescriptor: Int32, maxBufferedBytes: Int, onFailure: @escaping @Sendable (Int32) -> Void) {
+    init(
+        fileDescriptor: Int32, maxBufferedBytes: Int, onWritten: @escaping @Sendable ([UInt64]) -> Void = { _ in },
+        onFailure: @escaping @Sendable (Int32) -> Void
+    ) {
         self.fileDescriptor = fileDescriptor
         self.maxBufferedBytes = maxBufferedBytes
+        self.onWritten = onWritten
         self.onFailure = onFailure
         DedicatedThread.start(name: "batchman-output") { [self] in runWriter() }
     }
@@ -52,10 +60,13 @@ final class ResultWriter: Sendable {
 
     /// Appends lines encoded by the caller, outside the lock (dropped once output has failed:
     /// nobody can read them). The lock is held for a copy, however many lines there are.
-    func append(_ lines: [UInt8]) {
+    /// - Parameter done: the spool sequences of these lines, reported to `onWritten` once they
+    ///   are written.
+    func append(_ lines: [UInt8], done: [UInt64] = []) {
         guard !lines.isEmpty else { return }
         let mustWake = state.withLock { state -> Bool in
             guard state.writeError == nil else { return false }
+            state.pendingDone += done
             if state.pending.isEmpty {
                 state.pending = lines  // the writer swaps the buffer out: take this one whole
             } else {
@@ -104,9 +115,11 @@ final class ResultWriter: Sendable {
 
     private func runWriter() {
         var chunk: [UInt8] = []
+        var chunkDone: [UInt64] = []
         while true {
             let (finished, waiters) = state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
                 swap(&chunk, &state.pending)
+                swap(&chunkDone, &state.pendingDone)
                 guard chunk.isEmpty else { return (false, []) }
                 if state.isFinishing {
                     defer { state.drained = [] }
@@ -126,6 +139,8 @@ final class ResultWriter: Sendable {
             let failure = writeAll(chunk)
             bufferedBytes.subtract(chunk.count, ordering: .relaxed)
             chunk.removeAll(keepingCapacity: true)
+            if failure == nil, !chunkDone.isEmpty { onWritten(chunkDone) }
+            chunkDone.removeAll(keepingCapacity: true)
             let wakesReader = state.withLock { state -> Bool in
                 if let failure, state.writeError == nil {
                     state.writeError = failure
