@@ -17,7 +17,7 @@ struct Options {
             case "--only": only = Set((rest.popFirst() ?? "").split(separator: ",").map { String($0).uppercased() })
             case "--runs": runs = max(1, Int(rest.popFirst() ?? "") ?? 5)
             case "--help", "-h":
-                print("usage: batchman-bench [--json] [--only W1,W2,W3,W4,W5,W6,H1,H2,H3] [--runs N]")
+                print("usage: batchman-bench [--json] [--only W1,W2,W3,W4,W5,W6,H1,H2,H3,H4] [--runs N]")
                 exit(0)
             default:
                 FileHandle.standardError.write(Data("batchman-bench: unknown argument \(argument)\n".utf8))
@@ -49,7 +49,7 @@ FileHandle.standardError.write(Data("batchman-bench: this is a debug build; figu
 
 // H1 and H2 run the host and plugins that `swift build` puts beside this executable; `swift run`
 // builds only what this executable links. Say so instead of failing half-way.
-if options.wants("H1") || options.wants("H2") || options.wants("H3") {
+if options.wants("H1") || options.wants("H2") || options.wants("H3") || options.wants("H4") {
     let missing = ["batchman", "libNoopPlugin.so", "libEchoPlugin.so"].filter {
         !FileManager.default.fileExists(atPath: HostWorkloads.products.appendingPathComponent($0).path)
     }
@@ -128,7 +128,7 @@ if options.wants("W5") {
     record("W5", "100k idle keys", "resident_bytes_per_pending_job", "B", [residentBytes])
 }
 
-if options.wants("H1") || options.wants("H3") {
+if options.wants("H1") || options.wants("H3") || options.wants("H4") {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("batchman-bench-\(getpid())")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: folder) }
@@ -146,10 +146,20 @@ if options.wants("H1") || options.wants("H3") {
         variants.append(("H3", "host + echo plugin, isolated", batchman,
                          ["run", try HostWorkloads.makeManifest(plugin: "EchoPlugin", isolation: "process", in: folder), "--input", input]))
     }
+    if options.wants("H4") {
+        // H4: H1's EchoPlugin run with a spool, per --fsync policy. Each run gets a fresh spool
+        // (a used one would resume at the end of the input).
+        for policy in ["never", "interval", "always"] {
+            variants.append(("H4", "host + echo plugin, spool fsync \(policy)", batchman,
+                             ["run", try HostWorkloads.makeManifest(plugin: "EchoPlugin", in: folder), "--input", input,
+                              "--spool", folder.appendingPathComponent("spool-\(policy)").path, "--fsync", policy]))
+        }
+    }
     var medians: [String: Double] = [:]
     for (workload, name, executable, arguments) in variants {
         var times: [Double] = [], peaks: [Double] = []
         for _ in 0..<max(1, runs / 2 + 1) {
+            if let spool = arguments.firstIndex(of: "--spool").map({ arguments[$0 + 1] }) { try? FileManager.default.removeItem(atPath: spool) }
             let run = runChild(executable, arguments)
             precondition(run.status == 0, "\(name) failed with status \(run.status): \(run.errorOutput)")
             times.append(run.seconds)
@@ -166,6 +176,10 @@ if options.wants("H1") || options.wants("H3") {
     }
     if let cat = medians["cat (floor)"], let echo = medians["host + echo plugin"] {
         record("H1", "host + echo plugin", "x_cat", "ratio", [echo / cat])
+    }
+    for policy in ["never", "interval", "always"] {
+        guard let echo = medians["host + echo plugin"], let spooled = medians["host + echo plugin, spool fsync \(policy)"] else { continue }
+        record("H4", "host + echo plugin, spool fsync \(policy)", "x_without_spool", "ratio", [spooled / echo])
     }
     if let echo = medians["host + echo plugin"], let isolated = medians["host + echo plugin, isolated"] {
         // What isolation adds per job, against the in-process run of the same input.

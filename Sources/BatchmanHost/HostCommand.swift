@@ -101,7 +101,11 @@ public enum HostCommand: Equatable, Sendable {
                         throw HostError(.usage, "--fsync needs never, interval or always, got \(text)")
                     }
                     options.fsync = policy
-                case "--spool-max-bytes": options.spoolMaxBytes = try count()
+                case "--spool-max-bytes":
+                    options.spoolMaxBytes = try count()
+                    guard options.spoolMaxBytes >= 1 << 20 else {
+                        throw HostError(.usage, "--spool-max-bytes needs at least 1048576 (1 MiB), got \(options.spoolMaxBytes)")
+                    }
                 case _ where argument.hasPrefix("-"): throw HostError(.usage, "unknown option \(argument)\n\n\(usage)")
                 default:
                     guard manifest == nil else { throw HostError(.usage, "more than one manifest: \(manifest!) and \(argument)") }

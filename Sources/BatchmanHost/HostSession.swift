@@ -168,14 +168,18 @@ final class HostSession {
                 var readAt = Date()
                 func handlePending() {
                     guard !lines.isEmpty else { return }
-                    let sequences = spool?.append(lines.map { Spool.Line(bytes: $0.bytes, number: $0.number, inputEnd: resumable ? $0.end : 0) })
+                    let sequences = spool?.append(lines.map { Spool.Line(bytes: $0.bytes, number: $0.number, inputEnd: resumable ? $0.end : 0) }) {
+                        logger.log(.info, "spool: \(spool!.directory) holds --spool-max-bytes (\(spool!.maxBytes)) of lines not yet answered; "
+                                   + "reading input paused until answered lines free room")
+                    }
                     var jobs: [Job<JobBytes>] = []
                     jobs.reserveCapacity(lines.count)
+                    var spooled: [(key: String, id: String, sequence: UInt64)] = []
                     for (index, line) in lines.enumerated() {
                         let sequence = sequences?[index]
                         switch line.parsed {
                         case .job(let key, let id, let payload):
-                            if let sequence { tracker?.register(key: key, id: id, sequence: sequence) }
+                            if let sequence { spooled.append((key, id, sequence)) }
                             jobs.append(Job(id: id, key: key, payload: line.bytes[(line.bytes.startIndex + payload.lowerBound)..<(line.bytes.startIndex + payload.upperBound)],
                                             submittedAt: readAt))
                         case .invalid(let message, let key, let id):
@@ -185,6 +189,7 @@ final class HostSession {
                         }
                     }
                     lines.removeAll(keepingCapacity: true)
+                    tracker?.register(spooled)  // before the jobs are submitted: a refusal answers at once
                     if !jobs.isEmpty { generation.core.submit(contentsOf: jobs, to: sink) }
                 }
                 func takeOverStaged() {
@@ -272,7 +277,7 @@ final class HostSession {
                 Self.reportInvalid(line: number, message, key: key, id: id, sequence: record.sequence, replayed: true,
                                    writer: writer, invalidLines: invalidLines)
             case .job(let key, let id, let payload):
-                tracker.register(key: key, id: id, sequence: record.sequence)
+                tracker.register([(key, id, record.sequence)])
                 jobs.append(Job(id: id, key: key, payload: bytes[payload], submittedAt: now))
             }
         }

@@ -28,3 +28,48 @@ unsigned long long bm_heap_bytes_in_use(void) {
     struct mallinfo2 info = mallinfo2();
     return (unsigned long long)info.uordblks + (unsigned long long)info.hblkhd;
 }
+
+/* CRC-32C, reflected polynomial 0x82F63B78. */
+static unsigned int crc32c_table(const unsigned char *bytes, unsigned long length, unsigned int crc) {
+    static unsigned int table[256];
+    static int ready;
+    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+        for (unsigned int index = 0; index < 256; index++) {
+            unsigned int value = index;
+            for (int bit = 0; bit < 8; bit++) value = value & 1 ? (value >> 1) ^ 0x82F63B78U : value >> 1;
+            table[index] = value;
+        }
+        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+    }
+    for (unsigned long index = 0; index < length; index++) crc = table[(crc ^ bytes[index]) & 0xFF] ^ (crc >> 8);
+    return crc;
+}
+
+#if defined(__x86_64__)
+#include <string.h>
+__attribute__((target("sse4.2")))
+static unsigned int crc32c_hardware(const unsigned char *bytes, unsigned long length, unsigned int crc) {
+    unsigned long long wide = crc;
+    while (length >= 8) {
+        unsigned long long word;
+        memcpy(&word, bytes, 8);
+        wide = __builtin_ia32_crc32di(wide, word);
+        bytes += 8;
+        length -= 8;
+    }
+    crc = (unsigned int)wide;
+    while (length > 0) {
+        crc = __builtin_ia32_crc32qi(crc, *bytes++);
+        length--;
+    }
+    return crc;
+}
+#endif
+
+unsigned int bm_crc32c(const void *bytes, unsigned long length, unsigned int crc) {
+    crc = ~crc;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("sse4.2")) return ~crc32c_hardware(bytes, length, crc);
+#endif
+    return ~crc32c_table(bytes, length, crc);
+}

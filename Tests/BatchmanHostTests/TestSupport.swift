@@ -1,6 +1,7 @@
 import Batchman
 import BatchmanTesting
 import Foundation
+import Synchronization
 import Testing
 
 /// Where `swift build` put the `batchman` executable and the plugins: beside the test bundle.
@@ -136,6 +137,12 @@ struct ResultLine: Decodable, Sendable {
 final class HostProcess: Sendable {
     let stdout = RecordLog<String>()
     let stderr = RecordLog<String>()
+    /// ``kill(afterLines:)``'s threshold, checked by the thread that reads standard output.
+    private let killAt = KillThreshold()
+
+    private final class KillThreshold: Sendable {
+        let count = Mutex<Int?>(nil)
+    }
     private let exit = RecordLog<Int32>()
     private let outputClosed = RecordLog<Void>()
     private let process: Process
@@ -165,7 +172,11 @@ final class HostProcess: Sendable {
         try process.run()
         let outputClosed = self.outputClosed
         if readsOutput {
-            Self.collectLines(from: stdout.fileHandleForReading, into: self.stdout) { outputClosed.append(()) }
+            let killAt = self.killAt
+            let pid = process.processIdentifier
+            Self.collectLines(from: stdout.fileHandleForReading, into: self.stdout, onLine: { count in
+                if killAt.count.withLock({ $0 == count }) { Glibc.kill(pid, SIGKILL) }
+            }) { outputClosed.append(()) }
         } else {
             outputClosed.append(())
         }
@@ -184,7 +195,7 @@ final class HostProcess: Sendable {
     var processIdentifier: Int32 { process.processIdentifier }
 
     func signal(_ number: Int32) {
-        kill(process.processIdentifier, number)
+        Glibc.kill(process.processIdentifier, number)
     }
 
     /// The last line of ``stderr`` once the process has closed it.
@@ -223,7 +234,35 @@ final class HostProcess: Sendable {
 
     /// The exit status, once the process has ended and its output has been read to the end.
     func exitStatus() async -> Int32 {
-        await exit.wait(forCount: 1)[0]
+        let status = await exit.wait(forCount: 1)[0]
+        // The process may end before its last output is read: a test that reads `stdout` next
+        // (after a kill -9, say) must see all of it.
+        await outputClosed.wait(forCount: 1)
+        return status
+    }
+
+    /// Sends SIGKILL as soon as standard output has `count` lines, from the thread that reads
+    /// them: at that moment however busy the test's own threads are.
+    func kill(afterLines count: Int) {
+        killAt.count.withLock { $0 = count }
+        if stdout.elements.count >= count { signal(SIGKILL) }
+    }
+
+    /// Waits until standard output has `count` lines (true) or has ended with fewer (false).
+    func waitForOutput(lines count: Int) async -> Bool {
+        let outcome = RecordLog<Bool>()
+        let lines = Task { [stdout] in
+            _ = await stdout.wait(forCount: count)
+            if !Task.isCancelled { outcome.append(true) }
+        }
+        let end = Task { [outputClosed] in
+            _ = await outputClosed.wait(forCount: 1)
+            if !Task.isCancelled { outcome.append(false) }
+        }
+        let first = await outcome.wait(forCount: 1)[0]
+        lines.cancel()
+        end.cancel()
+        return first || stdout.elements.count >= count
     }
 
     /// Closes input, waits for the exit and returns every result line.
@@ -234,9 +273,13 @@ final class HostProcess: Sendable {
         return (status, try stdout.elements.map(ResultLine.parse))
     }
 
-    private static func collectLines(from handle: FileHandle, into log: RecordLog<String>, onEnd: @escaping @Sendable () -> Void) {
+    private static func collectLines(
+        from handle: FileHandle, into log: RecordLog<String>, onLine: @escaping @Sendable (Int) -> Void = { _ in },
+        onEnd: @escaping @Sendable () -> Void
+    ) {
         Thread.detachNewThread {
             var pending = Data()
+            var count = 0
             while true {
                 let data = handle.availableData
                 if data.isEmpty { break }
@@ -244,6 +287,8 @@ final class HostProcess: Sendable {
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                     log.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
                     pending.removeSubrange(pending.startIndex...newline)
+                    count += 1
+                    onLine(count)
                 }
             }
             if !pending.isEmpty { log.append(String(decoding: pending, as: UTF8.self)) }

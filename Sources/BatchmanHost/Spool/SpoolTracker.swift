@@ -11,20 +11,48 @@ final class SpoolTracker: Sendable {
         let id: ExactString
     }
 
-    private let sequences = Mutex<[JobKey: [UInt64]]>([:])
+    /// A job's sequences: almost always one, held without an array of its own.
+    private struct Sequences {
+        var first: UInt64
+        var more: [UInt64] = []
+    }
 
-    func register(key: String, id: String, sequence: UInt64) {
-        sequences.withLock { $0[JobKey(key: ExactString(key), id: ExactString(id)), default: []].append(sequence) }
+    private let sequences = Mutex<[JobKey: Sequences]>([:])
+
+    /// Registers a read's jobs under one lock.
+    func register(_ jobs: [(key: String, id: String, sequence: UInt64)]) {
+        guard !jobs.isEmpty else { return }
+        sequences.withLock { sequences in
+            for job in jobs {
+                let key = JobKey(key: ExactString(job.key), id: ExactString(job.id))
+                if sequences[key] == nil {
+                    sequences[key] = Sequences(first: job.sequence)
+                } else {
+                    sequences[key]!.more.append(job.sequence)
+                }
+            }
+        }
     }
 
     /// The sequences of the jobs these results answer.
     func take(_ results: [JobResult<JobBytes, JobBytes>]) -> [UInt64] {
         sequences.withLock { sequences in
-            results.compactMap { result -> UInt64? in
-                let job = JobKey(key: ExactString(result.key), id: ExactString(result.id))
-                guard var list = sequences[job], !list.isEmpty else { return nil }
-                let sequence = result.errorReason == .duplicate ? list.removeLast() : list.removeFirst()
-                sequences[job] = list.isEmpty ? nil : list
+            results.indices.compactMap { index -> UInt64? in
+                let key = JobKey(key: ExactString(results[index].key), id: ExactString(results[index].id))
+                guard var held = sequences[key] else { return nil }
+                let sequence: UInt64
+                if held.more.isEmpty {
+                    sequence = held.first
+                    sequences[key] = nil
+                    return sequence
+                }
+                if results[index].errorReason == .duplicate {
+                    sequence = held.more.removeLast()
+                } else {
+                    sequence = held.first
+                    held.first = held.more.removeFirst()
+                }
+                sequences[key] = held
                 return sequence
             }
         }

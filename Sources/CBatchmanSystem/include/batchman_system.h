@@ -19,4 +19,8 @@ int bm_memfd(const char *name);
  * memory per object exactly, where resident size depends on what was freed before. */
 unsigned long long bm_heap_bytes_in_use(void);
 
+/* CRC-32C of `length` bytes at `bytes`, continuing from `crc` (0 to start): the SSE 4.2 crc32
+ * instruction where the processor has it, a table otherwise. For spool records and ledgers. */
+unsigned int bm_crc32c(const void *bytes, unsigned long length, unsigned int crc);
+
 #endif
