@@ -188,7 +188,7 @@ public struct RunOptions: Equatable, Sendable {
     /// `--fsync`: when the spool's writes reach the disk.
     public var fsync = SpoolSyncPolicy.interval
     /// `--spool-max-bytes`: at this size the spool stops the reading of input.
-    public var spoolMaxBytes = 1 << 30
+    public var spoolMaxBytes = Spool.defaultMaxBytes
 
     public init() {}
 }

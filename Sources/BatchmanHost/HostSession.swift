@@ -172,24 +172,9 @@ final class HostSession {
                         logger.log(.info, "spool: \(spool!.directory) holds --spool-max-bytes (\(spool!.maxBytes)) of lines not yet answered; "
                                    + "reading input paused until answered lines free room")
                     }
-                    var jobs: [Job<JobBytes>] = []
-                    jobs.reserveCapacity(lines.count)
-                    var spooled: [(key: String, id: String, sequence: UInt64)] = []
-                    for (index, line) in lines.enumerated() {
-                        let sequence = sequences?[index]
-                        switch line.parsed {
-                        case .job(let key, let id, let payload):
-                            if let sequence { spooled.append((key, id, sequence)) }
-                            jobs.append(Job(id: id, key: key, payload: line.bytes[(line.bytes.startIndex + payload.lowerBound)..<(line.bytes.startIndex + payload.upperBound)],
-                                            submittedAt: readAt))
-                        case .invalid(let message, let key, let id):
-                            Self.reportInvalid(line: line.number, message, key: key, id: id, sequence: sequence, writer: writer, invalidLines: invalidLines)
-                        case .tooLong(let length):
-                            Self.reportInvalid(line: line.number, Self.tooLong(length), sequence: sequence, writer: writer, invalidLines: invalidLines)
-                        }
-                    }
+                    let jobs = Self.jobs(of: lines, sequences: sequences, submittedAt: readAt, replayed: false, spool: spool, tracker: tracker,
+                                         writer: writer, invalidLines: invalidLines)
                     lines.removeAll(keepingCapacity: true)
-                    tracker?.register(spooled)  // before the jobs are submitted: a refusal answers at once
                     if !jobs.isEmpty { generation.core.submit(contentsOf: jobs, to: sink) }
                 }
                 func takeOverStaged() {
@@ -215,17 +200,11 @@ final class HostSession {
                     case .line(let number, let bytes, let end):
                         lastLine = number
                         let parsed = bytes.withUnsafeBufferPointer { JobLine.parse($0) }
-                        switch parsed {
-                        case .blank: break
-                        case .invalid(let message, let key, let id):
-                            lines.append(ReadLine(bytes: bytes, number: number, end: end, parsed: .invalid(message, key, id)))
-                        case .job(let key, let id, let payload):
-                            lines.append(ReadLine(bytes: bytes, number: number, end: end, parsed: .job(key, id, payload)))
-                        }
+                        if parsed != .blank { lines.append(ReadLine(bytes: bytes, number: number, end: end, parsed: parsed)) }
                     case .tooLong(let number, let length, let end):
                         lastLine = number
                         // Spooled as an empty record: the line's bytes were never kept.
-                        lines.append(ReadLine(bytes: [], number: number, end: end, parsed: .tooLong(length)))
+                        lines.append(ReadLine(bytes: [], number: number, end: end, parsed: nil, tooLongBy: length))
                     case .cutShort(let number):
                         Self.reportInvalid(line: number, "input stopped in the middle of this line; it was not read whole", writer: writer, invalidLines: invalidLines)
                     case .putBack(let number, let offset):
@@ -238,50 +217,62 @@ final class HostSession {
         }
     }
 
-    /// A line read and parsed, waiting for the end of its read.
+    /// A line read and parsed, waiting for the end of its read (or read back from the spool).
     private struct ReadLine {
-        enum Parsed {
-            case job(String, String, Range<Int>)
-            case invalid(String, String?, String?)
-            case tooLong(Int)
-        }
-
         let bytes: ArraySlice<UInt8>
         let number: Int
         let end: UInt64
-        let parsed: Parsed
+        /// Nil for a line longer than --max-line-bytes, whose bytes were not kept.
+        let parsed: JobLine?
+        /// The too-long line's length, when known (a line replayed from the spool has lost it).
+        var tooLongBy: Int?
     }
 
-    private static func tooLong(_ length: Int) -> String { "line is \(length) bytes, longer than --max-line-bytes" }
+    /// Answers the lines that are not jobs at once (their results carry their spool sequences)
+    /// and returns the jobs of the others, registered with `tracker` under their sequences
+    /// before anything submits them: a refused job is answered at once.
+    private static func jobs(
+        of lines: [ReadLine], sequences: [UInt64]?, submittedAt time: Date, replayed: Bool, spool: Spool?, tracker: SpoolTracker?,
+        writer: ResultWriter, invalidLines: LineCounter
+    ) -> [Job<JobBytes>] {
+        var jobs: [Job<JobBytes>] = []
+        jobs.reserveCapacity(lines.count)
+        var spooled: [(key: String, id: String, sequence: UInt64)] = []
+        var blank: [UInt64] = []
+        for (index, line) in lines.enumerated() {
+            let sequence = sequences?[index]
+            switch line.parsed {
+            case .job(let key, let id, let payload)?:
+                if let sequence { spooled.append((key, id, sequence)) }
+                let start = line.bytes.startIndex
+                jobs.append(Job(id: id, key: key, payload: line.bytes[(start + payload.lowerBound)..<(start + payload.upperBound)], submittedAt: time))
+            case .invalid(let message, let key, let id)?:
+                reportInvalid(line: line.number, message, key: key, id: id, sequence: sequence, replayed: replayed, writer: writer,
+                              invalidLines: invalidLines)
+            case nil:
+                let message = line.tooLongBy.map { "line is \($0) bytes, longer than --max-line-bytes" } ?? "line was longer than --max-line-bytes"
+                reportInvalid(line: line.number, message, sequence: sequence, replayed: replayed, writer: writer, invalidLines: invalidLines)
+            case .blank?:
+                if let sequence { blank.append(sequence) }  // never spooled; answered by nothing
+            }
+        }
+        tracker?.register(spooled)
+        spool?.markDone(blank)
+        return jobs
+    }
 
     /// Replays the lines a previous run spooled and did not answer: before any new input, with
     /// `"replayed":true` on their results.
     private func replay(_ records: [SpoolRecord], into generation: HostGeneration, writer: ResultWriter) {
         guard let tracker = spoolTracker, !records.isEmpty else { return }
-        let sink = OutputSink(writer: writer, tracker: tracker, replayed: true)
-        let now = Date()
-        var jobs: [Job<JobBytes>] = []
-        var blank: [UInt64] = []
-        for record in records {
-            let number = Int(record.lineNumber)
+        let lines = records.map { record in
             let bytes = record.line[...]
-            guard !bytes.isEmpty else {
-                Self.reportInvalid(line: number, "line was longer than --max-line-bytes", sequence: record.sequence, replayed: true,
-                                   writer: writer, invalidLines: invalidLines)
-                continue
-            }
-            switch bytes.withUnsafeBufferPointer({ JobLine.parse($0) }) {
-            case .blank:
-                blank.append(record.sequence)
-            case .invalid(let message, let key, let id):
-                Self.reportInvalid(line: number, message, key: key, id: id, sequence: record.sequence, replayed: true,
-                                   writer: writer, invalidLines: invalidLines)
-            case .job(let key, let id, let payload):
-                tracker.register([(key, id, record.sequence)])
-                jobs.append(Job(id: id, key: key, payload: bytes[payload], submittedAt: now))
-            }
+            return ReadLine(bytes: bytes, number: Int(record.lineNumber), end: record.inputEnd,
+                            parsed: bytes.isEmpty ? nil : bytes.withUnsafeBufferPointer { JobLine.parse($0) })
         }
-        spool?.markDone(blank)
+        let jobs = Self.jobs(of: lines, sequences: records.map(\.sequence), submittedAt: Date(), replayed: true, spool: spool,
+                             tracker: tracker, writer: writer, invalidLines: invalidLines)
+        let sink = OutputSink(writer: writer, tracker: tracker, replayed: true)
         for start in stride(from: 0, to: jobs.count, by: 1000) {
             generation.core.submit(contentsOf: Array(jobs[start..<min(jobs.count, start + 1000)]), to: sink)
         }

@@ -248,23 +248,6 @@ final class HostProcess: Sendable {
         if stdout.elements.count >= count { signal(SIGKILL) }
     }
 
-    /// Waits until standard output has `count` lines (true) or has ended with fewer (false).
-    func waitForOutput(lines count: Int) async -> Bool {
-        let outcome = RecordLog<Bool>()
-        let lines = Task { [stdout] in
-            _ = await stdout.wait(forCount: count)
-            if !Task.isCancelled { outcome.append(true) }
-        }
-        let end = Task { [outputClosed] in
-            _ = await outputClosed.wait(forCount: 1)
-            if !Task.isCancelled { outcome.append(false) }
-        }
-        let first = await outcome.wait(forCount: 1)[0]
-        lines.cancel()
-        end.cancel()
-        return first || stdout.elements.count >= count
-    }
-
     /// Closes input, waits for the exit and returns every result line.
     func finish() async throws -> (status: Int32, results: [ResultLine]) {
         closeInput()

@@ -77,35 +77,12 @@ final class WorkerProcess {
     }
 
     private static func spawn(socket: Int32, log: Int32, output: Int32, memoryLimit: Int?) -> Result<pid_t, WorkerStartError> {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, output, STDOUT_FILENO)
-        posix_spawn_file_actions_adddup2(&actions, socket, PluginWorker.socketDescriptor)
-        posix_spawn_file_actions_adddup2(&actions, log, OutcomeLog.workerDescriptor)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
         // A process group of its own: Ctrl-C at a terminal reaches the host, which drains, and
-        // not the workers, which would die mid-batch. Signals unblocked and at their defaults:
-        // the plugin gets an ordinary process.
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in SignalStateMachine.handled + [SIGPIPE] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let arguments = ["batchman", PluginWorker.subcommand, "\(getpid())", "\(memoryLimit ?? 0)"]
-        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for argument in cArguments { free(argument) } }
-        var pid = pid_t()
-        let status = posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, &cArguments, environ)
-        guard status == 0 else { return .failure(WorkerStartError("cannot be started: \(String(cString: strerror(status)))")) }
-        return .success(pid)
+        // not the workers, which would die mid-batch.
+        SelfSpawn.start(["batchman", PluginWorker.subcommand, "\(getpid())", "\(memoryLimit ?? 0)"],
+                        descriptors: [(output, STDOUT_FILENO), (socket, PluginWorker.socketDescriptor), (log, OutcomeLog.workerDescriptor)],
+                        ownProcessGroup: true)
+            .mapError { WorkerStartError("cannot be started: \($0.reason)") }
     }
 
     /// Kills the worker at once (a hung or broken one).

@@ -71,15 +71,7 @@ public enum PluginTest {
     }
 
     private static func emit(_ line: String) {
-        var text = line + "\n"
-        text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(STDOUT_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 { if errno == EINTR { continue } else { return } }
-                offset += written
-            }
-        }
+        FileIO.writeAll(STDOUT_FILENO, Array((line + "\n").utf8))
     }
 
     private static func standardOutputLine(_ writes: [(PluginContractCheck, [UInt8])]) -> String {
@@ -200,44 +192,15 @@ private enum CheckProcess {
     }
 
     private static func spawn(_ arguments: [String], report: Int32, output: Int32) -> pid_t? {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, output, STDOUT_FILENO)
-        posix_spawn_file_actions_adddup2(&actions, report, PluginTest.reportDescriptor)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Signals unblocked and at their defaults: the plugin gets an ordinary process.
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in SignalStateMachine.handled + [SIGPIPE] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for argument in cArguments { free(argument) } }
         // A crash is reported by the parent in one line: no Swift backtrace of the check's
         // process (which would name the host's frames, not the plugin's bug).
-        var environment: [String] = []
-        var entry = environ
-        while let variable = entry.pointee {
-            let text = String(cString: variable)
-            if !text.hasPrefix("SWIFT_BACKTRACE=") { environment.append(text) }
-            entry += 1
-        }
-        environment.append("SWIFT_BACKTRACE=enable=no")
-        var cEnvironment: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        defer { for variable in cEnvironment { free(variable) } }
-        var pid = pid_t()
-        let status = posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, &cArguments, &cEnvironment)
-        guard status == 0 else {
-            errno = status
+        switch SelfSpawn.start(arguments, descriptors: [(output, STDOUT_FILENO), (report, PluginTest.reportDescriptor)],
+                               ownProcessGroup: false, environment: SelfSpawn.environment(setting: "SWIFT_BACKTRACE", to: "enable=no")) {
+        case .success(let pid):
+            return pid
+        case .failure(let failure):
+            errno = failure.errno
             return nil
         }
-        return pid
     }
 }

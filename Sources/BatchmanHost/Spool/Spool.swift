@@ -80,7 +80,7 @@ final class Spool: Sendable {
     /// - Throws: ``HostError`` if another host holds the spool or the folder cannot be used.
     /// - Parameter maxBytes: the spool's bound; segments are a quarter of it at most (64 MiB),
     ///   so that done segments free room long before the bound is reached.
-    static func open(directory: String, policy: SpoolSyncPolicy, maxBytes: Int = defaultMaxBytes) throws(HostError) -> (Spool, Recovery) {
+    static func open(directory: String, policy: SpoolSyncPolicy, maxBytes: Int) throws(HostError) -> (Spool, Recovery) {
         let segmentBytes = min(defaultSegmentBytes, maxBytes / 4)
         for folder in [directory, "\(directory)/quarantine"] where mkdir(folder, 0o755) != 0 && errno != EEXIST {
             throw HostError(.usage, "--spool \(directory): cannot create \(folder): \(String(cString: strerror(errno)))")
@@ -88,9 +88,8 @@ final class Spool: Sendable {
         let lock = Glibc.open("\(directory)/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard lock >= 0 else { throw HostError(.usage, "--spool \(directory): cannot open its lock file: \(String(cString: strerror(errno)))") }
         if flock(lock, LOCK_EX | LOCK_NB) != 0 {
-            let holder = String(decoding: (SpoolFiles.read("\(directory)/lock") ?? []).filter { (0x30...0x39).contains($0) }, as: UTF8.self)
             Glibc.close(lock)
-            throw HostError(.runtime, "--spool \(directory) is in use by another batchman\(holder.isEmpty ? "" : " (pid \(holder))"); "
+            throw HostError(.runtime, "--spool \(directory) is in use by another batchman\(holder(of: directory).map { " (pid \($0))" } ?? ""); "
                             + "a spool serves one host at a time: stop that host or give this one another folder")
         }
         ftruncate(lock, 0)
@@ -113,7 +112,7 @@ final class Spool: Sendable {
         }
         for damage in scan.damaged {
             let aside = "\(directory)/quarantine/\(URL(fileURLWithPath: damage.path).lastPathComponent)-\(damage.offset).record"
-            SpoolFiles.write(aside, damage.bytes, sync: true)
+            FileIO.replace(aside, with: damage.bytes, sync: true)
             recovery.report.append("\(damage.path): a damaged record at byte \(damage.offset) (checksum or length wrong) moved to \(aside)"
                                    + (damage.isRestOfSegment ? "; the rest of the segment cannot be read" : ""))
         }
@@ -131,7 +130,7 @@ final class Spool: Sendable {
         let activePath = SpoolFiles.segmentPath(in: directory, number: nextSequence)
         var compacted: [UInt8] = []
         for record in recovery.pending { record.encode(into: &compacted) }
-        guard SpoolFiles.write(activePath, compacted, sync: true) else {
+        guard FileIO.replace(activePath, with: compacted, sync: true) else {
             throw HostError(.runtime, "--spool \(directory): cannot write \(activePath): \(String(cString: strerror(errno)))")
         }
         // The spool now holds only the lines to replay: every other sequence up to the highest is
@@ -157,11 +156,11 @@ final class Spool: Sendable {
         } else {
             ledger.advance(to: nextSequence - 1)
         }
-        guard SpoolFiles.write(ledgerPath, ledger.encoded(), sync: true) else {
+        guard FileIO.replace(ledgerPath, with: ledger.encoded(), sync: true) else {
             throw HostError(.runtime, "--spool \(directory): cannot write its ledger: \(String(cString: strerror(errno)))")
         }
         for path in segmentPaths where path != activePath { unlink(path) }
-        SpoolFiles.syncFolder(directory)
+        FileIO.syncFolder(directory)
 
         let active = Glibc.open(activePath, O_WRONLY | O_APPEND | O_CLOEXEC)
         guard active >= 0 else { throw HostError(.runtime, "--spool \(directory): cannot open \(activePath): \(String(cString: strerror(errno)))") }
@@ -170,6 +169,12 @@ final class Spool: Sendable {
             ledger: ledger, segments: [segment], active: active, nextSequence: nextSequence, liveBytes: compacted.count))
         DedicatedThread.start(name: "batchman-spool") { spool.runTimer() }
         return (spool, recovery)
+    }
+
+    /// The pid the host holding the spool wrote into `DIR/lock`, if any.
+    static func holder(of directory: String) -> String? {
+        let pid = String(decoding: (FileIO.read("\(directory)/lock") ?? []).filter { (0x30...0x39).contains($0) }, as: UTF8.self)
+        return pid.isEmpty ? nil : pid
     }
 
     // MARK: - Running
@@ -203,7 +208,7 @@ final class Spool: Sendable {
             guard !state.isClosed else { return sequences }
             // The ledger's input offset moves only once the lines are written: a ledger written
             // while the append is cut short by a crash must not skip lines the spool lacks.
-            guard SpoolFiles.writeAll(state.active, buffer) else { return sequences }
+            guard FileIO.writeAll(state.active, buffer) else { return sequences }
             state.ledger.inputOffset = max(state.ledger.inputOffset, inputEnd)
             if policy == .always { fdatasync(state.active) }
             state.segments[state.segments.count - 1].lastSequence = sequences.last!
@@ -249,7 +254,7 @@ final class Spool: Sendable {
                 unlink(last.path)
                 state.liveBytes -= last.bytes
                 state.segments.removeLast()
-                SpoolFiles.syncFolder(directory)
+                FileIO.syncFolder(directory)
             }
             return waiters + state.roomWaiters
         }
@@ -257,9 +262,6 @@ final class Spool: Sendable {
         stopTimer.signal()
         Glibc.close(lock)
     }
-
-    /// Bytes of segments not yet deleted.
-    var liveBytes: Int { state.withLock { $0.liveBytes } }
 
     private func waitForRoom(onPause: () -> Void) {
         var paused = false
@@ -284,7 +286,7 @@ final class Spool: Sendable {
         let path = SpoolFiles.segmentPath(in: directory, number: state.nextSequence)
         state.active = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         state.segments.append(Segment(path: path, lastSequence: state.nextSequence - 1, bytes: 0))
-        SpoolFiles.syncFolder(directory)
+        FileIO.syncFolder(directory)
     }
 
     /// Deletes sealed segments whose lines are all done, the ledger that says so written first.
@@ -297,13 +299,13 @@ final class Spool: Sendable {
             state.liveBytes -= segment.bytes
         }
         state.segments.removeFirst(done.count)
-        SpoolFiles.syncFolder(directory)
+        FileIO.syncFolder(directory)
         defer { state.roomWaiters = [] }
         return state.roomWaiters
     }
 
     private func persistLedger(_ state: inout State, sync: Bool) {
-        SpoolFiles.write("\(directory)/ledger", state.ledger.encoded(), sync: sync)
+        FileIO.replace("\(directory)/ledger", with: state.ledger.encoded(), sync: sync)
         state.ledgerUnsynced = !sync
         state.ledgerUnwritten = false
         state.ledgerWrittenAt = FrameChannel.monotonicNanoseconds()

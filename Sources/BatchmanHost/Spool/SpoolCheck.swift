@@ -49,7 +49,6 @@ public enum SpoolCheck {
             flock(lock, LOCK_UN)
             return "free"
         }
-        let pid = String(decoding: (SpoolFiles.read("\(directory)/lock") ?? []).filter { (0x30...0x39).contains($0) }, as: UTF8.self)
-        return "held by a running batchman" + (pid.isEmpty ? "" : " (pid \(pid))")
+        return "held by a running batchman" + (Spool.holder(of: directory).map { " (pid \($0))" } ?? "")
     }
 }

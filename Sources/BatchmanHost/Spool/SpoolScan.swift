@@ -31,13 +31,13 @@ struct SpoolScan {
     var bytes = 0
 
     init(directory: String) {
-        if let bytes = SpoolFiles.read("\(directory)/ledger") {
+        if let bytes = FileIO.read("\(directory)/ledger") {
             ledger = SpoolLedger.decode(bytes)
             ledgerIsDamaged = ledger == nil
         }
         segments = SpoolFiles.segments(in: directory)
         for (index, path) in segments.enumerated() {
-            guard let bytes = SpoolFiles.read(path) else { continue }
+            guard let bytes = FileIO.read(path) else { continue }
             self.bytes += bytes.count
             var offset = 0
             scan: while offset < bytes.count {
