@@ -22,13 +22,12 @@ enum Toolchain {
 struct PluginKitTests {
     static let kits = Products.packageRoot.appendingPathComponent("PluginKits")
 
-    /// Builds a kit's library into `scratch` with `command` (run in the kit's folder).
-    func build(_ kit: String, _ tool: String?, _ arguments: [String], output: String, in scratch: Scratch) throws -> String {
+    /// Builds a kit's library (`output`) with `tool` and `arguments`, run in the kit's folder.
+    func build(_ kit: String, _ tool: String?, _ arguments: [String], output: String) throws -> String {
         let tool = try #require(tool)
         let result = try run(tool, arguments, directory: Self.kits.appendingPathComponent(kit).path)
         #expect(result.status == 0, "building the \(kit) kit: \(result.errorOutput)")
         #expect(FileManager.default.fileExists(atPath: output), "\(output) was not built")
-        _ = scratch
         return output
     }
 
@@ -60,7 +59,7 @@ struct PluginKitTests {
         let scratch = try Scratch()
         let library = scratch.path("libwordcount.so")
         try exercise(try build("cpp", Toolchain.cxx, ["-std=c++17", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
-                                                       "-o", library, "wordcount.cpp"], output: library, in: scratch), in: scratch)
+                                                       "-o", library, "wordcount.cpp"], output: library), in: scratch)
     }
 
     @Test(.enabled(if: Toolchain.cargo != nil, "the Rust kit needs cargo: install Debian's cargo"))
@@ -68,14 +67,14 @@ struct PluginKitTests {
         let scratch = try Scratch()
         let target = scratch.path("target")
         try exercise(try build("rust", Toolchain.cargo, ["build", "--release", "--offline", "--target-dir", target],
-                               output: "\(target)/release/libwordcount.so", in: scratch), in: scratch)
+                               output: "\(target)/release/libwordcount.so"), in: scratch)
     }
 
     @Test(.enabled(if: Toolchain.go != nil, "the Go kit needs go: install Debian's golang-go"))
     func goKit() throws {
         let scratch = try Scratch()
         let library = scratch.path("libwordcount.so")
-        try exercise(try build("go", Toolchain.go, ["build", "-buildmode=c-shared", "-o", library, "."], output: library, in: scratch), in: scratch)
+        try exercise(try build("go", Toolchain.go, ["build", "-buildmode=c-shared", "-o", library, "."], output: library), in: scratch)
     }
 
     @Test(.enabled(if: Toolchain.swift != nil, "the Swift kit needs swift on PATH"))
@@ -83,7 +82,7 @@ struct PluginKitTests {
         let scratch = try Scratch()
         let products = scratch.path("swift")
         try exercise(try build("swift", Toolchain.swift, ["build", "-c", "release", "--scratch-path", products],
-                               output: "\(products)/release/libWordCount.so", in: scratch), in: scratch)
+                               output: "\(products)/release/libWordCount.so"), in: scratch)
     }
 
     @Test func everyKitsCopyOfTheHeaderIsTheHeader() throws {
