@@ -57,7 +57,7 @@ final class HostSession {
         let spool = spool
         let writer = ResultWriter(fileDescriptor: output, maxBufferedBytes: options.maxOutputBytes,
                                   onWritten: { spool?.markDone($0) }) { [logger] failure in
-            logger.log(.error, "writing results failed: \(String(cString: strerror(failure))); reading no more input and failing every accepted job")
+            logger.log(.error, "writing results failed: \(Errno(rawValue: failure)); reading no more input and failing every accepted job")
             reader.stop()
             // At once, not after reading stops: a reader blocked on a full key (a hung plugin)
             // is released by the jobs failing.
@@ -101,7 +101,7 @@ final class HostSession {
         generations.close()?.registry.destroyAll()
         switch end {
         case .stopped: logger.log(.info, "stopped reading after line \(lastLine)")
-        case .readError(let code): logger.log(.error, "reading input failed after line \(lastLine): \(String(cString: strerror(code)))")
+        case .readError(let code): logger.log(.error, "reading input failed after line \(lastLine): \(Errno(rawValue: code))")
         case .endOfInput: break
         }
         let current = generations.current
@@ -119,7 +119,7 @@ final class HostSession {
         if let writeError {
             // Jobs the batchers held and failed; lines refused after output failed are not jobs.
             let unanswered = generations.statistics().0.perKey.values.reduce(0) { $0 + ($1.failed[.shutdownBatch] ?? 0) }
-            throw HostError(.runtime, "writing results failed: \(String(cString: strerror(writeError))); "
+            throw HostError(.runtime, "writing results failed: \(Errno(rawValue: writeError)); "
                             + "stopped reading after line \(lastLine), and \(unanswered) accepted jobs were failed without an answer")
         }
         if case .readError = end { throw HostError(.runtime, "input could not be read to its end") }
@@ -131,8 +131,8 @@ final class HostSession {
         spool?.close()
         if let generations {
             for instance in generations.current.registry.destroyAll() {
-                logger.log(.warning, "key \"\(instance.key)\": plugin \"\(instance.pluginName)\" is still inside process_batch; "
-                           + "its instance is not destroyed (destroy never runs during a call)")
+                let what = instance.terminate() ? "killed its worker process" : "its instance is not destroyed (destroy never runs during a call)"
+                logger.log(.warning, "key \"\(instance.key)\": plugin \"\(instance.pluginName)\" is still inside process_batch; \(what)")
             }
         }
         if let input, options.inputPath != nil { Glibc.close(input) }
@@ -279,7 +279,7 @@ final class HostSession {
     }
 
     private static func unanswered(_ failure: Int32) -> String {
-        "results cannot be written (\(String(cString: strerror(failure)))); the job was not answered"
+        "results cannot be written (\(Errno(rawValue: failure))); the job was not answered"
     }
 
     private static func reportInvalid(
@@ -304,7 +304,7 @@ final class HostSession {
         if options.inputPath != nil, recovery.inputOffset > 0 {
             guard lseek(input, off_t(recovery.inputOffset), SEEK_SET) >= 0 else {
                 throw HostError(.runtime, "--input \(options.inputPath!): cannot resume at byte \(recovery.inputOffset), where the spool says "
-                                + "reading stopped: \(String(cString: strerror(errno)))")
+                                + "reading stopped: \(Errno.current)")
             }
             logger.log(.info, "spool: resuming --input \(options.inputPath!) at byte \(recovery.inputOffset), after the lines it already holds")
         }
@@ -317,9 +317,10 @@ final class HostSession {
             }
             return STDIN_FILENO
         }
-        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw HostError(.usage, "--input \(path): \(String(cString: strerror(errno)))") }
-        return descriptor
+        switch Syscall.open(path, O_RDONLY) {
+        case .success(let descriptor): return descriptor
+        case .failure(let error): throw HostError(.usage, "--input \(path): \(error)")
+        }
     }
 
     private func openOutput() throws(HostError) -> Int32 {
@@ -329,9 +330,11 @@ final class HostSession {
             }
             return STDOUT_FILENO
         }
-        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw HostError(.usage, "--output \(path): \(String(cString: strerror(errno)))") }
-        ownsOutput = true
-        return descriptor
+        switch Syscall.open(path, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644) {
+        case .success(let descriptor):
+            ownsOutput = true
+            return descriptor
+        case .failure(let error): throw HostError(.usage, "--output \(path): \(error)")
+        }
     }
 }

@@ -125,6 +125,8 @@ private final class InstanceFactory: Sendable {
     private let logger: BatchmanLogger
     /// Loads each plugin file once; used on the control thread only.
     private let loader: Mutex<PluginLoader>
+    /// Plugin files whose permissions were checked, so each is warned about once per configuration.
+    private let checkedFiles = Mutex<Set<String>>([])
 
     init(manifest: Manifest, control: WorkerPool, logger: BatchmanLogger) {
         self.manifest = manifest
@@ -139,6 +141,10 @@ private final class InstanceFactory: Sendable {
     func make(key: String, from entry: Manifest.KeyEntry) -> Result<any KeyInstance, PluginLoadError> {
         let settings = config.config(forKey: entry.name == Manifest.defaultKey ? key : entry.name)
         let placement = manifest.placement(forKey: key)
+        if let path = try? loader.withLock({ loader throws(PluginLoadError) in try loader.resolve(entry.plugin, forKey: key) }),
+           checkedFiles.withLock({ $0.insert(path).inserted }) {
+            for warning in PluginLoader.permissionWarnings(forFileAt: path) { logger.log(.warning, "plugin \"\(entry.plugin)\" (\(path)): \(warning)") }
+        }
         if placement.isolation == .process {
             // The host never loads an untrusted plugin itself: only its worker does. Started on
             // the control thread: a worker gets its parent-death signal when the *thread* that
@@ -147,7 +153,7 @@ private final class InstanceFactory: Sendable {
                 Result { () throws(PluginLoadError) -> any KeyInstance in
                     let path = try loader.withLock { loader throws(PluginLoadError) in try loader.resolve(entry.plugin, forKey: key) }
                     return try IsolatedInstance(plugin: entry.plugin, path: path, key: key, config: entry.config, debug: settings.debug,
-                                                memoryLimit: placement.memoryLimit, timeout: settings.timeout, logger: logger)
+                                                placement: placement, timeout: settings.timeout, logger: logger)
                 }
             }
         }
@@ -158,7 +164,8 @@ private final class InstanceFactory: Sendable {
                     logger.log(.debug, "key \"\(key)\": plugin \(plugin.name) \(plugin.version) loaded from a private copy of \(plugin.path) "
                                + "(\(plugin.loadedFrom)), so a rebuilt file is always fresh code")
                 }
-                return try plugin.createInstance(plugin: entry.plugin, key: key, config: entry.config, debug: settings.debug, logger: logger)
+                return try plugin.createInstance(plugin: entry.plugin, key: key, config: entry.config, debug: settings.debug, logger: logger,
+                                                 maxResultBytes: placement.maxResultBytes)
             }
         }
     }

@@ -24,6 +24,16 @@ int bm_memfd(const char *name) {
     return memfd_create(name, MFD_CLOEXEC);
 }
 
+int bm_memfd_growing_only(const char *name, long long size) {
+    int descriptor = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (descriptor < 0) return -1;
+    if (ftruncate(descriptor, size) != 0 || fcntl(descriptor, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+        close(descriptor);
+        return -1;
+    }
+    return descriptor;
+}
+
 unsigned long long bm_heap_bytes_in_use(void) {
     struct mallinfo2 info = mallinfo2();
     return (unsigned long long)info.uordblks + (unsigned long long)info.hblkhd;

@@ -15,22 +15,25 @@ import Testing
         }
     }
 
-    @Test func everyKnownInputLineKeepsTheScannersPromises() throws {
-        let inputs = Self.inputs("jobline")
-        #expect(inputs.count >= 10, "the seed corpus is there")
+    /// Runs `check` on every known input of `target` (at least `seeds` of them).
+    static func replay(_ target: String, seeds: Int, _ check: (Data) -> String?) throws {
+        let inputs = Self.inputs(target)
+        #expect(inputs.count >= seeds, "the seed corpus is there")
         for input in inputs {
-            let bytes = try Data(contentsOf: input)
-            let broken = bytes.withUnsafeBytes { ParserChecks.jobLine($0.bindMemory(to: UInt8.self)) }
+            let broken = check(try Data(contentsOf: input))
             #expect(broken == nil, "\(input.lastPathComponent): \(broken ?? "")")
         }
     }
 
+    @Test func everyKnownInputLineKeepsTheScannersPromises() throws {
+        try Self.replay("jobline", seeds: 10) { bytes in bytes.withUnsafeBytes { ParserChecks.jobLine($0.bindMemory(to: UInt8.self)) } }
+    }
+
+    @Test func everyKnownWorkerInputKeepsTheBoundarysPromises() throws {
+        try Self.replay("worker", seeds: 10) { bytes in bytes.withUnsafeBytes { ParserChecks.workerBytes($0.bindMemory(to: UInt8.self)) } }
+    }
+
     @Test func everyKnownManifestKeepsTheReadersPromises() throws {
-        let inputs = Self.inputs("manifest")
-        #expect(inputs.count >= 5, "the seed corpus is there")
-        for input in inputs {
-            let broken = ParserChecks.manifest(try Data(contentsOf: input))
-            #expect(broken == nil, "\(input.lastPathComponent): \(broken ?? "")")
-        }
+        try Self.replay("manifest", seeds: 5, ParserChecks.manifest)
     }
 }

@@ -67,7 +67,11 @@ struct HostOutputTests {
         process.standardOutput = stdout
         process.standardError = stderr
         try process.run()
-        let writer = stdin.fileHandleForWriting.fileDescriptor
+        // The producer's own copy of the pipe's write end, closed only by the producer: with the
+        // Pipe's descriptor, the number could be closed under it when the test returns and reused
+        // by another test's file, which would then get these lines.
+        let writer = dup(stdin.fileHandleForWriting.fileDescriptor)
+        try stdin.fileHandleForWriting.close()
         Thread.detachNewThread {
             // An endless producer: it stops only when the host closes its input by exiting.
             var id = 0
@@ -76,6 +80,7 @@ struct HostOutputTests {
                 let written = chunk.withCString { Glibc.write(writer, $0, strlen($0)) }
                 if written < 0 { break }
             }
+            close(writer)
         }
         // Read one line, like `head -1`, then go away.
         let reader = stdout.fileHandleForReading

@@ -155,10 +155,21 @@ final class HostProcess: Sendable {
     ///   - standardInput: a file to read instead of a pipe the test writes.
     ///   - readsOutput: false leaves standard output unread (a stalled consumer) until the test
     ///     reads ``unreadOutput`` itself.
-    init(_ arguments: [String], directory: String? = nil, standardInput: FileHandle? = nil, readsOutput: Bool = true) throws {
+    ///   - listingInheritedDescriptorsIn: write the numbers of the descriptors the host
+    ///     inherits into this file before it starts (Foundation's `Process` leaks a socket of its
+    ///     own into every child, which it watches to see the child end: it must stay open).
+    init(
+        _ arguments: [String], directory: String? = nil, standardInput: FileHandle? = nil, readsOutput: Bool = true,
+        listingInheritedDescriptorsIn inheritedList: String? = nil
+    ) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Products.batchman)
-        process.arguments = arguments
+        if let inheritedList {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", #"ls /proc/$$/fd > "$0"; exec "$@""#, inheritedList, Products.batchman] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Products.batchman)
+            process.arguments = arguments
+        }
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
         process.standardInput = standardInput ?? stdin
@@ -193,6 +204,10 @@ final class HostProcess: Sendable {
     }
 
     var processIdentifier: Int32 { process.processIdentifier }
+
+    /// The process that runs the host's work: the one whose descriptors, threads and workers a
+    /// test looks at.
+    var hostProcessIdentifier: Int32 { process.processIdentifier }
 
     func signal(_ number: Int32) {
         Glibc.kill(process.processIdentifier, number)

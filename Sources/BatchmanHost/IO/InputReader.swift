@@ -37,10 +37,10 @@ final class InputReader: Sendable {
     init(fileDescriptor: Int32, maxLineBytes: Int) {
         self.fileDescriptor = fileDescriptor
         self.maxLineBytes = maxLineBytes
-        var ends: [Int32] = [0, 0]
-        precondition(pipe(&ends) == 0, "cannot create the input reader's wake-up pipe: errno \(errno)")
-        wakeRead = ends[0]
-        wakeWrite = ends[1]
+        // Close-on-exec, like every descriptor the host opens: a worker started later must not hold it.
+        guard case .success(let ends) = Syscall.pipe() else { preconditionFailure("cannot create the input reader's wake-up pipe: \(Errno.current)") }
+        wakeRead = ends.read
+        wakeWrite = ends.write
     }
 
     deinit {
@@ -96,16 +96,20 @@ final class InputReader: Sendable {
                 }
                 return .stopped
             }
-            var bytesRead = 0
+            var outcome = Result<Int, Errno>.success(0)
             var chunk = [UInt8](unsafeUninitializedCapacity: Self.chunkSize) { buffer, count in
-                bytesRead = read(fileDescriptor, buffer.baseAddress, buffer.count)
-                count = max(0, bytesRead)
+                outcome = Syscall.read(fileDescriptor, into: UnsafeMutableRawBufferPointer(buffer))
+                count = (try? outcome.get()) ?? 0
             }
-            if bytesRead < 0 {
-                let failure = errno
-                if failure == EINTR || failure == EAGAIN { continue }
+            let bytesRead: Int
+            switch outcome {
+            case .success(let count):
+                bytesRead = count
+            case .failure(.wouldBlock):
+                continue
+            case .failure(let failure):
                 if !partial.isEmpty || skippingLongLine { handle(.cutShort(number: lineNumber + 1)) }
-                return .readError(failure)
+                return .readError(failure.rawValue)
             }
             if bytesRead == 0 {
                 // End of input: a last line without a newline is still a line.
@@ -167,8 +171,8 @@ final class InputReader: Sendable {
         while !isStopped.load(ordering: .relaxed) {
             var descriptors = [pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0),
                                pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&descriptors, 2, -1)
-            if ready < 0 { if errno == EINTR { continue } else { return true } }
+            guard case .success(let ready) = Syscall.poll(&descriptors, milliseconds: -1) else { return true }
+            if ready == 0 { continue }
             if descriptors[1].revents != 0 {
                 var bytes = [UInt8](repeating: 0, count: 64)
                 _ = read(wakeRead, &bytes, bytes.count)

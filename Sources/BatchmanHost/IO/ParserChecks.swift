@@ -19,6 +19,31 @@ package enum ParserChecks {
         return nil
     }
 
+    /// Checks bytes a worker process could send: the first byte picks what they are read as. Even:
+    /// a frame's body; odd: an outcome log for a batch of `byte / 2 + 1` jobs whose
+    /// `maxResultBytes` is the next byte times 16. Returns what was broken, or nil.
+    package static func workerBytes(_ input: UnsafeBufferPointer<UInt8>) -> String? {
+        guard let selector = input.first else { return nil }
+        let rest = UnsafeBufferPointer(rebasing: input.dropFirst())
+        if selector % 2 == 0 {
+            guard let frame = WorkerFrame.decode(ArraySlice(rest)) else { return nil }
+            if WorkerFrame.decode(frame.encoded[4...]) != frame { return "a frame that does not decode to itself once encoded" }
+            return nil
+        }
+        let count = Int(selector / 2) + 1
+        let maxResultBytes = Int(rest.first ?? 0) * 16
+        let log = UnsafeBufferPointer(rebasing: rest.dropFirst())
+        guard case .records(let records, let bytes) = OutcomeLogParser.parse(
+            UnsafeRawPointer(log.baseAddress ?? UnsafePointer(bitPattern: 8)!), length: log.count, count: count, maxResultBytes: maxResultBytes)
+        else { return nil }
+        if records.count > count { return "more records than jobs" }
+        if Set(records.map(\.index)).count != records.count { return "two records for one job" }
+        if records.contains(where: { $0.index < 0 || $0.index >= count }) { return "a record for a job outside the batch" }
+        if records.contains(where: { $0.bytes.lowerBound < 0 || $0.bytes.upperBound > bytes.count }) { return "a record's bytes outside the buffer" }
+        if bytes.count > maxResultBytes + count * OutcomeLogParser.messageAllowance { return "more bytes than the batch may hold" }
+        return nil
+    }
+
     /// Checks one manifest text; returns what was broken, or nil.
     package static func manifest(_ text: Data) -> String? {
         do {

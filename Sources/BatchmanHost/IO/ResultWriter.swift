@@ -160,17 +160,7 @@ final class ResultWriter: Sendable {
     /// Writes `bytes` whole; returns the errno of a failed write.
     private func writeAll(_ bytes: [UInt8]) -> Int32? {
         guard failure == nil else { return nil }  // output is gone: drop, but keep draining
-        return bytes.withUnsafeBytes { buffer -> Int32? in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(fileDescriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                offset += written
-            }
-            return nil
-        }
+        guard case .failure(let error) = Syscall.writeAll(fileDescriptor, bytes) else { return nil }
+        return error.rawValue
     }
 }

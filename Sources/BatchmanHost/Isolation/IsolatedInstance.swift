@@ -6,10 +6,12 @@ import Synchronization
 /// One key's plugin instance in a worker process of its own (`"isolation": "process"`).
 ///
 /// A worker that dies mid-batch costs that batch, not the host: outcomes it had emitted stand,
-/// the rest go to a fresh worker; if they crash it again they are split in halves until the job
-/// that crashes alone is found and failed with `crashed`. A batch past its `timeout` gets its
-/// worker killed. Calls run one at a time on a thread of the instance's own, which also waits
-/// out the restart backoff, so a dying plugin never holds the host's worker threads.
+/// the rest go to a fresh worker, and if they crash it again ``PoisonSearch`` narrows them down
+/// to the jobs that crash alone, which fail with `crashed`; the search restarts workers at once,
+/// with no backoff. A worker that sends anything but its batch's outcomes is killed, and that
+/// costs the batch the same. A batch past its `timeout` gets its worker killed. Calls run one at
+/// a time on a thread of the instance's own, which also waits out the restart backoff between
+/// batches, so a dying plugin never holds the host's worker threads.
 final class IsolatedInstance: @unchecked Sendable {
     // @unchecked: `worker` and `consecutiveDeaths` are touched only on `thread`, in calls the
     // `calls` queue runs one at a time, or by the release that runs after the last of them.
@@ -17,8 +19,7 @@ final class IsolatedInstance: @unchecked Sendable {
     let pluginName: String
     let pluginVersion: String
     let pluginPath: String
-    private let config: String
-    private let debug: Bool
+    private let start: WorkerFrame.Start
     private let memoryLimit: Int?
     private let timeout: Duration?
     private let logger: BatchmanLogger
@@ -27,27 +28,35 @@ final class IsolatedInstance: @unchecked Sendable {
     private var worker: WorkerProcess?
     private var consecutiveDeaths = 0
     private let counters = Mutex(IsolationStatistics())
+    /// The pid of the worker inside a call, 0 between calls: what ``terminate()`` kills.
+    private let busyWorker = Atomic<Int32>(0)
+    private let isTerminated = Atomic<Bool>(false)
+
+    /// How often a worker under a `memoryLimit` has its resident memory checked during a call.
+    static let memoryCheckMilliseconds: Int32 = 50
 
     /// Starts the key's first worker and waits until it has created the instance.
     /// - Throws: ``PluginLoadError`` with the worker's account of what failed.
     init(
-        plugin: String, path: String, key: String, config: String, debug: Bool, memoryLimit: Int?, timeout: Duration?,
+        plugin: String, path: String, key: String, config: String, debug: Bool, placement: Manifest.Placement, timeout: Duration?,
         logger: BatchmanLogger
     ) throws(PluginLoadError) {
-        switch WorkerProcess.start(pluginPath: path, key: key, config: config, debug: debug, memoryLimit: memoryLimit, logger: logger) {
+        let start = WorkerFrame.Start(pluginPath: path, key: key, config: config, debug: debug, maxResultBytes: placement.maxResultBytes)
+        switch WorkerProcess.start(start, memoryLimit: placement.memoryLimit, logger: logger) {
         case .success(let (worker, name, version)):
             self.worker = worker
             pluginName = name
             pluginVersion = version
         case .failure(let error):
-            throw PluginLoadError(code: error.isRefusal ? .createRefused : .workerFailed, plugin: plugin, file: path, key: key,
-                                  detail: error.isRefusal ? error.message : "its worker process \(error.message)")
+            if let refusal = error.refusal {
+                throw PluginLoadError(code: .named(refusal) ?? .createRefused, plugin: plugin, file: path, key: key, detail: error.message)
+            }
+            throw PluginLoadError(code: .workerFailed, plugin: plugin, file: path, key: key, detail: "its worker process \(error.message)")
         }
         self.key = key
         self.pluginPath = path
-        self.config = config
-        self.debug = debug
-        self.memoryLimit = memoryLimit
+        self.start = start
+        self.memoryLimit = placement.memoryLimit
         self.timeout = timeout
         self.logger = logger
         self.thread = WorkerPool(name: "batchman-isolated", threads: 1)
@@ -74,6 +83,14 @@ final class IsolatedInstance: @unchecked Sendable {
         thread.stop()
     }
 
+    /// Ends a call that outlived its welcome (a reload's timeout): kills the worker inside it,
+    /// and starts no other. The call then returns, and the instance can be released.
+    func terminate() {
+        isTerminated.store(true, ordering: .sequentiallyConsistent)
+        let pid = busyWorker.load(ordering: .sequentiallyConsistent)
+        if pid != 0 { Glibc.kill(-pid, SIGKILL) }
+    }
+
     private func shutDownWorker() {
         worker?.shutDown()
         worker = nil
@@ -81,13 +98,7 @@ final class IsolatedInstance: @unchecked Sendable {
 
     // MARK: - One batch
 
-    private struct Part {
-        var indices: [Int]
-        /// This set of jobs crashed a worker before: if it does again, it is split.
-        var hasCrashed: Bool
-    }
-
-    private enum PartEnd {
+    private enum RunEnd {
         case completed
         case died(String)
         case timedOut
@@ -96,72 +107,73 @@ final class IsolatedInstance: @unchecked Sendable {
     /// Processes `batch` on the instance's thread; one outcome per job.
     func process(_ batch: Batch<JobBytes>) -> [JobOutcome<JobBytes>] {
         var outcomes = [JobOutcome<JobBytes>?](repeating: nil, count: batch.jobs.count)
-        let deadline = timeout.map { FrameChannel.monotonicNanoseconds() + UInt64(max(0, $0.nanosecondsClamped)) }
-        var parts = [Part(indices: Array(batch.jobs.indices), hasCrashed: false)]
-        while let part = parts.popLast() {
+        let deadline = timeout.map { Syscall.monotonicNanoseconds() + UInt64(max(0, $0.nanosecondsClamped)) }
+        var search = PoisonSearch(count: batch.jobs.count)
+        var isFirstRun = true
+        search: while case .run(let part) = search.next() {
             let worker: WorkerProcess
-            switch readyWorker() {
+            // Only a batch's first run waits out the backoff: the search restarts at once.
+            switch readyWorker(afterBackoff: isFirstRun) {
             case .success(let ready):
                 worker = ready
             case .failure(let error):
-                for index in part.indices where outcomes[index] == nil {
-                    outcomes[index] = .retry(batch.jobs[index], "plugin \"\(pluginName)\": its worker process \(error.message)")
-                }
-                continue
+                let message = "plugin \"\(pluginName)\": its worker process \(error.message)"
+                for index in batch.jobs.indices where outcomes[index] == nil { outcomes[index] = .retry(batch.jobs[index], message) }
+                break search
             }
-            switch run(part.indices, of: batch, on: worker, until: deadline, into: &outcomes) {
+            isFirstRun = false
+            switch run(part, of: batch, on: worker, until: deadline, into: &outcomes) {
             case .completed:
                 consecutiveDeaths = 0
             case .timedOut:
-                worker.kill()
-                worker.wait()
                 self.worker = nil
                 let message = "batch \(batch.id) timed out after \(timeout.map { "\($0)" } ?? "?"); its worker process was killed"
                 for index in batch.jobs.indices where outcomes[index] == nil {
                     outcomes[index] = .retry(batch.jobs[index], message, reason: .timeout)
                 }
                 logger.log(.warning, "key \"\(key)\": \(message) and is restarted")
-                return outcomes.map { $0! }
+                break search
             case .died(let how):
                 self.worker = nil
                 consecutiveDeaths += 1
                 counters.withLock { $0.crashes += 1 }
-                let remaining = part.indices.filter { outcomes[$0] == nil }
-                let isAlone = remaining.count == 1 && part.hasCrashed
-                logger.log(.warning, "key \"\(key)\": plugin \"\(pluginName)\" crashed (\(how)) in batch \(batch.id) with \(remaining.count) of "
-                           + "\(part.indices.count) jobs unanswered; " + (isAlone ? "that job crashes alone: it fails with crashed" : "they go to a fresh worker"))
-                if isAlone {
-                    let index = remaining[0]
-                    outcomes[index] = .retry(batch.jobs[index], "plugin \"\(pluginName)\" crashed (\(how)) while processing this job", reason: .crashed)
-                } else if !part.hasCrashed {
-                    parts.append(Part(indices: remaining, hasCrashed: true))
-                } else if !remaining.isEmpty {
-                    let half = remaining.count / 2
-                    parts.append(Part(indices: Array(remaining[half...]), hasCrashed: true))
-                    parts.append(Part(indices: Array(remaining[..<half]), hasCrashed: true))
+                let unanswered = part.filter { outcomes[$0] == nil }
+                let poisoned = search.crashed(unanswered: unanswered)
+                let next = poisoned != nil ? "that job crashes alone: it fails with crashed"
+                    : unanswered.isEmpty ? "every job had its outcome" : "they go to a fresh worker"
+                logger.log(.warning, "key \"\(key)\": plugin \"\(pluginName)\" crashed (\(how)) in batch \(batch.id) with \(unanswered.count) of "
+                           + "\(part.count) jobs unanswered; \(next)")
+                if let poisoned {
+                    outcomes[poisoned] = .retry(batch.jobs[poisoned], "plugin \"\(pluginName)\" crashed (\(how)) while processing this job", reason: .crashed)
                 }
             }
         }
-        return outcomes.map { $0! }
+        return batch.jobs.indices.map { index in
+            outcomes[index] ?? .retry(batch.jobs[index], "plugin \"\(pluginName)\": its worker process gave no outcome for this job")
+        }
     }
 
     /// Starts a worker now if there is none, so the next call finds one ready. If it cannot
     /// start, the call tries again and fails its jobs with why.
     func prepareWorker() {
-        _ = readyWorker()
+        _ = readyWorker(afterBackoff: true)
     }
 
-    /// The running worker, or a fresh one after the backoff that consecutive deaths earn: none
-    /// for the first restart, then 100 ms doubling to 10 s. Started on the instance's thread,
-    /// which outlives the worker: a parent-death signal follows the thread that started it.
-    private func readyWorker() -> Result<WorkerProcess, WorkerStartError> {
+    /// The running worker, or a fresh one; `afterBackoff`: first waiting out what consecutive
+    /// deaths earn (none for the first restart, then 100 ms doubling to 10 s). Started on the
+    /// instance's thread, which outlives the worker: a parent-death signal follows the thread
+    /// that started it.
+    private func readyWorker(afterBackoff: Bool) -> Result<WorkerProcess, WorkerStartError> {
         if let worker { return .success(worker) }
-        if consecutiveDeaths > 1 {
+        if afterBackoff, consecutiveDeaths > 1 {
             let milliseconds = min(10_000, 100 << min(consecutiveDeaths - 2, 10))
             usleep(UInt32(milliseconds) * 1000)  // on the instance's own thread: nobody else waits
         }
+        guard !isTerminated.load(ordering: .sequentiallyConsistent) else {
+            return .failure(WorkerStartError("was stopped: the configuration it served was replaced"))
+        }
         counters.withLock { $0.restarts += 1 }
-        switch WorkerProcess.start(pluginPath: pluginPath, key: key, config: config, debug: debug, memoryLimit: memoryLimit, logger: logger) {
+        switch WorkerProcess.start(start, memoryLimit: memoryLimit, logger: logger) {
         case .success(let (worker, _, _)):
             self.worker = worker
             return .success(worker)
@@ -171,45 +183,74 @@ final class IsolatedInstance: @unchecked Sendable {
         }
     }
 
-    /// Sends the jobs at `indices` as one batch and collects their outcomes.
+    /// Sends the jobs at `part` as one batch and collects their outcomes.
     private func run(
-        _ indices: [Int], of batch: Batch<JobBytes>, on worker: WorkerProcess, until deadline: UInt64?,
+        _ part: [Int], of batch: Batch<JobBytes>, on worker: WorkerProcess, until deadline: UInt64?,
         into outcomes: inout [JobOutcome<JobBytes>?]
-    ) -> PartEnd {
-        let jobs = indices.map { batch.jobs[$0] }
-        let frame = WorkerFrame.batch(id: batch.id, key: batch.key, jobs: jobs.map {
-            WorkerFrame.Job(id: Array($0.id.utf8), payload: Array($0.payload), attempt: UInt32(clamping: $0.attempt))
+    ) -> RunEnd {
+        let token = UInt64.random(in: .min ... .max)
+        let frame = WorkerFrame.batch(id: batch.id, token: token, key: batch.key, jobs: part.map { index in
+            WorkerFrame.Job(id: Array(batch.jobs[index].id.utf8), payload: Array(batch.jobs[index].payload),
+                            attempt: UInt32(clamping: batch.jobs[index].attempt))
         })
-        func take(_ index: Int, _ status: Int32, _ data: [UInt8]) {
-            guard index < indices.count else { return }
-            let job = jobs[index]
-            outcomes[indices[index]] = switch status {
-            case BM_OK: .completed(job, data[...])
-            case BM_FAILED: .failed(job, String(decoding: data, as: UTF8.self))
-            default: .retry(job, String(decoding: data, as: UTF8.self))
+        /// The outcomes the worker published stand; false if what it published is not honest.
+        func takeLog() -> String? {
+            switch worker.outcomes.read(count: part.count, maxResultBytes: start.maxResultBytes) {
+            case .broken(let why):
+                return why
+            case .records(let records, let bytes):
+                for record in records {
+                    let index = part[record.index]
+                    let data = String(decoding: bytes[record.bytes], as: UTF8.self)
+                    outcomes[index] = switch record.status {
+                    case BM_OK: .completed(batch.jobs[index], bytes[record.bytes])
+                    case BM_FAILED: .failed(batch.jobs[index], data)
+                    default: .retry(batch.jobs[index], data)
+                    }
+                }
+                return nil
             }
         }
-        // Outcomes arrive in the shared log (read when the batch ends, or the worker died: what
-        // it published before a crash stands), or as frames when the log could not grow.
-        func takeLog() { for record in worker.outcomes.records() { take(record.index, record.status, record.data) } }
+        /// Kills a worker that broke the protocol; its batch is retried as if it had crashed.
+        func broken(_ why: String) -> RunEnd {
+            worker.kill()
+            worker.wait()
+            return .died("killed by the host: \(why)")
+        }
         worker.outcomes.reset()
-        guard worker.channel.write(frame) else { return .died(worker.wait()) }
+        guard worker.channel.write(frame) else { return .died("\(worker.wait())") }
+        busyWorker.store(worker.pid, ordering: .sequentiallyConsistent)
+        defer { busyWorker.store(0, ordering: .sequentiallyConsistent) }
+        if isTerminated.load(ordering: .sequentiallyConsistent) { worker.kill() }
         while true {
-            switch worker.channel.read(until: deadline) {
-            case .frame(.outcome(let index, let status, let data)):
-                take(Int(index), status, data)
-            case .frame(.done):
-                takeLog()
+            switch worker.read(until: deadline, wakeEvery: memoryLimit == nil ? nil : Self.memoryCheckMilliseconds) {
+            case .frame(.done(token, let returned, let message)):
+                if let why = takeLog() { return broken(why) }
+                let (failure, isRetryable) = EmitCollector.unemitted(returned: returned, message: message)
+                for index in part where outcomes[index] == nil {
+                    outcomes[index] = isRetryable ? .retry(batch.jobs[index], failure) : .failed(batch.jobs[index], failure)
+                }
                 return .completed
+            case .frame:
+                return broken("it sent a frame that is not this batch's end")
+            case .malformed(let what):
+                return broken("it sent \(what)")
             case .timedOut:
-                takeLog()
-                return .timedOut
-            case .closed:
-                takeLog()
-                return .died(worker.wait())
-            case .frame, .malformed:
                 worker.kill()
-                return .died("\(worker.wait()), after sending the host something that is not a batch outcome")
+                _ = takeLog()
+                worker.wait()
+                return .timedOut
+            case .closed, .processEnded:
+                let how = worker.wait()
+                if let why = takeLog() { return .died("\(how), after publishing outcomes no worker writes: \(why)") }
+                return .died("\(how)")
+            case .idle:
+                if let memoryLimit, let resident = worker.residentBytes, resident > memoryLimit {
+                    worker.kill()
+                    _ = takeLog()
+                    worker.wait()
+                    return .died("killed by the host: \(resident / (1 << 20)) MiB resident, past its memoryLimit of \(memoryLimit / (1 << 20)) MiB")
+                }
             }
         }
     }

@@ -26,10 +26,7 @@ enum LineForwarder {
                 let text = line.withUnsafeBytes { PluginHostServices.oneLine($0) }
                 logger.log(.warning, "\(source) wrote to standard output: \(text)")
             }
-            while true {
-                let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                if count < 0, errno == EINTR { continue }
-                if count <= 0 { break }
+            while case .success(let count) = chunk.withUnsafeMutableBytes({ Syscall.read(descriptor, into: $0) }), count > 0 {
                 pending += chunk.prefix(count)
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                     flush(pending[..<newline])
@@ -65,16 +62,14 @@ enum LineForwarder {
     /// lines are logged: an in-process plugin's `printf` cannot corrupt the results.
     /// - Returns: the descriptor that now leads to the real standard output.
     static func protectStandardOutput(logger: BatchmanLogger) -> Int32? {
-        let results = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
-        guard results >= 0 else { return nil }
-        var ends: [Int32] = [0, 0]
-        guard bm_pipe_cloexec(&ends) == 0 else {
+        guard case .success(let results) = Syscall.duplicate(STDOUT_FILENO, atLeast: 3) else { return nil }
+        guard case .success(let ends) = Syscall.pipe() else {
             close(results)
             return nil
         }
-        dup2(ends[1], STDOUT_FILENO)
-        close(ends[1])
-        start(reading: ends[0], source: "a plugin (in-process)", logger: logger)
+        dup2(ends.write, STDOUT_FILENO)
+        close(ends.write)
+        start(reading: ends.read, source: "a plugin (in-process)", logger: logger)
         return results
     }
 }

@@ -1,3 +1,4 @@
+import CBatchmanPlugin
 import CBatchmanSystem
 import Glibc
 import Synchronization
@@ -12,49 +13,84 @@ import Synchronization
 ///
 /// Layout: `UInt64` published length, then records of `UInt32` index, `Int32` status, `UInt32`
 /// length and the bytes.
+///
+/// Everything in it is written by the plugin's process, so the host believes none of it: the
+/// memfd is sealed against shrinking (a mapping of it never faults), the published length is
+/// checked against the batch's bound and the file's size, and the records are checked one by
+/// one (``OutcomeLogParser``), so the host's work and memory are bounded by the batch, whatever
+/// length the worker publishes.
 enum OutcomeLog {
     static let workerDescriptor: Int32 = 4
     static let headerSize = 8
+    static let recordHeaderSize = OutcomeLogParser.recordHeaderSize
 
     /// The host's side: reads what the worker published.
-    struct Reader {
+    final class Reader {
         let fileDescriptor: Int32
+        private var base: UnsafeRawPointer?
+        private var mappedBytes = 0
 
-        /// A new, empty log; nil if memfd_create fails.
+        private init(fileDescriptor: Int32) {
+            self.fileDescriptor = fileDescriptor
+        }
+
+        deinit {
+            if let base { munmap(UnsafeMutableRawPointer(mutating: base), mappedBytes) }
+            close(fileDescriptor)
+        }
+
+        /// A new, empty log; nil if the memfd cannot be made.
         static func make() -> Reader? {
-            let descriptor = bm_memfd("batchman-outcomes")
+            let descriptor = bm_memfd_growing_only("batchman-outcomes", Int64(headerSize))
             guard descriptor >= 0 else { return nil }
-            guard ftruncate(descriptor, off_t(headerSize)) == 0 else {
-                close(descriptor)
-                return nil
-            }
             return Reader(fileDescriptor: descriptor)
         }
 
         /// Empties the log before a batch: what the worker publishes next is that batch's.
         func reset() {
-            var zero = [UInt8](repeating: 0, count: headerSize)
-            _ = pwrite(fileDescriptor, &zero, headerSize, 0)
+            var zero = UInt64(0)
+            _ = withUnsafeBytes(of: &zero) { Syscall.writeAll(fileDescriptor, $0, at: 0) }
         }
 
-        /// Every record the worker published for the current batch.
-        func records() -> [(index: Int, status: Int32, data: [UInt8])] {
-            var header = [UInt8](repeating: 0, count: headerSize)
-            guard pread(fileDescriptor, &header, headerSize, 0) == headerSize else { return [] }
-            let length = Int(header.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
-            guard length > 0, length < 1 << 34 else { return [] }
-            var bytes = [UInt8](repeating: 0, count: length)
-            guard pread(fileDescriptor, &bytes, length, off_t(headerSize)) == length else { return [] }
-            var records: [(index: Int, status: Int32, data: [UInt8])] = []
-            var offset = 0
-            func field(_ at: Int) -> UInt32 { bytes[at..<at + 4].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) } }
-            while offset + 12 <= bytes.count {
-                let count = Int(field(offset + 8))
-                guard offset + 12 + count <= bytes.count else { break }
-                records.append((Int(field(offset)), Int32(bitPattern: field(offset + 4)), Array(bytes[(offset + 12)..<(offset + 12 + count)])))
-                offset += 12 + count
+        /// The records published for a batch of `count` jobs whose outcomes may take
+        /// `maxResultBytes`. Read once the worker has stopped writing (the batch is done, or the
+        /// worker is dead); a process it left behind may still write, which changes bytes the
+        /// host copies but never what it checked.
+        func read(count: Int, maxResultBytes: Int) -> OutcomeLogParser.Contents {
+            var header = UInt64(0)
+            guard case .success(headerSize) = withUnsafeMutableBytes(of: &header, { Syscall.read(fileDescriptor, into: $0, at: 0) }) else {
+                return .broken("its outcome log cannot be read")
             }
-            return records
+            let published = UInt64(littleEndian: header)
+            guard published > 0 else { return .records([], bytes: []) }
+            let budget = maxResultBytes + count * (recordHeaderSize + OutcomeLogParser.messageAllowance)
+            guard published <= UInt64(budget) else {
+                return .broken("it published \(published) bytes of outcomes for \(count) jobs, more than the batch may hold (maxResultBytes \(maxResultBytes))")
+            }
+            var status = stat()
+            guard fstat(fileDescriptor, &status) == 0, UInt64(status.st_size) >= UInt64(headerSize) + published else {
+                return .broken("it published \(published) bytes of outcomes, more than its outcome log holds")
+            }
+            let length = Int(published)
+            guard let records = map(headerSize + length) else { return .broken("its outcome log cannot be mapped") }
+            return OutcomeLogParser.parse(records + headerSize, length: length, count: count, maxResultBytes: maxResultBytes)
+        }
+
+        /// The log's first `bytes`, mapped read-only; the mapping is kept and grown as needed.
+        /// Safe while the file is at least that long, which the seal guarantees once seen.
+        private func map(_ bytes: Int) -> UnsafeRawPointer? {
+            if bytes <= mappedBytes, let base { return base }
+            if let base { munmap(UnsafeMutableRawPointer(mutating: base), mappedBytes) }
+            base = nil
+            mappedBytes = 0
+            let size = max(bytes, 1 << 20)
+            var status = stat()
+            guard fstat(fileDescriptor, &status) == 0 else { return nil }
+            let length = min(size, Int(status.st_size))
+            guard length >= bytes, let mapped = mmap(nil, length, PROT_READ, MAP_SHARED, fileDescriptor, 0), mapped != MAP_FAILED else { return nil }
+            base = UnsafeRawPointer(mapped)
+            mappedBytes = length
+            return base
         }
     }
 
@@ -78,14 +114,14 @@ enum OutcomeLog {
         /// Appends one outcome and publishes it; false if the memory cannot grow.
         @discardableResult
         func append(index: Int, status: Int32, data: UnsafeRawBufferPointer) -> Bool {
-            let needed = headerSize + length + 12 + data.count
+            let needed = headerSize + length + recordHeaderSize + data.count
             guard needed <= capacity || grow(to: needed) else { return false }
             let record = base! + headerSize + length
             record.storeBytes(of: UInt32(index).littleEndian, as: UInt32.self)
             record.storeBytes(of: UInt32(bitPattern: status).littleEndian, toByteOffset: 4, as: UInt32.self)
             record.storeBytes(of: UInt32(data.count).littleEndian, toByteOffset: 8, as: UInt32.self)
-            if let source = data.baseAddress, data.count > 0 { (record + 12).copyMemory(from: source, byteCount: data.count) }
-            length += 12 + data.count
+            if let source = data.baseAddress, data.count > 0 { (record + recordHeaderSize).copyMemory(from: source, byteCount: data.count) }
+            length += recordHeaderSize + data.count
             publish()
             return true
         }

@@ -4,9 +4,10 @@ import CBatchmanSystem
 import Glibc
 
 /// The worker process of an isolated key: `batchman __worker PARENT MEMORY_LIMIT`, started by the
-/// host with its end of a socket as descriptor 3. It loads the plugin, creates the key's
-/// instance, and serves batches one at a time over the socket (``WorkerFrame``), streaming each
-/// outcome as the plugin emits it. The plugin sees exactly the ABI it sees in-process.
+/// host with its end of a socket as descriptor 3 and the shared outcome log as 4. It loads the
+/// plugin, creates the key's instance, and serves batches one at a time over the socket
+/// (``WorkerFrame``), publishing each outcome in the log as the plugin emits it. The plugin sees
+/// exactly the ABI it sees in-process.
 public enum PluginWorker {
     /// The hidden subcommand that runs a worker.
     public static let subcommand = "__worker"
@@ -18,27 +19,35 @@ public enum PluginWorker {
         // died before the call.
         _ = bm_set_parent_death_signal(SIGKILL)
         if let parent = arguments.first.flatMap(Int32.init), getppid() != parent { _exit(0) }
+        // A closed log (the host's standard error is a pipe nobody reads any more) is an error
+        // from write, as it is in the host, not a death before the worker is ready.
+        signal(SIGPIPE, SIG_IGN)
         if let limit = arguments.dropFirst().first.flatMap(Int.init), limit > 0 {
             // RLIMIT_DATA counts private writable memory (malloc, anonymous maps): what a leak
-            // grows. RLIMIT_AS would count the address space that runtimes only reserve.
+            // grows, and allocations fail at it. RLIMIT_AS would count the address space that
+            // runtimes only reserve. Shared memory is not counted here; the host watches the
+            // worker's resident size for it (IsolatedInstance).
             var bound = rlimit(rlim_cur: rlim_t(limit), rlim_max: rlim_t(limit))
             setrlimit(__rlimit_resource_t(RLIMIT_DATA.rawValue), &bound)
         }
         closeInheritedDescriptors()
         let channel = FrameChannel(fileDescriptor: socketDescriptor)
         let log = OutcomeLog.Writer(fileDescriptor: OutcomeLog.workerDescriptor)
-        guard case .frame(.start(let path, let key, let config, let debug)) = channel.read() else { _exit(2) }
+        guard case .frame(.start(let start)) = channel.read() else { _exit(2) }
         let instance: PluginInstance
         do throws(PluginLoadError) {
-            let plugin = try PluginLoader(manifestDirectory: "/").load(path, forKey: key)
-            instance = try plugin.createInstance(plugin: path, key: key, config: config, debug: debug, logger: .standardError)
+            let plugin = try PluginLoader(manifestDirectory: "/").load(start.pluginPath, forKey: start.key)
+            instance = try plugin.createInstance(plugin: start.pluginPath, key: start.key, config: start.config, debug: start.debug,
+                                                 logger: .standardError, maxResultBytes: start.maxResultBytes)
         } catch {
-            _ = channel.write(.refused(message: error.description))
+            _ = channel.write(.refused(code: error.code.description, detail: error.detail))
             _exit(0)
         }
         guard channel.write(.ready(name: instance.plugin.name, version: instance.plugin.version)) else { _exit(0) }
-        while case .frame(.batch(let id, let batchKey, let jobs)) = channel.read() {
-            serve(Batch(id: id, key: batchKey, jobs: jobs.map(Self.job(batchKey)), reason: .size), by: instance, over: channel, log: log)
+        while case .frame(.batch(let id, let token, let batchKey, let jobs)) = channel.read() {
+            let batch = Batch(id: id, key: batchKey, jobs: jobs.map(Self.job(batchKey)), reason: .size)
+            let (returned, message) = serve(batch, by: instance, log: log)
+            guard channel.write(.done(token: token, returned: returned, message: message)) else { break }
         }
         // The host closed the socket: it is done with this instance.
         if instance.close(destroyingLaterOn: WorkerPool(name: "batchman-worker-control", threads: 1)) { instance.destroyNow() }
@@ -50,21 +59,20 @@ public enum PluginWorker {
     }
 
     /// Calls the plugin; each outcome it emits goes into the shared outcome log at once, so it
-    /// survives a crash later in the call (or, if the log cannot grow, over the socket). Then
-    /// the outcomes of jobs it did not emit, then `done`.
-    private static func serve(_ batch: Batch<JobBytes>, by instance: PluginInstance, over channel: FrameChannel, log: OutcomeLog.Writer) {
+    /// survives a crash later in the call. A job whose outcome did not fit in `maxResultBytes`
+    /// gets a short failure record instead. Returns what `process_batch` returned, for the jobs
+    /// the plugin did not emit (the host gives them their outcome).
+    private static func serve(_ batch: Batch<JobBytes>, by instance: PluginInstance, log: OutcomeLog.Writer) -> (Int32, String) {
         log.reset()
-        func record(_ index: Int, _ status: Int32, _ data: UnsafeRawBufferPointer) {
-            if !log.append(index: index, status: status, data: data) {
-                _ = channel.write(.outcome(index: UInt32(index), status: status, data: Array(data)))
-            }
+        let collector = EmitCollector(count: batch.jobs.count, maxResultBytes: instance.maxResultBytes) { index, status, data in
+            log.append(index: index, status: status, data: data)
         }
-        let (outcomes, emitted) = instance.process(batch) { index, status, data in record(index, status, data) }
-        for (index, outcome) in outcomes.enumerated() where !emitted[index] {
-            let status = outcome.isRetryable ? BM_RETRY : BM_FAILED
-            Array((outcome.errorMessage ?? "").utf8).withUnsafeBytes { record(index, status, $0) }
+        let (returned, message) = instance.call(batch, collector: collector)
+        for index in batch.jobs.indices where collector.wasTooLarge(index) {
+            let text = EmitCollector.tooLargeMessage(collector.tooLargeLength(index), instance.maxResultBytes)
+            Array(text.utf8).withUnsafeBytes { _ = log.append(index: index, status: BM_FAILED, data: $0) }
         }
-        _ = channel.write(.done)
+        return (returned, message)
     }
 
     /// Closes every descriptor but standard input, output, error, the socket and the outcome

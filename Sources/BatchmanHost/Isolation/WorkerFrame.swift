@@ -3,39 +3,62 @@
 /// and byte fields are a `UInt32` length and the bytes.
 ///
 /// host -> worker: `start` once, then `batch`es, one at a time.
-/// worker -> host: `ready` or `refused` for `start`; for each batch an `outcome` per job, as
-/// the plugin emits them (so the outcomes emitted before a crash survive it), then `done`.
-enum WorkerFrame: Equatable {
-    case start(pluginPath: String, key: String, config: String, debug: Bool)
-    case batch(id: UInt64, key: String, jobs: [Job])
+/// worker -> host: `ready` or `refused` for `start`; `done` for each batch, once every outcome
+/// the plugin emitted is in the shared outcome log (``OutcomeLog``), with what `process_batch`
+/// returned (for the jobs it did not emit) and the batch's token.
+///
+/// What a worker sends is untrusted: the plugin inside it can write anything to the socket.
+/// A frame decodes only if it is exactly what its kind says (no byte missing, none left over),
+/// and it is no longer than ``maxLength(fromWorker:)``; anything else is a broken worker.
+enum WorkerFrame: Equatable, Sendable {
+    case start(Start)
+    /// `token` is drawn at random per batch and echoed by its `done`: a `done` that a plugin
+    /// forges, or one left over from an earlier batch, does not end this one.
+    case batch(id: UInt64, token: UInt64, key: String, jobs: [Job])
     case ready(name: String, version: String)
-    case refused(message: String)
-    case outcome(index: UInt32, status: Int32, data: [UInt8])
-    case done
+    /// The plugin could not be loaded or its `create` refused: the reason (``PluginLoadError/Code``'s
+    /// name) and what the loader said, without the key and plugin the host already knows.
+    case refused(code: String, detail: String)
+    case done(token: UInt64, returned: Int32, message: String)
 
-    struct Job: Equatable {
+    struct Start: Equatable, Sendable {
+        var pluginPath: String
+        var key: String
+        var config: String
+        var debug: Bool
+        /// Outcome bytes one batch may return (`maxResultBytes`).
+        var maxResultBytes: Int
+    }
+
+    struct Job: Equatable, Sendable {
         var id: [UInt8]
         var payload: [UInt8]
         var attempt: UInt32
     }
 
     private enum Kind: UInt8 {
-        case start = 1, batch, ready = 10, refused, outcome, done
+        case start = 1, batch, ready = 10, refused, done = 13
     }
+
+    /// The longest frame a worker may send: `ready`, `refused` and `done` carry a name, a
+    /// version or a message. Anything longer is not one of them, and is never buffered.
+    static let maxLengthFromWorker = 64 * 1024
 
     /// A frame's bytes, length prefix included.
     var encoded: [UInt8] {
         var body = FrameBody()
         switch self {
-        case .start(let pluginPath, let key, let config, let debug):
+        case .start(let start):
             body.byte(Kind.start.rawValue)
-            body.byte(debug ? 1 : 0)
-            body.string(pluginPath)
-            body.string(key)
-            body.string(config)
-        case .batch(let id, let key, let jobs):
+            body.byte(start.debug ? 1 : 0)
+            body.uint64(UInt64(start.maxResultBytes))
+            body.string(start.pluginPath)
+            body.string(start.key)
+            body.string(start.config)
+        case .batch(let id, let token, let key, let jobs):
             body.byte(Kind.batch.rawValue)
             body.uint64(id)
+            body.uint64(token)
             body.string(key)
             body.uint32(UInt32(jobs.count))
             for job in jobs {
@@ -47,50 +70,54 @@ enum WorkerFrame: Equatable {
             body.byte(Kind.ready.rawValue)
             body.string(name)
             body.string(version)
-        case .refused(let message):
+        case .refused(let code, let detail):
             body.byte(Kind.refused.rawValue)
-            body.string(message)
-        case .outcome(let index, let status, let data):
-            body.byte(Kind.outcome.rawValue)
-            body.uint32(index)
-            body.uint32(UInt32(bitPattern: status))
-            body.bytes(data)
-        case .done:
+            body.string(code)
+            body.string(detail)
+        case .done(let token, let returned, let message):
             body.byte(Kind.done.rawValue)
+            body.uint64(token)
+            body.uint32(UInt32(bitPattern: returned))
+            body.string(message)
         }
         var frame = FrameBody()
         frame.uint32(UInt32(body.bytes.count))
         return frame.bytes + body.bytes
     }
 
-    /// Decodes one frame's body (after its length prefix); nil if it is malformed.
+    /// Decodes one frame's body (after its length prefix); nil unless it is one whole frame of
+    /// a known kind, every field in bounds and nothing left over.
     static func decode(_ body: ArraySlice<UInt8>) -> WorkerFrame? {
         var reader = FrameReader(body)
         guard let kind = reader.byte().flatMap(Kind.init(rawValue:)) else { return nil }
+        let frame: WorkerFrame?
         switch kind {
         case .start:
-            guard let debug = reader.byte(), let path = reader.string(), let key = reader.string(), let config = reader.string() else { return nil }
-            return .start(pluginPath: path, key: key, config: config, debug: debug != 0)
+            guard let debug = reader.byte(), debug <= 1, let limit = reader.uint64(), limit <= UInt64(Int.max), let path = reader.string(),
+                  let key = reader.string(), let config = reader.string() else { return nil }
+            frame = .start(Start(pluginPath: path, key: key, config: config, debug: debug == 1, maxResultBytes: Int(limit)))
         case .batch:
-            guard let id = reader.uint64(), let key = reader.string(), let count = reader.uint32() else { return nil }
+            guard let id = reader.uint64(), let token = reader.uint64(), let key = reader.string(), let count = reader.uint32() else { return nil }
+            // Each job takes at least 12 bytes: a count that cannot fit is not believed.
+            guard Int(count) <= reader.remaining / 12 else { return nil }
             var jobs: [Job] = []
-            jobs.reserveCapacity(Int(min(count, 1 << 20)))
+            jobs.reserveCapacity(Int(count))
             for _ in 0..<count {
                 guard let attempt = reader.uint32(), let jobId = reader.bytes(), let payload = reader.bytes() else { return nil }
                 jobs.append(Job(id: jobId, payload: payload, attempt: attempt))
             }
-            return .batch(id: id, key: key, jobs: jobs)
+            frame = .batch(id: id, token: token, key: key, jobs: jobs)
         case .ready:
             guard let name = reader.string(), let version = reader.string() else { return nil }
-            return .ready(name: name, version: version)
+            frame = .ready(name: name, version: version)
         case .refused:
-            return reader.string().map { .refused(message: $0) }
-        case .outcome:
-            guard let index = reader.uint32(), let status = reader.uint32(), let data = reader.bytes() else { return nil }
-            return .outcome(index: index, status: Int32(bitPattern: status), data: data)
+            guard let code = reader.string(), let detail = reader.string() else { return nil }
+            frame = .refused(code: code, detail: detail)
         case .done:
-            return .done
+            guard let token = reader.uint64(), let returned = reader.uint32(), let message = reader.string() else { return nil }
+            frame = .done(token: token, returned: Int32(bitPattern: returned), message: message)
         }
+        return reader.remaining == 0 ? frame : nil
     }
 }
 
@@ -113,6 +140,8 @@ private struct FrameReader {
     private var rest: ArraySlice<UInt8>
 
     init(_ bytes: ArraySlice<UInt8>) { rest = bytes }
+
+    var remaining: Int { rest.count }
 
     mutating func byte() -> UInt8? { rest.popFirst() }
 

@@ -1,125 +1,140 @@
 import Batchman
-import CBatchmanSystem
 import Glibc
 
-/// A running plugin worker process (``PluginWorker``): its pid and the host's end of its socket.
+/// A running plugin worker process (``PluginWorker``): its pid, a pidfd that says when it has
+/// ended, and the host's end of its socket.
+///
+/// The worker is watched as a process, not only through its socket: a plugin that forks a
+/// child (which inherits the socket) and then dies is seen dead at once. It leads a process
+/// group of its own, and is killed with that whole group, so what the plugin started goes too.
 final class WorkerProcess {
     let pid: pid_t
     let channel: FrameChannel
     /// The outcomes of the current batch, in memory shared with the worker.
     let outcomes: OutcomeLog.Reader
-    private var isReaped = false
+    private let processDescriptor: Int32
+    private var end: ProcessEnd?
 
-    private init(pid: pid_t, channel: FrameChannel, outcomes: OutcomeLog.Reader) {
+    private init(pid: pid_t, processDescriptor: Int32, channel: FrameChannel, outcomes: OutcomeLog.Reader) {
         self.pid = pid
+        self.processDescriptor = processDescriptor
         self.channel = channel
         self.outcomes = outcomes
     }
 
     deinit {
-        close(outcomes.fileDescriptor)
+        close(processDescriptor)
     }
 
-    /// Starts a worker and waits for it to load `pluginPath` and create `key`'s instance.
-    /// - Returns: the worker and the plugin's name and version, or why it could not start.
-    static func start(
-        pluginPath: String, key: String, config: String, debug: Bool, memoryLimit: Int?, logger: BatchmanLogger
-    ) -> Result<(WorkerProcess, name: String, version: String), WorkerStartError> {
-        var socket: [Int32] = [0, 0]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &socket) == 0 else {
-            return .failure(WorkerStartError("cannot create its socket: \(String(cString: strerror(errno)))"))
-        }
-        var output: [Int32] = [0, 0]
-        guard bm_pipe_cloexec(&output) == 0 else {
-            close(socket[0])
-            close(socket[1])
-            return .failure(WorkerStartError("cannot create its output pipe: \(String(cString: strerror(errno)))"))
+    /// Starts a worker and waits for it to load the plugin and create the key's instance.
+    /// - Returns: the worker and the plugin's name and version, or why it could not start (it
+    ///   died first, or the plugin refused).
+    static func start(_ start: WorkerFrame.Start, memoryLimit: Int?, logger: BatchmanLogger) -> Result<(WorkerProcess, name: String, version: String), WorkerStartError> {
+        func failure(_ what: String, _ error: Errno) -> WorkerStartError { WorkerStartError("cannot create its \(what): \(error)") }
+        guard case .success(let (hostEnd, workerEnd)) = Syscall.socketPair() else { return .failure(failure("socket", .current)) }
+        guard case .success(let output) = Syscall.pipe() else {
+            close(hostEnd)
+            close(workerEnd)
+            return .failure(failure("output pipe", .current))
         }
         guard let log = OutcomeLog.Reader.make() else {
-            close(socket[0])
-            close(socket[1])
-            close(output[0])
-            close(output[1])
-            return .failure(WorkerStartError("cannot create its shared memory: \(String(cString: strerror(errno)))"))
+            [hostEnd, workerEnd, output.read, output.write].forEach { _ = close($0) }
+            return .failure(failure("shared memory", .current))
         }
         // Above 4, so that dup2 onto 3 and 4 always makes new descriptors (without CLOEXEC).
-        let workerEnd = fcntl(socket[1], F_DUPFD_CLOEXEC, 10)
-        let workerLog = fcntl(log.fileDescriptor, F_DUPFD_CLOEXEC, 10)
-        close(socket[1])
-        defer {
-            close(workerEnd)
-            close(workerLog)
-            close(output[1])
-        }
-        let spawned = spawn(socket: workerEnd, log: workerLog, output: output[1], memoryLimit: memoryLimit)
+        let workerSocket = (try? Syscall.duplicate(workerEnd, atLeast: 10).get()) ?? -1
+        let workerLog = (try? Syscall.duplicate(log.fileDescriptor, atLeast: 10).get()) ?? -1
+        close(workerEnd)
+        let spawned = SelfSpawn.start(
+            ["batchman", PluginWorker.subcommand, "\(getpid())", "\(memoryLimit ?? 0)"],
+            descriptors: [(output.write, STDOUT_FILENO), (workerSocket, PluginWorker.socketDescriptor), (workerLog, OutcomeLog.workerDescriptor)],
+            // A process group of its own: Ctrl-C at a terminal reaches the host, which drains,
+            // and not the workers, which would die mid-batch; and a kill takes what it started.
+            ownProcessGroup: true)
+        // The worker's ends are the worker's alone: held here, a worker that died would look
+        // alive to anyone waiting on the socket.
+        [workerSocket, workerLog, output.write].forEach { _ = close($0) }
         guard case .success(let pid) = spawned else {
-            close(socket[0])
-            close(output[0])
-            close(log.fileDescriptor)
-            if case .failure(let error) = spawned { return .failure(error) }
+            close(hostEnd)
+            close(output.read)
+            if case .failure(let error) = spawned { return .failure(WorkerStartError("cannot be started: \(error.reason)")) }
             preconditionFailure()
         }
-        LineForwarder.start(reading: output[0], source: "plugin of key \"\(key)\" (worker \(pid))", logger: logger)
-        let worker = WorkerProcess(pid: pid, channel: FrameChannel(fileDescriptor: socket[0]), outcomes: log)
-        guard worker.channel.write(.start(pluginPath: pluginPath, key: key, config: config, debug: debug)) else {
+        LineForwarder.start(reading: output.read, source: "plugin of key \"\(start.key)\" (worker \(pid))", logger: logger)
+        guard case .success(let processDescriptor) = Syscall.processDescriptor(pid) else {
+            Glibc.kill(-pid, SIGKILL)
+            _ = Syscall.wait(for: pid)
+            close(hostEnd)
+            return .failure(failure("process descriptor", .current))
+        }
+        let worker = WorkerProcess(pid: pid, processDescriptor: processDescriptor,
+                                   channel: FrameChannel(fileDescriptor: hostEnd, maxIncomingLength: WorkerFrame.maxLengthFromWorker),
+                                   outcomes: log)
+        guard worker.channel.write(.start(start)) else {
             return .failure(WorkerStartError("exited (\(worker.wait())) before it was ready"))
         }
-        switch worker.channel.read() {
+        switch worker.read() {
         case .frame(.ready(let name, let version)):
             return .success((worker, name, version))
-        case .frame(.refused(let message)):
+        case .frame(.refused(let code, let detail)):
             worker.shutDown()
-            return .failure(WorkerStartError(message, isRefusal: true))
+            return .failure(WorkerStartError(detail, refusal: code))
+        case .malformed(let what):
+            worker.kill()
+            return .failure(WorkerStartError("sent \(what) instead of saying it was ready (exited: \(worker.wait()))"))
         default:
             worker.kill()
             return .failure(WorkerStartError("exited (\(worker.wait())) before it was ready"))
         }
     }
 
-    private static func spawn(socket: Int32, log: Int32, output: Int32, memoryLimit: Int?) -> Result<pid_t, WorkerStartError> {
-        // A process group of its own: Ctrl-C at a terminal reaches the host, which drains, and
-        // not the workers, which would die mid-batch.
-        SelfSpawn.start(["batchman", PluginWorker.subcommand, "\(getpid())", "\(memoryLimit ?? 0)"],
-                        descriptors: [(output, STDOUT_FILENO), (socket, PluginWorker.socketDescriptor), (log, OutcomeLog.workerDescriptor)],
-                        ownProcessGroup: true)
-            .mapError { WorkerStartError("cannot be started: \($0.reason)") }
+    /// The next frame from the worker, watching the process: ``FrameChannel/ReadResult/processEnded``
+    /// once it has died, whoever still holds its socket.
+    func read(until deadline: UInt64? = nil, wakeEvery: Int32? = nil) -> FrameChannel.ReadResult {
+        channel.read(until: deadline, watching: processDescriptor, wakeEvery: wakeEvery)
     }
 
-    /// Kills the worker at once (a hung or broken one).
+    /// Bytes of memory the worker has resident now, shared memory included; nil once it is gone.
+    var residentBytes: Int? {
+        guard let statm = FileIO.read("/proc/\(pid)/statm"),
+              let resident = String(decoding: statm, as: UTF8.self).split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
+        return resident * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// Kills the worker and every process of its group at once (a hung or broken one).
     func kill() {
-        guard !isReaped else { return }
-        Glibc.kill(pid, SIGKILL)
+        guard end == nil else { return }
+        Glibc.kill(-pid, SIGKILL)
     }
 
-    /// Waits for the worker to end and says how: "SIGSEGV", "exit status 0".
+    /// Waits for the worker, which has ended or is ending, and says how: "SIGSEGV", "exit status
+    /// 0". What is left of its process group (children the plugin started) is killed first,
+    /// while the unreaped worker still holds the group's number, so no other group can have it.
     @discardableResult
-    func wait() -> String {
+    func wait() -> ProcessEnd {
+        if let end { return end }
         close(channel.fileDescriptor)
-        guard !isReaped else { return "ended" }
-        isReaped = true
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { return "ended" }
+        var ended = [pollfd(fd: processDescriptor, events: Int16(POLLIN), revents: 0)]
+        if case .success(0) = Syscall.poll(&ended, milliseconds: 0) {
+            // Still running (its socket closed first): it is the group's to go with.
+            _ = Syscall.poll(&ended, milliseconds: 1000)
         }
-        let signal = status & 0x7f
-        if signal != 0 { return SignalStateMachine.name(signal) }
-        return "exit status \((status >> 8) & 0xff)"
+        Glibc.kill(-pid, SIGKILL)
+        let how = (try? Syscall.wait(for: pid).get()) ?? nil
+        end = how ?? .signaled(SIGKILL)
+        return end!
     }
 
     /// Ends the worker the orderly way: it sees its socket close, destroys the instance and
     /// exits. One that takes longer than `grace` is killed.
     func shutDown(grace: Duration = .seconds(5)) {
-        guard !isReaped else { return }
+        guard end == nil else { return }
         shutdown(channel.fileDescriptor, Int32(SHUT_RDWR))
-        let deadline = FrameChannel.monotonicNanoseconds() + UInt64(max(0, grace.nanosecondsClamped))
-        var status: Int32 = 0
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            if FrameChannel.monotonicNanoseconds() > deadline {
-                Glibc.kill(pid, SIGKILL)
-                break
-            }
-            usleep(1000)  // a grace period in production code, not a test waiting for time
-        }
+        var ended = [pollfd(fd: processDescriptor, events: Int16(POLLIN), revents: 0)]
+        let deadline = Syscall.monotonicNanoseconds() + UInt64(max(0, grace.nanosecondsClamped))
+        while case .success(0) = Syscall.poll(&ended, milliseconds: Syscall.pollMilliseconds(until: deadline)),
+              Syscall.monotonicNanoseconds() < deadline {}
+        if ended[0].revents == 0 { kill() }
         wait()
     }
 }
@@ -127,12 +142,12 @@ final class WorkerProcess {
 /// Why a worker process could not serve its key.
 struct WorkerStartError: Error {
     let message: String
-    /// The plugin itself refused (load error or `create` refusal), as opposed to a worker that
-    /// could not run.
-    let isRefusal: Bool
+    /// The plugin itself refused (a load error or a `create` refusal), as opposed to a worker
+    /// that could not run: the ``PluginLoadError/Code`` it named.
+    let refusal: String?
 
-    init(_ message: String, isRefusal: Bool = false) {
+    init(_ message: String, refusal: String? = nil) {
         self.message = message
-        self.isRefusal = isRefusal
+        self.refusal = refusal
     }
 }

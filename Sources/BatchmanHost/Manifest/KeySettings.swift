@@ -14,8 +14,14 @@ public struct KeySettings: Sendable, Hashable {
     public var values = KeyConfigOverride(key: "")
     /// Where the key's plugin instance lives (host only).
     public var isolation: Isolation?
-    /// Bytes of private memory an isolated key's worker may use (host only, with `process`).
+    /// Bytes of memory an isolated key's worker may use (host only, with `process`).
     public var memoryLimit: Int?
+    /// Bytes of results and messages one batch's plugin call may return (host only); an `emit`
+    /// past it is refused and its job fails. Nil: ``defaultMaxResultBytes``.
+    public var maxResultBytes: Int?
+
+    /// 64 MiB: far more than a batch of results needs, far less than a host can be made to hold.
+    public static let defaultMaxResultBytes = 64 << 20
 
     public init() {}
 
@@ -39,6 +45,7 @@ public struct KeySettings: Sendable, Hashable {
         ("minBatchInterval", { $0.values.minBatchInterval = $1.milliseconds($2, at: $3) }),
         ("isolation", { $0.isolation = $1.choice($2, at: $3, of: Isolation.self) }),
         ("memoryLimit", { $0.memoryLimit = $1.positiveInteger($2, at: $3) }),
+        ("maxResultBytes", { $0.maxResultBytes = $1.positiveInteger($2, at: $3) }),
     ]
 
     /// `config` with every setting given here replacing its value.

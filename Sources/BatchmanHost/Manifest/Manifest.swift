@@ -162,11 +162,22 @@ public struct Manifest: Sendable {
         return manifest
     }
 
-    /// Where `key`'s instance lives and its worker's memory limit: the key's own settings, else
-    /// (for keys the manifest does not name) the `default` entry's, then `defaults`.
-    public func placement(forKey key: String) -> (isolation: Isolation, memoryLimit: Int?) {
+    /// Where a key's plugin instance lives, and the bounds the host keeps it in.
+    public struct Placement: Sendable, Hashable {
+        public var isolation: Isolation
+        /// Bytes of memory its worker process may use (with `process`).
+        public var memoryLimit: Int?
+        /// Outcome bytes one batch may return.
+        public var maxResultBytes: Int
+    }
+
+    /// Where `key`'s instance lives and its bounds: the key's own settings, else (for keys the
+    /// manifest does not name) the `default` entry's, then `defaults`.
+    public func placement(forKey key: String) -> Placement {
         let entry = keys.first { ExactString($0.name) == ExactString(key) } ?? defaultEntry
-        return (entry?.settings.isolation ?? defaults.isolation ?? .none, entry?.settings.memoryLimit ?? defaults.memoryLimit)
+        return Placement(isolation: entry?.settings.isolation ?? defaults.isolation ?? .none,
+                         memoryLimit: entry?.settings.memoryLimit ?? defaults.memoryLimit,
+                         maxResultBytes: entry?.settings.maxResultBytes ?? defaults.maxResultBytes ?? KeySettings.defaultMaxResultBytes)
     }
 
     /// The core's configuration: every named key fully resolved (defaults, then its own

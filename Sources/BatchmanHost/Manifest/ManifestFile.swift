@@ -8,27 +8,23 @@ enum ManifestFile {
 
     static func read(_ path: String) -> Result<Data, Failure> {
         // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard descriptor >= 0 else { return .failure(Failure(errno: errno)) }
+        let descriptor: Int32
+        switch Syscall.open(path, O_RDONLY | O_NONBLOCK) {
+        case .success(let opened): descriptor = opened
+        case .failure(let error): return .failure(Failure(errno: error.rawValue))
+        }
         defer { close(descriptor) }
         var status = stat()
         guard fstat(descriptor, &status) == 0 else { return .failure(Failure(errno: errno)) }
         if status.st_mode & S_IFMT == S_IFDIR { return .failure(Failure(reason: "is a directory, not a manifest file")) }
         guard status.st_mode & S_IFMT == S_IFREG else { return .failure(Failure(reason: "is not a regular file")) }
         guard status.st_size <= maxBytes else { return .failure(Failure(reason: "is \(status.st_size) bytes, too large for a manifest (at most \(maxBytes))")) }
-        var bytes = [UInt8]()
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return .failure(Failure(errno: errno))
-            }
-            if count == 0 { break }
-            bytes += chunk.prefix(count)
-            if bytes.count > maxBytes { return .failure(Failure(reason: "is too large for a manifest (at most \(maxBytes) bytes)")) }
+        switch FileIO.readAll(descriptor: descriptor, limit: maxBytes) {
+        case .success(let bytes): return .success(Data(bytes))
+        case .failure(let error) where error.rawValue == EFBIG:
+            return .failure(Failure(reason: "is too large for a manifest (at most \(maxBytes) bytes)"))
+        case .failure(let error): return .failure(Failure(errno: error.rawValue))
         }
-        return .success(Data(bytes))
     }
 
     /// Why the file could not be read, as a sentence.
@@ -48,7 +44,7 @@ enum ManifestFile {
             case ELOOP: "is a symbolic link loop (or a chain of links too long to follow)"
             case EACCES: "cannot be read: permission denied"
             case ENOTDIR: "no such file (a folder in its path is a file)"
-            default: "cannot be read: \(String(cString: strerror(code)))"
+            default: "cannot be read: \(Errno(rawValue: code))"
             }
         }
 

@@ -7,13 +7,12 @@ enum ELFSize {
     /// The bytes the 64-bit ELF file at `path` needs, or nil if it is not one (then `dlopen`
     /// says what it is).
     static func required(byFileAt path: String) -> Int? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
+        guard case .success(let descriptor) = Syscall.open(path, O_RDONLY) else { return nil }
         defer { close(descriptor) }
         func read(_ count: Int, at offset: Int) -> [UInt8]? {
             var bytes = [UInt8](repeating: 0, count: count)
-            let got = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, count, off_t(offset)) }
-            return got == count ? bytes : nil
+            let got = bytes.withUnsafeMutableBytes { Syscall.read(descriptor, into: $0, at: offset) }
+            return (try? got.get()) == count ? bytes : nil
         }
         func integer(_ bytes: [UInt8], _ offset: Int, _ size: Int) -> Int {
             (0..<size).reversed().reduce(0) { $0 << 8 | Int(bytes[offset + $1]) }

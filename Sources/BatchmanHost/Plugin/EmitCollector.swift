@@ -1,45 +1,76 @@
 import Batchman
 import CBatchmanPlugin
 
-/// Receives one batch's `emit` calls: validates each, copies its bytes into one buffer.
+/// Receives one batch's `emit` calls: validates each, and copies its bytes into one buffer (or
+/// hands them to `forward`, in a worker process), within the batch's `maxResultBytes`.
 final class EmitCollector {
-    /// Told of each accepted outcome as it is emitted (a worker process streams them).
-    typealias Forward = (_ index: Int, _ status: Int32, _ data: UnsafeRawBufferPointer) -> Void
+    /// Takes each accepted outcome as it is emitted, instead of the collector keeping its bytes
+    /// (a worker process writes them into its outcome log); false refuses the emit.
+    typealias Forward = (_ index: Int, _ status: Int32, _ data: UnsafeRawBufferPointer) -> Bool
 
     private var statuses: [Int32]
     private var ranges: [Range<Int>]
     private var bytes: [UInt8] = []
     private let forward: Forward?
+    /// Outcome bytes the batch may still take (`maxResultBytes`).
+    private var room: Int
+    let maxResultBytes: Int
     static let notEmitted: Int32 = -1
+    /// The job's outcome did not fit in `maxResultBytes`: it fails, with ``tooLargeMessage(_:_:)``.
+    static let tooLarge: Int32 = -2
 
     /// Why `emit` calls were refused, the first few: what `batchman plugin-test` reports.
     private(set) var refusals: [String] = []
     private static let refusalsKept = 8
 
-    init(count: Int, forward: Forward? = nil) {
+    init(count: Int, maxResultBytes: Int = KeySettings.defaultMaxResultBytes, forward: Forward? = nil) {
         statuses = Array(repeating: Self.notEmitted, count: count)
         ranges = Array(repeating: 0..<0, count: count)
         self.forward = forward
+        self.maxResultBytes = maxResultBytes
+        room = maxResultBytes
     }
 
     /// Whether the job at `index` has an outcome from `emit`.
-    func wasEmitted(_ index: Int) -> Bool { statuses[index] != Self.notEmitted }
+    func wasEmitted(_ index: Int) -> Bool { statuses[index] >= 0 }
 
-    /// 0 if the outcome was taken, -1 if the call breaks the contract: an index out of range or
-    /// already answered, an unknown status, or NULL data with a non-zero length.
+    /// Whether the job at `index` was emitted with more bytes than the batch had room for.
+    func wasTooLarge(_ index: Int) -> Bool { statuses[index] == Self.tooLarge }
+
+    /// 0 if the outcome was taken, -1 if the call breaks the contract (an index out of range or
+    /// already answered, an unknown status, NULL data with a non-zero length) or the outcome
+    /// does not fit in the batch's `maxResultBytes` (then the job fails, saying so).
     func emit(index: Int, status: Int32, data: UnsafeRawPointer?, length: Int) -> Int32 {
         guard index >= 0, index < statuses.count, statuses[index] == Self.notEmitted,
               status == BM_OK || status == BM_FAILED || status == BM_RETRY,
               data != nil || length == 0, length >= 0 else {
-            if refusals.count < Self.refusalsKept { refusals.append(Self.describeRefusal(index, status, data, length, statuses)) }
+            refuse(Self.describeRefusal(index, status, data, length, statuses))
             return -1
         }
-        let start = bytes.count
-        if let data, length > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length)) }
+        guard length <= room else {
+            statuses[index] = Self.tooLarge
+            ranges[index] = 0..<length
+            refuse("emit(index \(index)) of \(length) bytes: past the batch's maxResultBytes (\(maxResultBytes))")
+            return -1
+        }
+        let outcome = UnsafeRawBufferPointer(start: data, count: length)
+        if let forward {
+            guard forward(index, status, outcome) else {
+                refuse("emit(index \(index)) of \(length) bytes: the worker's outcome log could not grow")
+                return -1
+            }
+        } else {
+            let start = bytes.count
+            bytes.append(contentsOf: outcome)
+            ranges[index] = start..<bytes.count
+        }
+        room -= length
         statuses[index] = status
-        ranges[index] = start..<bytes.count
-        if let forward { bytes.withUnsafeBytes { forward(index, status, UnsafeRawBufferPointer(rebasing: $0[start...])) } }
         return 0
+    }
+
+    private func refuse(_ reason: String) {
+        if refusals.count < Self.refusalsKept { refusals.append(reason) }
     }
 
     private static func describeRefusal(_ index: Int, _ status: Int32, _ data: UnsafeRawPointer?, _ length: Int, _ statuses: [Int32]) -> String {
@@ -50,9 +81,21 @@ final class EmitCollector {
         return "emit(index \(index)) with length \(length)"
     }
 
+    /// The message of a job whose outcome of `length` bytes did not fit in `maxResultBytes`.
+    static func tooLargeMessage(_ length: Int, _ maxResultBytes: Int) -> String {
+        "its outcome of \(length) bytes is past the batch's maxResultBytes (\(maxResultBytes)); it was not kept"
+    }
+
+    /// The outcome of a job the plugin did not emit, from what `process_batch` returned.
+    static func unemitted(returned status: Int32, message: String) -> (message: String, isRetryable: Bool) {
+        let failure = message.isEmpty ? "process_batch returned \(status)" : message
+        if status == BM_RETRY { return (failure, true) }
+        if status != 0 { return (failure, false) }
+        return ("No result returned for job", true)
+    }
+
     func outcomes(for batch: Batch<JobBytes>, returned status: Int32, message: String) -> [JobOutcome<JobBytes>] {
         let results = bytes  // one buffer shared by every result of the batch
-        let failure = message.isEmpty ? "process_batch returned \(status)" : message
         let jobs = batch.jobs
         // Outcomes are made from each job's key and id, not from whole jobs: see PluginInstance.
         return jobs.indices.map { index in
@@ -64,11 +107,14 @@ final class EmitCollector {
             case BM_OK: return outcome(.completed, results[range])
             case BM_FAILED: return outcome(.failed, nil, String(decoding: results[range], as: UTF8.self))
             case BM_RETRY: return outcome(.failed, nil, String(decoding: results[range], as: UTF8.self), retry: true)
+            case Self.tooLarge: return outcome(.failed, nil, Self.tooLargeMessage(range.count, maxResultBytes))
             default:
-                if status == BM_RETRY { return outcome(.failed, nil, failure, retry: true) }
-                if status != 0 { return outcome(.failed, nil, failure) }
-                return outcome(.failed, nil, "No result returned for job", retry: true)
+                let (message, isRetryable) = Self.unemitted(returned: status, message: message)
+                return outcome(.failed, nil, message, retry: isRetryable)
             }
         }
     }
+
+    /// The length the plugin tried to emit for a job that was ``wasTooLarge(_:)``.
+    func tooLargeLength(_ index: Int) -> Int { ranges[index].count }
 }

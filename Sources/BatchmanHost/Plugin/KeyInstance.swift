@@ -16,6 +16,9 @@ protocol KeyInstance: AnyObject, Sendable {
     /// control thread. False: it is released when its running call returns.
     func close(destroyingLaterOn control: WorkerPool) -> Bool
     func destroyNow()
+    /// Ends a call still running when the instance is given up on (a reload's timeout): an
+    /// isolated instance's worker is killed; an in-process call cannot be stopped (false).
+    func terminate() -> Bool
 }
 
 extension PluginInstance: KeyInstance {
@@ -23,6 +26,8 @@ extension PluginInstance: KeyInstance {
     var pluginPath: String { plugin.path }
     var summary: String { "\(plugin.name) \(plugin.version) (\(plugin.path))" }
     var isolationStatistics: IsolationStatistics? { nil }
+
+    func terminate() -> Bool { false }
 
     func processor(workers: WorkerPool) -> any BatchProcessor<JobBytes, JobBytes> {
         PluginProcessor(instance: self, workers: workers)
@@ -32,6 +37,11 @@ extension PluginInstance: KeyInstance {
 extension IsolatedInstance: KeyInstance {
     var summary: String { "\(pluginName) \(pluginVersion) (\(pluginPath)) in a worker process" }
     var isolationStatistics: IsolationStatistics? { statistics }
+
+    func terminate() -> Bool {
+        terminate() as Void
+        return true
+    }
 
     func processor(workers: WorkerPool) -> any BatchProcessor<JobBytes, JobBytes> {
         processor()

@@ -55,20 +55,18 @@ enum LibraryImages {
         let name = path.split(separator: "/").last.map(String.init) ?? "plugin.so"
         let folder = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         let copy = "\(folder)/batchman-\(getpid())-\(number)-\(name)"
-        let source = open(path, O_RDONLY | O_CLOEXEC)
-        guard source >= 0 else { return .failure(LibraryCopyError(reason: "cannot read it: \(String(cString: strerror(errno)))")) }
-        defer { close(source) }
-        let target = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o700)
-        guard target >= 0 else { return .failure(LibraryCopyError(reason: "cannot write \(copy): \(String(cString: strerror(errno)))")) }
-        defer { close(target) }
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count >= 0 else { return .failure(LibraryCopyError(reason: "cannot read it: \(String(cString: strerror(errno)))")) }
-            if count == 0 { break }
-            let written = buffer.withUnsafeBytes { write(target, $0.baseAddress, count) }
-            guard written == count else { return .failure(LibraryCopyError(reason: "cannot write \(copy)")) }
+        let bytes: [UInt8]
+        switch FileIO.readAll(path) {
+        case .success(let read): bytes = read
+        case .failure(let error): return .failure(LibraryCopyError(reason: "cannot read it: \(error)"))
+        }
+        let written = Syscall.open(copy, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o700).flatMap { target in
+            defer { close(target) }
+            return Syscall.writeAll(target, bytes)
+        }
+        if case .failure(let error) = written {
+            unlink(copy)
+            return .failure(LibraryCopyError(reason: "cannot write \(copy): \(error)"))
         }
         return .success(copy)
     }

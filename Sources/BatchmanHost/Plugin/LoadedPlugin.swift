@@ -59,7 +59,10 @@ public final class LoadedPlugin: @unchecked Sendable {
 
     /// Makes the instance for `key`. Call on the control thread.
     /// - Throws: ``PluginLoadError`` with the plugin's own message if `create` refuses.
-    func createInstance(plugin: String, key: String, config: String, debug: Bool, logger: PluginLogger) throws(PluginLoadError) -> PluginInstance {
+    func createInstance(
+        plugin: String, key: String, config: String, debug: Bool, logger: PluginLogger,
+        maxResultBytes: Int = KeySettings.defaultMaxResultBytes
+    ) throws(PluginLoadError) -> PluginInstance {
         let host = PluginHostServices(key: key, pluginName: name, logger: logger, showsDebug: debug)
         var errorBuffer = [CChar](repeating: 0, count: 1024)
         var key = key
@@ -82,7 +85,7 @@ public final class LoadedPlugin: @unchecked Sendable {
             throw PluginLoadError(code: .createRefused, plugin: plugin, file: path, key: key,
                                   detail: "create() refused the configuration: \(message.isEmpty ? "(no message)" : message)")
         }
-        return PluginInstance(plugin: self, key: key, handle: instance, host: host)
+        return PluginInstance(plugin: self, key: key, handle: instance, host: host, maxResultBytes: maxResultBytes)
     }
 }
 

@@ -15,6 +15,8 @@ final class PluginInstance: @unchecked Sendable {
     // waits until no call is running.
     let plugin: LoadedPlugin
     let key: String
+    /// Outcome bytes one batch may return (`maxResultBytes`).
+    let maxResultBytes: Int
     private let handle: UnsafeMutableRawPointer
     private let host: PluginHostServices
     private let calls: CallQueue
@@ -22,9 +24,10 @@ final class PluginInstance: @unchecked Sendable {
     private let callSite: UnsafeMutablePointer<CChar>
     private let hasReportedStrayEmit = Atomic<Bool>(false)
 
-    init(plugin: LoadedPlugin, key: String, handle: UnsafeMutableRawPointer, host: PluginHostServices) {
+    init(plugin: LoadedPlugin, key: String, handle: UnsafeMutableRawPointer, host: PluginHostServices, maxResultBytes: Int) {
         self.plugin = plugin
         self.key = key
+        self.maxResultBytes = maxResultBytes
         self.handle = handle
         self.host = host
         self.callSite = strdup("plugin \"\(plugin.name)\" (key \"\(key)\")")
@@ -37,12 +40,11 @@ final class PluginInstance: @unchecked Sendable {
     }
 
     /// Calls the plugin with `batch` on the current thread (a worker thread) and returns one
-    /// outcome per job, in the batch's order, and which of them the plugin emitted itself.
-    /// `forward` is told of each emitted outcome as it happens.
-    func process(_ batch: Batch<JobBytes>, forward: EmitCollector.Forward? = nil) -> (outcomes: [JobOutcome<JobBytes>], emitted: [Bool]) {
-        let collector = EmitCollector(count: batch.jobs.count, forward: forward)
+    /// outcome per job, in the batch's order.
+    func process(_ batch: Batch<JobBytes>) -> [JobOutcome<JobBytes>] {
+        let collector = EmitCollector(count: batch.jobs.count, maxResultBytes: maxResultBytes)
         let (status, message) = call(batch, collector: collector)
-        return (collector.outcomes(for: batch, returned: status, message: message), batch.jobs.indices.map(collector.wasEmitted))
+        return collector.outcomes(for: batch, returned: status, message: message)
     }
 
     /// What one call did, as `batchman plugin-test` checks it: what `process_batch` returned,
@@ -56,14 +58,14 @@ final class PluginInstance: @unchecked Sendable {
 
     /// Calls the plugin with `batch` on the current thread and reports what the call did.
     func probe(_ batch: Batch<JobBytes>) -> Probe {
-        let collector = EmitCollector(count: batch.jobs.count)
+        let collector = EmitCollector(count: batch.jobs.count, maxResultBytes: maxResultBytes)
         let (status, message) = call(batch, collector: collector)
         return Probe(returned: status, message: message, emitted: batch.jobs.indices.map(collector.wasEmitted), refusals: collector.refusals)
     }
 
-    /// Calls `process_batch` with `batch`, its emits going to `collector`; returns what it
-    /// returned and the message it left in the error buffer.
-    private func call(_ batch: Batch<JobBytes>, collector: EmitCollector) -> (Int32, String) {
+    /// Calls `process_batch` with `batch` on the current thread, its emits going to
+    /// `collector`; returns what it returned and the message it left in the error buffer.
+    func call(_ batch: Batch<JobBytes>, collector: EmitCollector) -> (Int32, String) {
         // The ids and payloads are copied into one buffer so that every pointer handed to C is
         // valid for exactly the duration of the call: one allocation per batch.
         // Fields are read through the array, never by binding whole jobs: a job copied as a

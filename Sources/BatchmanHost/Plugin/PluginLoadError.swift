@@ -16,6 +16,14 @@ public struct PluginLoadError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let createRefused = Code(name: "create refused")
         /// The worker process of an isolated key could not start or died before it was ready.
         public static let workerFailed = Code(name: "worker failed")
+
+        static let all: [Code] = [
+            .notFound, .notLoadable, .missingEntry, .noDescriptor, .wrongMagic, .abiMismatch, .descriptorTooSmall, .missingFunction,
+            .createRefused, .workerFailed,
+        ]
+
+        /// The code called `name` (as a worker process reports it), or nil for a name no code has.
+        static func named(_ name: String) -> Code? { all.first { $0.name == name } }
     }
 
     public let code: Code

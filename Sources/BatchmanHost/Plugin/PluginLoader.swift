@@ -47,6 +47,30 @@ public final class PluginLoader {
         return URL(fileURLWithPath: path).resolvingSymlinksInPath().path
     }
 
+    /// What is wrong with who may change the plugin file at `path` (symbolic links resolved):
+    /// the file, or a folder above it, writable by every user, so that anyone on the machine
+    /// can replace the code the host runs (sshd refuses key files like that; the host warns). A
+    /// world-writable folder with the sticky bit (`/tmp`) keeps others from replacing what is in it.
+    public static func permissionWarnings(forFileAt path: String) -> [String] {
+        var warnings: [String] = []
+        var status = stat()
+        if stat(path, &status) == 0, status.st_mode & S_IWOTH != 0 {
+            warnings.append("\(path) is writable by every user (mode 0\(String(status.st_mode & 0o7777, radix: 8))): anyone on this machine "
+                            + "can replace the code this host runs; chmod o-w \(path)")
+        }
+        var folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        while true {
+            let name = folder.path
+            if stat(name, &status) == 0, status.st_mode & S_IWOTH != 0, status.st_mode & S_ISVTX == 0 {
+                warnings.append("\(name) is writable by every user (mode 0\(String(status.st_mode & 0o7777, radix: 8))), so anyone on this "
+                                + "machine can replace the plugins in it; chmod o-w \(name)")
+            }
+            guard name != "/", !name.isEmpty else { break }
+            folder = folder.deletingLastPathComponent()
+        }
+        return warnings
+    }
+
     /// Loads `plugin` (named by `key`'s entry), or returns it if this build of its file is
     /// already loaded. A rebuilt file (another inode, size or modification time than the build
     /// loaded before) is loaded from a private copy: `dlopen` of the same path would return the
@@ -59,7 +83,7 @@ public final class PluginLoader {
             PluginLoadError(code: code, plugin: plugin, file: canonical, key: key, detail: detail)
         }
         guard let identity = LibraryImages.FileIdentity(path: canonical) else {
-            throw failure(.notFound, "cannot be read: \(String(cString: strerror(errno)))")
+            throw failure(.notFound, "cannot be read: \(Errno.current)")
         }
         if let plugin = LibraryImages.loaded(canonical, identity: identity) {
             loaded[canonical] = plugin

@@ -16,7 +16,7 @@ struct PluginProcessor: QueueingBatchProcessor {
         instance.schedule({ [instance] in
             // Given up on while it waited (the shutdown timed out): never call the plugin.
             guard batch.beginCall() else { return { completion(.success([])) } }
-            let outcomes = instance.process(batch).outcomes
+            let outcomes = instance.process(batch)
             return { completion(.success(outcomes)) }
         }, on: workers)
     }

@@ -129,11 +129,10 @@ private enum CheckProcess {
     }
 
     static func run(_ options: PluginTestOptions, timeout: Duration) -> Outcome {
-        var report: [Int32] = [0, 0]
-        var output: [Int32] = [0, 0]
-        guard bm_pipe_cloexec(&report) == 0, bm_pipe_cloexec(&output) == 0 else {
-            return Outcome(lines: [PluginContractCheck.line("FAIL", options.check!, "cannot create pipes: \(String(cString: strerror(errno)))")], ended: .exited(2))
+        guard case .success(let reportPipe) = Syscall.pipe(), case .success(let outputPipe) = Syscall.pipe() else {
+            return Outcome(lines: [PluginContractCheck.line("FAIL", options.check!, "cannot create pipes: \(Errno.current)")], ended: .exited(2))
         }
+        let report = [reportPipe.read, reportPipe.write], output = [outputPipe.read, outputPipe.write]
         var arguments = ["batchman", "plugin-test", options.library, "--config", options.config, "--key", options.key]
         arguments += ["--check", options.check!.rawValue]
         let pid = spawn(arguments, report: report[1], output: output[1])
@@ -144,20 +143,20 @@ private enum CheckProcess {
             close(output[0])
         }
         guard let pid else {
-            return Outcome(lines: [PluginContractCheck.line("FAIL", options.check!, "cannot start a process for the check: \(String(cString: strerror(errno)))")], ended: .exited(2))
+            return Outcome(lines: [PluginContractCheck.line("FAIL", options.check!, "cannot start a process for the check: \(Errno.current)")], ended: .exited(2))
         }
         var outcome = Outcome()
         var reportBytes: [UInt8] = []
         let timedOut = !drain(report[0], into: &reportBytes, and: output[0], into: &outcome.output, for: timeout)
         if timedOut { kill(pid, SIGKILL) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let ended = (try? Syscall.wait(for: pid).get()) ?? nil
         if timedOut {
             outcome.ended = .timedOut(timeout)
-        } else if status & 0x7f != 0 {
-            outcome.ended = .signaled(status & 0x7f)
         } else {
-            outcome.ended = .exited((status >> 8) & 0xff)
+            switch ended ?? .exited(2) {
+            case .signaled(let signal): outcome.ended = .signaled(signal)
+            case .exited(let status): outcome.ended = .exited(status)
+            }
         }
         outcome.lines = String(decoding: reportBytes, as: UTF8.self).split(separator: "\n").map(String.init)
         return outcome
@@ -174,12 +173,10 @@ private enum CheckProcess {
             let left = ContinuousClock.now.duration(to: deadline)
             guard left > .zero else { return false }
             var descriptors = open.filter(\.value).keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            let ready = poll(&descriptors, nfds_t(descriptors.count), Int32(min(left.nanosecondsClamped / 1_000_000 + 1, 1000)))
-            if ready < 0 && errno != EINTR { return true }
+            guard case .success = Syscall.poll(&descriptors, milliseconds: Int32(min(left.nanosecondsClamped / 1_000_000 + 1, 1000))) else { return true }
             for descriptor in descriptors where descriptor.revents != 0 {
-                let count = read(descriptor.fd, &buffer, buffer.count)
+                let count = (try? buffer.withUnsafeMutableBytes({ Syscall.read(descriptor.fd, into: $0) }).get()) ?? 0
                 if count <= 0 {
-                    if count < 0 && errno == EINTR { continue }
                     open[descriptor.fd] = false
                 } else if descriptor.fd == first {
                     firstBytes += buffer[..<count]

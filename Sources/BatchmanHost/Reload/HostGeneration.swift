@@ -52,8 +52,11 @@ final class HostGeneration: Sendable {
             DedicatedThread.start(name: "batchman-retire") { [registry] in done.resume(returning: registry.destroyAll()) }
         }
         for instance in busy {
+            let what = instance.terminate()
+                ? "killed its worker process, and the instance goes with it"
+                : "its instance is not destroyed (destroy never runs during a call, and an in-process call cannot be stopped)"
             logger.log(.warning, "key \"\(instance.key)\": plugin \"\(instance.pluginName)\" of the replaced configuration is still inside "
-                       + "process_batch after the reload timeout; its instance is not destroyed (destroy never runs during a call)")
+                       + "process_batch after the reload timeout; \(what)")
         }
         drained.happen()
     }

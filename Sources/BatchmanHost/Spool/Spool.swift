@@ -83,10 +83,10 @@ final class Spool: Sendable {
     static func open(directory: String, policy: SpoolSyncPolicy, maxBytes: Int) throws(HostError) -> (Spool, Recovery) {
         let segmentBytes = min(defaultSegmentBytes, maxBytes / 4)
         for folder in [directory, "\(directory)/quarantine"] where mkdir(folder, 0o755) != 0 && errno != EEXIST {
-            throw HostError(.usage, "--spool \(directory): cannot create \(folder): \(String(cString: strerror(errno)))")
+            throw HostError(.usage, "--spool \(directory): cannot create \(folder): \(Errno.current)")
         }
         let lock = Glibc.open("\(directory)/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard lock >= 0 else { throw HostError(.usage, "--spool \(directory): cannot open its lock file: \(String(cString: strerror(errno)))") }
+        guard lock >= 0 else { throw HostError(.usage, "--spool \(directory): cannot open its lock file: \(Errno.current)") }
         if flock(lock, LOCK_EX | LOCK_NB) != 0 {
             Glibc.close(lock)
             throw HostError(.runtime, "--spool \(directory) is in use by another batchman\(holder(of: directory).map { " (pid \($0))" } ?? ""); "
@@ -130,8 +130,8 @@ final class Spool: Sendable {
         let activePath = SpoolFiles.segmentPath(in: directory, number: nextSequence)
         var compacted: [UInt8] = []
         for record in recovery.pending { record.encode(into: &compacted) }
-        guard FileIO.replace(activePath, with: compacted, sync: true) else {
-            throw HostError(.runtime, "--spool \(directory): cannot write \(activePath): \(String(cString: strerror(errno)))")
+        guard case .success = FileIO.replace(activePath, with: compacted, sync: true) else {
+            throw HostError(.runtime, "--spool \(directory): cannot write \(activePath): \(Errno.current)")
         }
         // The spool now holds only the lines to replay: every other sequence up to the highest is
         // done or gone (quarantined), and the ledger says so, so that it can move past them.
@@ -156,14 +156,14 @@ final class Spool: Sendable {
         } else {
             ledger.advance(to: nextSequence - 1)
         }
-        guard FileIO.replace(ledgerPath, with: ledger.encoded(), sync: true) else {
-            throw HostError(.runtime, "--spool \(directory): cannot write its ledger: \(String(cString: strerror(errno)))")
+        guard case .success = FileIO.replace(ledgerPath, with: ledger.encoded(), sync: true) else {
+            throw HostError(.runtime, "--spool \(directory): cannot write its ledger: \(Errno.current)")
         }
         for path in segmentPaths where path != activePath { unlink(path) }
         FileIO.syncFolder(directory)
 
         let active = Glibc.open(activePath, O_WRONLY | O_APPEND | O_CLOEXEC)
-        guard active >= 0 else { throw HostError(.runtime, "--spool \(directory): cannot open \(activePath): \(String(cString: strerror(errno)))") }
+        guard active >= 0 else { throw HostError(.runtime, "--spool \(directory): cannot open \(activePath): \(Errno.current)") }
         let segment = Segment(path: activePath, lastSequence: recovery.pending.last?.sequence ?? 0, bytes: compacted.count)
         let spool = Spool(directory: directory, policy: policy, maxBytes: maxBytes, segmentBytes: segmentBytes, lock: lock, state: State(
             ledger: ledger, segments: [segment], active: active, nextSequence: nextSequence, liveBytes: compacted.count))
@@ -230,7 +230,7 @@ final class Spool: Sendable {
             let waiters = deleteDoneSegments(&state)
             // At most every 10 ms under load: a kill -9 then answers again at most the results of
             // the last 10 ms (at least once), and the ledger costs little however fast results come.
-            if FrameChannel.monotonicNanoseconds() - state.ledgerWrittenAt >= 10_000_000 {
+            if Syscall.monotonicNanoseconds() - state.ledgerWrittenAt >= 10_000_000 {
                 persistLedger(&state, sync: false)
             } else {
                 state.ledgerUnwritten = true
@@ -308,7 +308,7 @@ final class Spool: Sendable {
         FileIO.replace("\(directory)/ledger", with: state.ledger.encoded(), sync: sync)
         state.ledgerUnsynced = !sync
         state.ledgerUnwritten = false
-        state.ledgerWrittenAt = FrameChannel.monotonicNanoseconds()
+        state.ledgerWrittenAt = Syscall.monotonicNanoseconds()
     }
 
     /// Every 10 ms: writes a ledger that changed since (so a quiet spool's last results are

@@ -48,7 +48,7 @@ enum SelfSpawn {
 
     struct Failure: Error {
         let errno: Int32
-        var reason: String { String(cString: strerror(errno)) }
+        var reason: String { Errno(rawValue: errno).description }
     }
 
     /// This process's environment with `variable` set to `value`.

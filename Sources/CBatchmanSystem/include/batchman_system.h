@@ -15,6 +15,11 @@ int bm_pidfd_open(int pid);
 /* memfd_create(name, MFD_CLOEXEC): an anonymous file in memory, for memory shared with a worker. */
 int bm_memfd(const char *name);
 
+/* A memfd of `size` bytes sealed against shrinking (F_SEAL_SHRINK, then F_SEAL_SEAL): whoever
+ * else maps it (a worker process) can grow it but never cut it short, so a mapping of its first
+ * `size` bytes, or of any size it was seen to have, never faults (SIGBUS). -1 with errno set. */
+int bm_memfd_growing_only(const char *name, long long size);
+
 /* Bytes malloc has handed out and not had back (mallinfo2: uordblks + hblkhd), for measuring
  * memory per object exactly, where resident size depends on what was freed before. */
 unsigned long long bm_heap_bytes_in_use(void);

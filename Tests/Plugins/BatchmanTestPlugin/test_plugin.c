@@ -1,4 +1,4 @@
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 /*
  * BatchmanTestPlugin: a deliberately misbehaving plugin for the host's end-to-end tests.
  * Each key's manifest `config` picks a behaviour; fields are read with a naive scanner that
@@ -36,6 +36,24 @@
  *   leak_mb N              each batch allocates N MiB, touches it and never frees it; abort()s
  *                          if malloc fails (a leaking plugin under a memoryLimit)
  *   log_on_create "text"   create() logs this text with \n and \0 around it (one call)
+ *   create_exit N          create() calls exit(N) (a worker that dies while starting)
+ *   create_crash 1         create() writes through NULL
+ *   create_abort_file "/p" create() aborts if that file exists (a restarted worker that cannot start)
+ *   once_file "/path"      with the hostile modes below: misbehave only while that file does not
+ *                          exist, and create it when misbehaving (so the retry on a fresh worker
+ *                          behaves); the crash modes (crash_id) create it too, before crashing
+ *   forge "kind"           (isolated) each batch first writes a forged frame on descriptor 3,
+ *                          the worker's socket: "done_short" (length 1, kind 13), "done_extra"
+ *                          (a done kind with 4 extra bytes), "huge" (a length of 4 GiB - 16);
+ *                          then emits every job normally
+ *   forge_log_mb N         (isolated) after emitting every job, grows the outcome log (descriptor
+ *                          4) to N MiB and publishes that length over zeros
+ *   shared_mb N            each batch maps N MiB of shared anonymous memory and touches it
+ *   crash_after_emit 1     emits every job, then writes through NULL
+ *   child_pid_file "/p"    with crash_how "fork_abort": the child writes its pid there
+ *   crash_how "fork_abort" forks a child that keeps the worker's descriptors and waits for ever,
+ *                          then aborts
+ *   a batch of 0 jobs logs "process_batch called with 0 jobs" (the host must never make one)
  *
  * Whatever the mode, two overlapping process_batch calls on one instance fail every job of the
  * second with "concurrent process_batch calls on one instance": the ABI promises they never happen.
@@ -43,10 +61,14 @@
  */
 #include "batchman_plugin.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +84,12 @@ typedef struct test_instance {
     long writes_stdout;
     long crash_late;
     long leak_mb;
+    char once_file[256];
+    char forge[32];
+    long forge_log_mb;
+    long shared_mb;
+    long crash_after_emit;
+    char child_pid_file[256];
     int active; /* process_batch calls running now, updated atomically */
     const bm_host *host;
     /* stray_emit: the emitter of the previous call, and a thread that uses it late */
@@ -154,7 +182,15 @@ static void *test_create(const bm_host *host, bm_str key, bm_str config, char *e
         len += snprintf(line + len, sizeof line - (size_t)len, "\r\nafter NUL");
         host->log(host->ctx, BM_LOG_INFO, line, (size_t)len);
     }
+    long create_exit = number_field(config, "create_exit", -1);
+    if (create_exit >= 0) exit((int)create_exit);
+    if (number_field(config, "create_crash", 0)) {
+        volatile int *nowhere = NULL;
+        *nowhere = 1;
+    }
     char path[256] = "";
+    if (string_field(config, "create_abort_file", path, sizeof path) && access(path, F_OK) == 0) abort();
+    path[0] = '\0';
     if (string_field(config, "create_wait_file", path, sizeof path)) {
         static const char waiting[] = "create is waiting for its file";
         host->log(host->ctx, BM_LOG_INFO, waiting, sizeof waiting - 1);
@@ -176,6 +212,12 @@ static void *test_create(const bm_host *host, bm_str key, bm_str config, char *e
     instance->writes_stdout = number_field(config, "stdout", 0);
     instance->crash_late = number_field(config, "crash_late", 0);
     instance->leak_mb = number_field(config, "leak_mb", 0);
+    string_field(config, "once_file", instance->once_file, sizeof instance->once_file);
+    string_field(config, "forge", instance->forge, sizeof instance->forge);
+    instance->forge_log_mb = number_field(config, "forge_log_mb", 0);
+    instance->shared_mb = number_field(config, "shared_mb", 0);
+    instance->crash_after_emit = number_field(config, "crash_after_emit", 0);
+    string_field(config, "child_pid_file", instance->child_pid_file, sizeof instance->child_pid_file);
     instance->host = host;
     static const char hello[] = "test plugin instance created";
     host->log(host->ctx, BM_LOG_DEBUG, hello, sizeof hello - 1);
@@ -232,12 +274,45 @@ static int stray_emit_batch(test_instance *instance, const bm_batch *batch, cons
     return 0;
 }
 
-/* crash_id: crashes the way crash_how says if the jobs [first, last) hold that job. */
+/* once_file: 1 while the hostile mode should still misbehave (creating the file), 0 after. */
+static int misbehave_now(const test_instance *instance) {
+    if (instance->once_file[0] == '\0') return 1;
+    if (access(instance->once_file, F_OK) == 0) return 0;
+    int descriptor = open(instance->once_file, O_WRONLY | O_CREAT, 0600);
+    if (descriptor >= 0) close(descriptor);
+    return 1;
+}
+
+static void crash_with_null(void) {
+    volatile int *nowhere = NULL;
+    *nowhere = 1;
+}
+
+/* crash_how "fork_abort": a child that keeps every descriptor and never ends, then abort(). */
+static void fork_then_abort(const test_instance *instance) {
+    pid_t child = fork();
+    if (child == 0) {
+        if (instance->child_pid_file[0] != '\0') {
+            FILE *file = fopen(instance->child_pid_file, "w");
+            if (file != NULL) {
+                fprintf(file, "%d\n", (int)getpid());
+                fclose(file);
+            }
+        }
+        for (;;) pause();
+    }
+    abort();
+}
+
+/* crash_id: crashes the way crash_how says if the jobs [first, last) hold that job ("*" is every job). */
 static void crash_if_poisoned(const test_instance *instance, const bm_batch *batch, size_t first, size_t last) {
     if (instance->crash_id[0] == '\0') return;
     for (size_t i = first; i < last && i < batch->count; i++) {
         bm_str id = batch->jobs[i].id;
-        if (id.len != strlen(instance->crash_id) || memcmp(id.ptr, instance->crash_id, id.len) != 0) continue;
+        int every = strcmp(instance->crash_id, "*") == 0;
+        if (!every && (id.len != strlen(instance->crash_id) || memcmp(id.ptr, instance->crash_id, id.len) != 0)) continue;
+        if (!misbehave_now(instance)) return;
+        if (strcmp(instance->crash_how, "fork_abort") == 0) fork_then_abort(instance);
         if (strcmp(instance->crash_how, "abort") == 0) abort();
         if (strcmp(instance->crash_how, "exit") == 0) exit(0);
         if (strcmp(instance->crash_how, "hang") == 0) for (;;) pause();
@@ -246,7 +321,49 @@ static void crash_if_poisoned(const test_instance *instance, const bm_batch *bat
     }
 }
 
+/* forge: writes a frame no honest worker sends on the worker's socket, descriptor 3. */
+static void forge_frame(const char *kind) {
+    unsigned char frame[16] = { 0 };
+    size_t length = 0;
+    if (strcmp(kind, "done_short") == 0) {
+        unsigned char bytes[] = { 1, 0, 0, 0, 13 };
+        memcpy(frame, bytes, sizeof bytes);
+        length = sizeof bytes;
+    } else if (strcmp(kind, "done_extra") == 0) {
+        unsigned char bytes[] = { 5, 0, 0, 0, 13, 0xde, 0xad, 0xbe, 0xef };
+        memcpy(frame, bytes, sizeof bytes);
+        length = sizeof bytes;
+    } else if (strcmp(kind, "huge") == 0) {
+        unsigned char bytes[] = { 0xf0, 0xff, 0xff, 0xff, 13, 0, 0, 0 };
+        memcpy(frame, bytes, sizeof bytes);
+        length = sizeof bytes;
+    }
+    if (length > 0 && write(3, frame, length) < 0) { /* the host is gone: nothing to do */ }
+}
+
+/* forge_log_mb: grows the outcome log (descriptor 4) and publishes `megabytes` MiB of zeros. */
+static void forge_outcome_log(long megabytes) {
+    unsigned long long published = (unsigned long long)megabytes << 20;
+    if (ftruncate(4, (off_t)(published + 8)) != 0) return;
+    if (pwrite(4, &published, sizeof published, 0) != (ssize_t)sizeof published) return;
+}
+
+/* shared_mb: touches `megabytes` MiB of shared anonymous memory (not counted by RLIMIT_DATA). */
+static void touch_shared_memory(long megabytes) {
+    size_t size = (size_t)megabytes << 20;
+    char *memory = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) return;
+    for (size_t offset = 0; offset < size; offset += 4096) memory[offset] = 1;
+}
+
 static int process_one_batch(test_instance *instance, const bm_batch *batch, const bm_emitter *out, char *error, size_t error_cap) {
+    if (batch->count == 0) {
+        static const char empty[] = "process_batch called with 0 jobs";
+        instance->host->log(instance->host->ctx, BM_LOG_ERROR, empty, sizeof empty - 1);
+    }
+    int hostile = (instance->forge[0] != '\0' || instance->forge_log_mb > 0 || instance->shared_mb > 0) && misbehave_now(instance);
+    if (hostile && instance->forge[0] != '\0') forge_frame(instance->forge);
+    if (hostile && instance->shared_mb > 0) touch_shared_memory(instance->shared_mb);
     wait_for_file(instance->wait_file);
     if (!instance->crash_late) crash_if_poisoned(instance, batch, 0, batch->count);
     if (instance->writes_stdout) {
@@ -312,6 +429,8 @@ static int process_one_batch(test_instance *instance, const bm_batch *batch, con
             out->emit(out->ctx, i, BM_OK, job->payload.ptr, job->payload.len);
         }
     }
+    if (hostile && instance->forge_log_mb > 0) forge_outcome_log(instance->forge_log_mb);
+    if (instance->crash_after_emit && batch->count > 0) crash_with_null();
     return 0;
 }
 

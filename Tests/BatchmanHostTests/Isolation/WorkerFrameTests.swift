@@ -1,0 +1,43 @@
+@testable import BatchmanHost
+import Testing
+
+/// What a worker sends is untrusted: a frame decodes only if it is exactly one frame of its kind.
+@Suite struct WorkerFrameTests {
+    static let frames: [WorkerFrame] = [
+        .start(.init(pluginPath: "/p.so", key: "k", config: "{}", debug: true, maxResultBytes: 64)),
+        .batch(id: 7, token: 99, key: "k", jobs: [.init(id: Array("1".utf8), payload: Array("{}".utf8), attempt: 2)]),
+        .ready(name: "echo", version: "1.0"),
+        .refused(code: "create refused", detail: "no"),
+        .done(token: 99, returned: 2, message: "busy"),
+    ]
+
+    @Test(arguments: frames)
+    func everyFrameDecodesToItself(frame: WorkerFrame) {
+        let encoded = frame.encoded
+        #expect(WorkerFrame.decode(encoded[4...]) == frame)
+    }
+
+    @Test(arguments: frames)
+    func aFrameWithAByteMissingOrOneLeftOverIsRefused(frame: WorkerFrame) {
+        let body = frame.encoded[4...]
+        #expect(WorkerFrame.decode(body.dropLast()) == nil)
+        #expect(WorkerFrame.decode(body + [0]) == nil)
+    }
+
+    @Test func aDoneOfOneByteIsNotADone() {
+        #expect(WorkerFrame.decode([13][...]) == nil)
+        #expect(WorkerFrame.decode([13, 0xde, 0xad, 0xbe, 0xef][...]) == nil)
+    }
+
+    @Test func anUnknownKindIsRefused() {
+        #expect(WorkerFrame.decode([12][...]) == nil)
+        #expect(WorkerFrame.decode([][...]) == nil)
+    }
+
+    @Test func aJobCountThatCannotFitIsNotBelieved() {
+        var body = WorkerFrame.batch(id: 1, token: 2, key: "k", jobs: []).encoded[4...]
+        body.removeLast(4)
+        body += [0xff, 0xff, 0xff, 0xff]
+        #expect(WorkerFrame.decode(body) == nil)
+    }
+}
