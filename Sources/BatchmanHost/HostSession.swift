@@ -25,6 +25,8 @@ final class HostSession {
     private var spool: Spool?
     private var recovery: Spool.Recovery?
     private var spoolTracker: SpoolTracker?
+    /// A spool write that failed: the run then ends with status 70.
+    private let spoolFailure = FirstFailure()
 
     init(options: RunOptions, logger: BatchmanLogger) throws(HostError) {
         self.options = options
@@ -59,6 +61,7 @@ final class HostSession {
                                   onWritten: { spool?.markDone($0) }) { [logger] failure in
             logger.log(.error, "writing results failed: \(Errno(rawValue: failure)); reading no more input and failing every accepted job")
             reader.stop()
+            spool?.interrupt()
             // At once, not after reading stops: a reader blocked on a full key (a hung plugin)
             // is released by the jobs failing.
             Task { for generation in generations.live { await generation.core.abandon(Self.unanswered(failure)) } }
@@ -86,6 +89,7 @@ final class HostSession {
             stop: { [logger] name in
                 logger.log(.info, "received \(name): reading no more input, draining accepted jobs (a second signal exits at once)")
                 reader.stop()
+                spool?.interrupt()
             },
             printStatistics: reportStatistics,
             reload: { reloads.request("received SIGHUP") }))
@@ -123,6 +127,10 @@ final class HostSession {
                             + "stopped reading after line \(lastLine), and \(unanswered) accepted jobs were failed without an answer")
         }
         if case .readError = end { throw HostError(.runtime, "input could not be read to its end") }
+        if let spoolError = spoolFailure.error, let directory = options.spoolPath {
+            throw HostError(.runtime, "--spool \(directory) could not be written (\(spoolError)); reading stopped after line \(lastLine), "
+                            + "and every line accepted before was answered")
+        }
     }
 
     /// Destroys the plugin instances and closes what this session opened; safe after any
@@ -156,6 +164,7 @@ final class HostSession {
         let spool = spool
         let tracker = spoolTracker
         let resumable = options.inputPath != nil
+        let spoolFailure = self.spoolFailure
         return await withCheckedContinuation { continuation in
             DedicatedThread.start(name: "batchman-input") {
                 var lastLine = 0
@@ -168,9 +177,24 @@ final class HostSession {
                 var readAt = Date()
                 func handlePending() {
                     guard !lines.isEmpty else { return }
-                    let sequences = spool?.append(lines.map { Spool.Line(bytes: $0.bytes, number: $0.number, inputEnd: resumable ? $0.end : 0) }) {
-                        logger.log(.info, "spool: \(spool!.directory) holds --spool-max-bytes (\(spool!.maxBytes)) of lines not yet answered; "
-                                   + "reading input paused until answered lines free room")
+                    var sequences: [UInt64]?
+                    if let spool {
+                        switch Self.spool(lines, in: spool, resumable: resumable, logger: logger) {
+                        case .spooled(let spooled):
+                            sequences = spooled
+                        case let unspooled:
+                            // Not in the spool: from a file they are read again by the next run
+                            // (the spool resumes before them); from a pipe they are all there is.
+                            if case .failed(let error) = unspooled { spoolFailure.record(error) }
+                            reader.stop()
+                            if resumable {
+                                logger.log(.warning, "spool: \(lines.count) lines read after line \(lines[0].number - 1) are not spooled; they stay in "
+                                           + "--input for the next run, which resumes before them")
+                                lines.removeAll(keepingCapacity: true)
+                                return
+                            }
+                            logger.log(.warning, "spool: \(lines.count) lines read from standard input could not be spooled; they are processed without it")
+                        }
                     }
                     let jobs = Self.jobs(of: lines, sequences: sequences, submittedAt: readAt, replayed: false, spool: spool, tracker: tracker,
                                          writer: writer, invalidLines: invalidLines)
@@ -215,6 +239,27 @@ final class HostSession {
                 continuation.resume(returning: (end, lastLine))
             }
         }
+    }
+
+    /// Appends a read's lines to the spool, saying when reading pauses (the spool full, the
+    /// disk full), resumes, or the spool cannot be written.
+    private static func spool(_ lines: [ReadLine], in spool: Spool, resumable: Bool, logger: BatchmanLogger) -> Spool.AppendResult {
+        let result = spool.append(lines.map { Spool.Line(bytes: $0.bytes, number: $0.number, inputEnd: resumable ? $0.end : 0) }, onPause: { why in
+            switch why {
+            case .full:
+                logger.log(.info, "spool: \(spool.directory) holds --spool-max-bytes (\(spool.maxBytes)) of lines not yet answered; "
+                           + "reading input paused until answered lines free room")
+            case .diskFull:
+                logger.log(.warning, "spool: \(spool.directory): the disk is full (\(Errno.noSpace)); reading input paused until answered lines free "
+                           + "room or the disk has room again (nothing read is dropped)")
+            }
+        }, onResume: {
+            logger.log(.info, "spool: \(spool.directory) has room again; reading input resumed")
+        })
+        if case .failed(let error) = result {
+            logger.log(.error, "spool: \(spool.directory) cannot be written (\(error)); reading no more input")
+        }
+        return result
     }
 
     /// A line read and parsed, waiting for the end of its read (or read back from the spool).
@@ -296,7 +341,8 @@ final class HostSession {
     /// to where the spool says reading stopped.
     private func openSpool() throws(HostError) {
         guard let directory = options.spoolPath, let input else { return }
-        let (spool, recovery) = try Spool.open(directory: directory, policy: options.fsync, maxBytes: options.spoolMaxBytes)
+        let (spool, recovery) = try Spool.open(directory: directory, policy: options.fsync, maxBytes: options.spoolMaxBytes,
+                                               input: options.inputPath != nil ? input : nil, logger: logger)
         self.spool = spool
         self.recovery = recovery
         spoolTracker = SpoolTracker()

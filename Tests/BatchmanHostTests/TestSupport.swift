@@ -199,6 +199,24 @@ final class HostProcess: Sendable {
         input.write(Data(lines.map { $0 + "\n" }.joined().utf8))
     }
 
+    /// Writes `lines` from a thread of its own, as far as the host reads them: it stops (and
+    /// closes its copy of the pipe) once the host has gone, so a host that stopped reading
+    /// never blocks the test.
+    func feed(_ lines: [String]) {
+        Glibc.signal(SIGPIPE, SIG_IGN)  // a host that is gone is an error from write, not our death
+        let writer = dup(input.fileDescriptor)
+        let bytes = Array(lines.map { $0 + "\n" }.joined().utf8)
+        Thread.detachNewThread {
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes.withUnsafeBytes { Glibc.write(writer, $0.baseAddress! + offset, $0.count - offset) }
+                if written < 0 { break }
+                offset += written
+            }
+            close(writer)
+        }
+    }
+
     func closeInput() {
         try? input.close()
     }
@@ -240,6 +258,14 @@ final class HostProcess: Sendable {
             guard let line = await waitForLog(containing: "stats: accepted=", skipping: seen) else { return }
             if line.contains("stats: accepted=\(accepted) ") { return }
         }
+    }
+
+    /// Every whole result line the host wrote, parsed. A kill -9 can cut the last line short (a
+    /// write of more than the pipe's atomic size): a consumer drops a last line that is not whole.
+    func wholeResults() throws -> [ResultLine] {
+        var lines = stdout.elements
+        if let last = lines.last, (try? ResultLine.parse(last)) == nil { lines.removeLast() }
+        return try lines.map(ResultLine.parse)
     }
 
     /// The first `count` result lines, parsed.

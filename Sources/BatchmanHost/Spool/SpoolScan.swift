@@ -1,3 +1,5 @@
+import Glibc
+
 /// What is in a spool folder, read without changing it: what opening a spool repairs, and what
 /// `batchman spool check` reports.
 struct SpoolScan {
@@ -17,10 +19,20 @@ struct SpoolScan {
         let isRestOfSegment: Bool
     }
 
+    /// One segment file as found: the highest sequence in it (0 if none), its size, and
+    /// whether it is a symbolic link (never read or written: a spool's files are its own).
+    struct SegmentFile {
+        let path: String
+        var lastSequence: UInt64 = 0
+        var bytes = 0
+        var isSymbolicLink = false
+    }
+
     /// The ledger, if it is there and intact.
     var ledger: SpoolLedger?
     var ledgerIsDamaged = false
     var segments: [String] = []
+    var files: [SegmentFile] = []
     /// Every intact record, by sequence (a record in two segments, after a crash during
     /// recovery, counts once).
     var records: [UInt64: SpoolRecord] = [:]
@@ -31,19 +43,28 @@ struct SpoolScan {
     var bytes = 0
 
     init(directory: String) {
-        if let bytes = FileIO.read("\(directory)/ledger") {
+        switch FileIO.readAll("\(directory)/ledger", noFollow: true) {
+        case .success(let bytes):
             ledger = SpoolLedger.decode(bytes)
             ledgerIsDamaged = ledger == nil
+        case .failure(let error):
+            ledgerIsDamaged = error.rawValue == ELOOP  // a symbolic link is no ledger of ours
         }
         segments = SpoolFiles.segments(in: directory)
         for (index, path) in segments.enumerated() {
-            guard let bytes = FileIO.read(path) else { continue }
+            var file = SegmentFile(path: path)
+            defer { files.append(file) }
+            let read = FileIO.readAll(path, noFollow: true)
+            if case .failure(let error) = read, error.rawValue == ELOOP { file.isSymbolicLink = true }
+            guard case .success(let bytes) = read else { continue }
+            file.bytes = bytes.count
             self.bytes += bytes.count
             var offset = 0
             scan: while offset < bytes.count {
                 switch bytes.withUnsafeBytes({ SpoolRecord.decode($0, at: offset) }) {
                 case .record(let record, let next):
                     highestSequence = max(highestSequence, record.sequence)
+                    file.lastSequence = max(file.lastSequence, record.sequence)
                     inputOffset = max(inputOffset, record.inputEnd)
                     records[record.sequence] = record
                     offset = next

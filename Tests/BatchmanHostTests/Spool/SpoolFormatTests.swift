@@ -40,4 +40,26 @@ import Testing
         #expect(SpoolLedger.decode(damaged) == nil)
         #expect(SpoolLedger.decode(Array(ledger.encoded().dropLast())) == nil)
     }
+
+    @Test func theLedgerCarriesTheInputsIdentityAndAnEarlierLedgerIsStillRead() {
+        var ledger = SpoolLedger()
+        ledger.markDone(1)
+        ledger.inputOffset = 4096
+        ledger.input = SpoolInput(device: 7, inode: 42, fingerprintLength: 4096, fingerprint: 0xDEAD_BEEF)
+        #expect(SpoolLedger.decode(ledger.encoded()) == ledger)
+
+        // BMLEDGR1: magic, crc, count, watermark, inputOffset, sequences; no identity.
+        var body: [UInt8] = []
+        SpoolRecord.appendLittleEndian(UInt32(1), to: &body)
+        SpoolRecord.appendLittleEndian(UInt64(5), to: &body)
+        SpoolRecord.appendLittleEndian(UInt64(99), to: &body)
+        SpoolRecord.appendLittleEndian(UInt64(7), to: &body)
+        var old = Array("BMLEDGR1".utf8)
+        SpoolRecord.appendLittleEndian(CRC32C.checksum(body), to: &old)
+        let decoded = SpoolLedger.decode(old + body)
+        #expect(decoded?.watermark == 5)
+        #expect(decoded?.inputOffset == 99)
+        #expect(decoded?.isDone(7) == true)
+        #expect(decoded?.input == nil)
+    }
 }

@@ -29,14 +29,6 @@ struct SpoolTests {
 
     func key(_ line: ResultLine) -> String { "\(line.key ?? "-")/\(line.id ?? "-")" }
 
-    /// The result lines a host wrote. A kill -9 can cut the last line short (a write of more
-    /// than the pipe's atomic size): a consumer drops a last line that is not whole.
-    func parsedResults(of host: HostProcess) throws -> [ResultLine] {
-        var lines = host.stdout.elements
-        if let last = lines.last, (try? ResultLine.parse(last)) == nil { lines.removeLast() }
-        return try lines.map(ResultLine.parse)
-    }
-
     @Test func killNineAtRandomMomentsLosesNoLineAndTheLedgerBoundsTheDuplicates() async throws {
         let scratch = try Scratch()
         let (input, jobs) = try input(200_000, in: scratch)
@@ -51,11 +43,11 @@ struct SpoolTests {
             let moment = Int.random(in: 2_000...15_000, using: &generator)
             host.kill(afterLines: moment)
             #expect(await host.exitStatus() != 0, "the host ended by itself before \(moment) results: \(host.stderr.elements.suffix(5))")
-            results += try parsedResults(of: host)
+            results += try host.wholeResults()
         }
         let last = try start(manifest, input, spool)
         #expect(await last.exitStatus() == 0, "\(last.stderr.elements.suffix(5))")
-        let finalResults = try parsedResults(of: last)
+        let finalResults = try last.wholeResults()
         results += finalResults
 
         let answered = Set(results.map(key))
@@ -82,7 +74,7 @@ struct SpoolTests {
         _ = await first.stdout.wait(forCount: 500)
         first.signal(SIGKILL)
         _ = await first.exitStatus()
-        let firstResults = try parsedResults(of: first)
+        let firstResults = try first.wholeResults()
 
         // Damage: a flipped byte inside a record, a torn tail, and a ledger that is garbage.
         let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: spool).filter { $0.hasPrefix("segment-") }.sorted().first)
@@ -139,7 +131,7 @@ struct SpoolTests {
 
         try scratch.write("unblock", "")
         #expect(await host.exitStatus() == 0)
-        #expect(jobs.subtracting(try parsedResults(of: host).map(key)).isEmpty, "nothing dropped")
+        #expect(jobs.subtracting(try host.wholeResults().map(key)).isEmpty, "nothing dropped")
     }
 
     @Test func refusesASecondHostOnTheSameSpool() async throws {
