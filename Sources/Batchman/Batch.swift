@@ -8,6 +8,9 @@ public enum FlushReason: String, Sendable, Hashable, CaseIterable {
     case bytes
     /// Shutdown flushed it.
     case shutdown
+    /// It holds only retried jobs of one earlier batch, sent again on their own
+    /// (`ordering` `strict`).
+    case retry
 }
 
 /// A group of jobs of one batcher, handed to a processor in one call.

@@ -11,6 +11,17 @@ public enum OverflowPolicy: String, Sendable, Hashable, CaseIterable {
     case reject
 }
 
+/// What order a key's jobs reach its processor in.
+public enum Ordering: String, Sendable, Hashable, CaseIterable {
+    /// Batches start in the order they were cut (one at a time with `maxInFlight` 1); a retried
+    /// job joins a later batch, after jobs that arrived after it.
+    case relaxed
+    /// As `relaxed`, and a batch's retried jobs are sent again on their own, in their order,
+    /// after their backoff; none of the key's later jobs reaches the processor until they have
+    /// settled. Needs `maxInFlight` 1.
+    case strict
+}
+
 /// How one key's batcher cuts, runs and retries batches: the fully resolved settings of a key.
 /// Every default keeps the seed's behaviour.
 public struct BatcherConfig: Sendable, Hashable {
@@ -40,12 +51,14 @@ public struct BatcherConfig: Sendable, Hashable {
     public var overflow: OverflowPolicy
     /// The least time between the starts of two batches of this key (the seed's pacing). Nil: none.
     public var minBatchInterval: Duration?
+    /// What order the key's jobs reach the processor in, retries included. Default `relaxed`.
+    public var ordering: Ordering
 
     public init(
         frequency: Duration = .milliseconds(5000), maxBatchSize: Int = 10, debug: Bool = false,
         maxAttempts: Int = 1, initialBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(10),
         backoffMultiplier: Double = 2, timeout: Duration? = nil, maxBatchBytes: Int? = nil, maxInFlight: Int = 1,
-        maxPending: Int? = nil, overflow: OverflowPolicy = .block, minBatchInterval: Duration? = nil
+        maxPending: Int? = nil, overflow: OverflowPolicy = .block, minBatchInterval: Duration? = nil, ordering: Ordering = .relaxed
     ) {
         self.frequency = frequency
         self.maxBatchSize = maxBatchSize
@@ -60,6 +73,7 @@ public struct BatcherConfig: Sendable, Hashable {
         self.maxPending = maxPending
         self.overflow = overflow
         self.minBatchInterval = minBatchInterval
+        self.ordering = ordering
     }
 
     /// The most a job may wait before retry number `retry` (1 for the first retry):
@@ -86,6 +100,7 @@ public struct BatcherConfig: Sendable, Hashable {
         try check(maxInFlight > 0, .invalid("maxInFlight must be at least 1"))
         try check(maxPending.map { $0 > 0 } ?? true, .invalid("maxPending must be at least 1"))
         try check(minBatchInterval.map { $0 > .zero } ?? true, .invalid("minBatchInterval must be greater than 0"))
+        try check(ordering == .relaxed || maxInFlight == 1, .invalid("ordering strict needs maxInFlight 1 (one batch of the key at a time)"))
     }
 }
 

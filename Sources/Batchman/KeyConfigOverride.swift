@@ -14,13 +14,14 @@ public struct KeyConfigOverride: Sendable, Hashable {
     public var maxPending: Int?
     public var overflow: OverflowPolicy?
     public var minBatchInterval: Duration?
+    public var ordering: Ordering?
 
     public init(
         key: String, frequency: Duration? = nil, maxBatchSize: Int? = nil, debug: Bool? = nil,
         maxAttempts: Int? = nil, initialBackoff: Duration? = nil, maxBackoff: Duration? = nil,
         backoffMultiplier: Double? = nil, timeout: Duration? = nil, maxBatchBytes: Int? = nil,
         maxInFlight: Int? = nil, maxPending: Int? = nil, overflow: OverflowPolicy? = nil,
-        minBatchInterval: Duration? = nil
+        minBatchInterval: Duration? = nil, ordering: Ordering? = nil
     ) {
         self.key = key
         self.frequency = frequency
@@ -36,6 +37,7 @@ public struct KeyConfigOverride: Sendable, Hashable {
         self.maxPending = maxPending
         self.overflow = overflow
         self.minBatchInterval = minBatchInterval
+        self.ordering = ordering
     }
 
     /// `defaults` with every field this override sets replaced.
@@ -54,6 +56,7 @@ public struct KeyConfigOverride: Sendable, Hashable {
         if let maxPending { config.maxPending = maxPending }
         if let overflow { config.overflow = overflow }
         if let minBatchInterval { config.minBatchInterval = minBatchInterval }
+        if let ordering { config.ordering = ordering }
         return config
     }
 }

@@ -28,6 +28,8 @@ public enum HostCommand: Equatable, Sendable {
           --output FILE         write results to FILE instead of standard output
           --max-line-bytes N    longest accepted input line (default 1048576); longer lines fail with invalid_input
           --max-output-bytes N  results waiting for a slow consumer at most (default 8388608); then reading pauses
+          --max-pending-bytes N memory accepted jobs without a result take at most (default 67108864: each line's
+                                bytes plus 512 per job); then reading pauses until results free room
           --workers N           threads that call plugins, shared by all keys, 1 to 1024 (default: the number of cores)
           --stats-interval S    also print the statistics line every S seconds (it is always printed on exit)
           --stats-per-key       print a statistics line per key as well
@@ -91,6 +93,7 @@ public enum HostCommand: Equatable, Sendable {
                 case "--max-line-bytes": options.maxLineBytes = try count()
                 case "--workers": options.workers = try count(atMost: RunOptions.maxWorkers)
                 case "--max-output-bytes": options.maxOutputBytes = try count()
+                case "--max-pending-bytes": options.maxPendingBytes = try count()
                 case "--stats-interval": options.statsInterval = try count()
                 case "--stats-per-key": options.statsPerKey = true
                 case "--watch": options.watch = true
@@ -173,6 +176,9 @@ public struct RunOptions: Equatable, Sendable {
     public var maxLineBytes = 1 << 20
     /// Result bytes waiting for standard output at most; reading input pauses at this bound.
     public var maxOutputBytes = 8 << 20
+    /// Memory accepted jobs without a result may take at most (``PendingBytes``); reading input
+    /// pauses at this bound.
+    public var maxPendingBytes = PendingBytes.defaultLimit
     /// The most `--workers` allows: each is a thread with an 8 MiB stack.
     public static let maxWorkers = 1024
     /// Threads that call plugins; different keys run in parallel up to this many.

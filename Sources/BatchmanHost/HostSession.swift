@@ -13,6 +13,8 @@ final class HostSession {
     private let control = WorkerPool(name: "batchman-control", threads: 1)
     private let workers: WorkerPool
     private let invalidLines = LineCounter()
+    /// `--max-pending-bytes`: accepted jobs without a result, bounded.
+    private let pending: PendingBytes
     // Opened by open(), in this order; close() releases whichever were.
     private var input: Int32?
     private var output: Int32?
@@ -33,6 +35,7 @@ final class HostSession {
         self.logger = logger
         self.manifest = try Host.loadManifest(options.manifestPath)
         self.workers = WorkerPool(name: "batchman-worker", threads: options.workers)
+        self.pending = PendingBytes(limit: options.maxPendingBytes)
     }
 
     /// Opens input and output, loads every plugin and creates every named key's instance.
@@ -57,11 +60,13 @@ final class HostSession {
         guard let generations, let input, let output else { preconditionFailure("open() first") }
         let reader = InputReader(fileDescriptor: input, maxLineBytes: options.maxLineBytes)
         let spool = spool
+        let pending = pending
         let writer = ResultWriter(fileDescriptor: output, maxBufferedBytes: options.maxOutputBytes,
                                   onWritten: { spool?.markDone($0) }) { [logger] failure in
             logger.log(.error, "writing results failed: \(Errno(rawValue: failure)); reading no more input and failing every accepted job")
             reader.stop()
             spool?.interrupt()
+            pending.close()
             // At once, not after reading stops: a reader blocked on a full key (a hung plugin)
             // is released by the jobs failing.
             Task { for generation in generations.live { await generation.core.abandon(Self.unanswered(failure)) } }
@@ -90,6 +95,7 @@ final class HostSession {
                 logger.log(.info, "received \(name): reading no more input, draining accepted jobs (a second signal exits at once)")
                 reader.stop()
                 spool?.interrupt()
+                pending.close()
             },
             printStatistics: reportStatistics,
             reload: { reloads.request("received SIGHUP") }))
@@ -161,6 +167,7 @@ final class HostSession {
         let invalidLines = invalidLines
         let logger = logger
         let maxOutputBytes = options.maxOutputBytes
+        let pending = pending
         let spool = spool
         let tracker = spoolTracker
         let resumable = options.inputPath != nil
@@ -169,7 +176,7 @@ final class HostSession {
             DedicatedThread.start(name: "batchman-input") {
                 var lastLine = 0
                 var generation = generations.current
-                let sink = OutputSink(writer: writer, tracker: tracker)
+                let sink = OutputSink(writer: writer, tracker: tracker, pending: pending)
                 // The lines of one read, handled together: spooled in one write, their jobs
                 // submitted with one lock per key. They share the read's time as their
                 // submission time.
@@ -199,13 +206,22 @@ final class HostSession {
                     let jobs = Self.jobs(of: lines, sequences: sequences, submittedAt: readAt, replayed: false, spool: spool, tracker: tracker,
                                          writer: writer, invalidLines: invalidLines)
                     lines.removeAll(keepingCapacity: true)
-                    if !jobs.isEmpty { generation.core.submit(contentsOf: jobs, to: sink) }
+                    guard !jobs.isEmpty else { return }
+                    pending.accepted(jobs.reduce(0) { $0 + PendingBytes.charge(key: $1.key, id: $1.id, payload: $1.payload) })
+                    generation.core.submit(contentsOf: jobs, to: sink)
                 }
                 func takeOverStaged() {
                     guard generations.isStaged else { return }
                     handlePending()  // what was read before the switch belongs to the old configuration
                     generation = generations.switchIfStaged(describe: ReloadReport.describe)
                     reloads.didSwitch()
+                }
+                func waitForRoom() {
+                    pending.waitForRoom {
+                        logger.log(.info, "reading input paused: accepted jobs without a result take --max-pending-bytes (\(pending.limit)); "
+                                   + "reading resumes as their results are written")
+                    }
+                    waitForOutput()
                 }
                 func waitForOutput() {
                     writer.waitForRoom { pause in
@@ -217,7 +233,7 @@ final class HostSession {
                 let end = reader.run(onWake: takeOverStaged, onChunkEnd: handlePending) { event in
                     takeOverStaged()
                     if lines.isEmpty {
-                        waitForOutput()
+                        waitForRoom()
                         readAt = Date()
                     }
                     switch event {
@@ -317,7 +333,8 @@ final class HostSession {
         }
         let jobs = Self.jobs(of: lines, sequences: records.map(\.sequence), submittedAt: Date(), replayed: true, spool: spool,
                              tracker: tracker, writer: writer, invalidLines: invalidLines)
-        let sink = OutputSink(writer: writer, tracker: tracker, replayed: true)
+        let sink = OutputSink(writer: writer, tracker: tracker, pending: pending, replayed: true)
+        pending.accepted(jobs.reduce(0) { $0 + PendingBytes.charge(key: $1.key, id: $1.id, payload: $1.payload) })
         for start in stride(from: 0, to: jobs.count, by: 1000) {
             generation.core.submit(contentsOf: Array(jobs[start..<min(jobs.count, start + 1000)]), to: sink)
         }

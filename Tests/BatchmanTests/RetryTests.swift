@@ -112,15 +112,79 @@ func flaky(_ ids: Set<String>, succeedOn attempt: Int = .max, gated: Bool = fals
         return nil
     }
 
-    @Test func retriesPendingAtShutdownSkipTheirBackoff() async throws {
+    @Test func retriesPendingAtShutdownKeepTheirBackoff() async throws {
+        let clock = ManualClock()
         let config = BatchmanConfig(defaults: BatcherConfig(maxBatchSize: 1, maxAttempts: 2, initialBackoff: .seconds(3600), maxBackoff: .seconds(3600)))
-        let batchman = try TestBatchman(config: config, clock: ManualClock(), logger: .silent, jitter: { $0 }) { _ in flaky(["x"], succeedOn: 2) }
+        let batchman = try TestBatchman(config: config, clock: clock, logger: .silent, jitter: { $0 }) { _ in flaky(["x"], succeedOn: 2) }
         let collector = ResultCollector<String, String>()
 
         batchman.submit(id: "x", key: "k", payload: "p", onResult: collector.callback)
-        await batchman.shutdown()
+        await clock.waitForSleepers()  // the retry's backoff is armed
+        let drained = Task { await batchman.shutdown() }
+        #expect(clock.sleeperDeadlines.count == 1, "the drain did not cut the backoff short")
+        #expect(collector.results.elements.isEmpty)
+        clock.advance(by: .seconds(3600))
+        await drained.value
 
-        #expect(collector.results.elements.map(\.result) == ["p@2"], "retried during the drain without waiting an hour")
+        #expect(collector.results.elements.map(\.result) == ["p@2"], "retried once its backoff had passed, and the drain waited for it")
+    }
+
+    @Test func aShutdownTimeoutEndsARetrysBackoffWithShutdownBatch() async throws {
+        let clock = ManualClock()
+        let config = BatchmanConfig(defaults: BatcherConfig(maxBatchSize: 1, maxAttempts: 2, initialBackoff: .seconds(3600), maxBackoff: .seconds(3600)),
+                                    shutdownTimeout: .seconds(5))
+        let batchman = try TestBatchman(config: config, clock: clock, logger: .silent, jitter: { $0 }) { _ in flaky(["x"], succeedOn: 2) }
+        let collector = ResultCollector<String, String>()
+
+        batchman.submit(id: "x", key: "k", payload: "p", onResult: collector.callback)
+        await clock.waitForSleepers()
+        let drained = Task { await batchman.shutdown() }
+        await clock.waitForSleepers(count: 2)  // the backoff and the shutdown's timeout
+        clock.advance(by: .seconds(5))
+        await drained.value
+
+        #expect(collector.results.elements.map(\.errorReason) == [.shutdownBatch])
+    }
+}
+
+/// `ordering`: what order a key's jobs reach its processor in when some are retried.
+@Suite struct OrderingTests {
+    /// Sends a, b (a fails once), then c, d; returns the batches the processor saw, by id.
+    func batches(_ ordering: Ordering) async throws -> [[String]] {
+        let clock = ManualClock()
+        let processor = flaky(["a"], succeedOn: 2)
+        let config = BatchmanConfig(defaults: BatcherConfig(frequency: .seconds(1), maxBatchSize: 2, maxAttempts: 3, initialBackoff: .seconds(1),
+                                                            maxBackoff: .seconds(1), ordering: ordering))
+        let batchman = try TestBatchman(config: config, clock: clock, logger: .silent, jitter: { $0 }) { _ in processor }
+        for id in ["a", "b", "c", "d"] { batchman.submit(id: id, key: "k", payload: id) { _ in } }
+        await clock.waitForSleepers()  // a's backoff: batch 1 is done
+        // relaxed: c and d went on at once; strict: they wait for a.
+        await processor.batches.wait(forCount: ordering == .relaxed ? 2 : 1)
+        #expect(processor.batches.elements.count == (ordering == .relaxed ? 2 : 1))
+        clock.advance(by: .seconds(1))
+        if ordering == .relaxed {
+            // a joins a new window, cut when its frequency has passed.
+            await clock.waitForSleepers()
+            clock.advance(by: .seconds(1))
+        }
+        await processor.batches.wait(forCount: 3)
+        await batchman.shutdown()
+        return processor.batches.elements.map { $0.jobs.map(\.id) }
+    }
+
+    @Test func relaxedLetsLaterJobsPassARetriedOne() async throws {
+        #expect(try await batches(.relaxed) == [["a", "b"], ["c", "d"], ["a"]])
+    }
+
+    @Test func strictSendsRetriedJobsAloneBeforeAnyLaterJob() async throws {
+        #expect(try await batches(.strict) == [["a", "b"], ["a"], ["c", "d"]])
+    }
+
+    @Test func strictNeedsOneBatchInFlight() {
+        #expect(throws: BatchmanConfigurationError.self) {
+            try TestBatchman(config: BatchmanConfig(defaults: BatcherConfig(maxInFlight: 2, ordering: .strict)), clock: ManualClock(),
+                             logger: .silent) { _ in flaky([]) }
+        }
     }
 }
 

@@ -14,7 +14,7 @@
     enum Phase: Equatable, Sendable {
         /// Taking jobs.
         case accepting
-        /// Shutdown began: new jobs are refused, waiting jobs are cut at once, retries skip their
+        /// Shutdown began: new jobs are refused, waiting jobs are cut at once, retries keep their
         /// backoff; the drain waiters are told once the batcher is idle.
         case draining
         /// Shut down and idle: every job held had its result handed over.
@@ -103,6 +103,13 @@
         let slots: [Int]
     }
 
+    /// Under `ordering` `strict`: the jobs of a batch that are retried, in their order, waiting
+    /// out their backoff (nothing else of the key starts meanwhile), then sent on their own.
+    struct HeldRetries: Equatable, Sendable {
+        let token: UInt64
+        let slots: [Int]
+    }
+
     struct RunningBatch: Sendable {
         let slots: [Int]
         var call: CallPhase
@@ -132,6 +139,8 @@
     private var running: [UInt64: RunningBatch] = [:]
     private var retrying: [UInt64: Int] = [:]
     private var nextRetryToken: UInt64 = 0
+    /// `strict` ordering: retried jobs that hold the key's later batches back until they settle.
+    private var heldRetries: HeldRetries?
     /// Results being handed over, by token: a drain waits for them.
     private var deliveries: Set<UInt64> = []
     private var nextDeliveryToken: UInt64 = 0
@@ -154,7 +163,7 @@
     }
 
     var isIdle: Bool {
-        open.isEmpty && sealed.isEmpty && running.isEmpty && retrying.isEmpty && deliveries.isEmpty
+        open.isEmpty && sealed.isEmpty && running.isEmpty && retrying.isEmpty && heldRetries == nil && deliveries.isEmpty
     }
 
     /// The slot and status of the job with `identity`, while it is held.
@@ -212,7 +221,16 @@
         case .window(let deadlineWindow):
             if deadlineWindow == window, !open.isEmpty { seal(reason: .time, now: now, into: &effects) }
         case .retry(let token):
-            if let slot = retrying.removeValue(forKey: token) { enqueue(slot, now: { now }, into: &effects) }
+            if let slot = retrying.removeValue(forKey: token) {
+                enqueue(slot, now: { now }, into: &effects)
+            } else if let held = heldRetries, held.token == token {
+                // Their backoff is over: they go first, on their own, in their order.
+                heldRetries = nil
+                let batch = SealedBatch(id: policy.batchIds.next(), window: 0, reason: .retry, slots: held.slots)
+                sealed.prepend(batch)
+                effects.flushed.append(BatchSummary(id: batch.id, size: held.slots.count, reason: .retry))
+                startReady(now: now, into: &effects)
+            }
         case .timeout(let batchId):
             timeOut(batchId, now: now, into: &effects)
         case .pacing:
@@ -257,8 +275,9 @@
         return effects
     }
 
-    /// Refuses new jobs, cuts every waiting job into batches at once (retries skip their
-    /// backoff), and says `drained` once everything is done.
+    /// Refuses new jobs, cuts every waiting job into batches at once, and says `drained` once
+    /// everything is done. Retries keep their backoff (a backend that is down for two seconds
+    /// is still down when input ends): a drain waits for them, within `shutdownTimeout`.
     @usableFromInline mutating func drain(now: Duration) -> Effects {
         var effects = Effects()
         switch phase {
@@ -269,9 +288,6 @@
             phase = .draining
         case .draining:
             break
-        }
-        for token in retrying.keys.sorted() {
-            if let slot = retrying.removeValue(forKey: token) { enqueue(slot, now: { now }, into: &effects) }
         }
         finishStep(now: now, into: &effects)
         return effects
@@ -298,6 +314,7 @@
         openBytes = 0
         sealed = FIFOQueue()
         retrying.removeAll()
+        heldRetries = nil
         window += 1
         // Forgetting the running batches drops their late outcomes: `complete` finds nothing.
         running.removeAll()
@@ -347,6 +364,8 @@
     }
 
     private mutating func startReady(now: Duration, into effects: inout Effects) {
+        // `strict`: while retried jobs wait out their backoff, none of the key's later jobs starts.
+        guard heldRetries == nil else { return }
         while running.count < config.maxInFlight, let next = sealed.first {
             if phase == .accepting, let interval = config.minBatchInterval, let lastStart, now < lastStart + interval {
                 if pacingDeadline == nil {
@@ -360,7 +379,12 @@
             if !reportsCallStart, let timeout = config.timeout {
                 effects.deadlines.append(ScheduledDeadline(deadline: .timeout(next.id), at: now + timeout))
             }
-            startedThrough = next.window
+            if next.reason == .retry {
+                // Jobs of an earlier window: they are processing again, the open window is not.
+                for slot in next.slots { slots[slot].window = max(1, startedThrough) }
+            } else {
+                startedThrough = next.window
+            }
             lastStart = now
             counters.batches += 1
             counters.batchedJobs += next.slots.count
@@ -383,6 +407,8 @@
         _ batchId: UInt64, _ batchSlots: [Int], verdicts: Verdicts, fromOutcomes: Bool, now: Duration,
         into effects: inout Effects
     ) {
+        var retried: [Int] = []
+        defer { if !retried.isEmpty { holdForRetry(retried, now: now, into: &effects) } }
         for (position, slot) in batchSlots.enumerated() {
             let attempt = slots[slot].attempt
             switch verdicts.verdict(at: position) {
@@ -394,7 +420,7 @@
                 finish(Settlement(slot: slot, batchId: batchId, attempts: attempt, position: fromOutcomes ? position : nil,
                                   outcome: .failed(reason, message)), into: &effects)
             case .transient where attempt < config.maxAttempts:
-                retry(slot, now: now, into: &effects)
+                if config.ordering == .strict { retried.append(slot) } else { retry(slot, now: now, into: &effects) }
             case .transient(let message, let reason):
                 // A crash keeps its name: it says more than "attempts ran out".
                 let finalReason = config.maxAttempts > 1 && reason != .crashed ? FailureReason.maxRetry : reason
@@ -404,12 +430,28 @@
         }
     }
 
+    /// `strict` ordering: a batch's retried jobs wait out one backoff together, holding the
+    /// key's later batches back, and are then sent again on their own, in their order.
+    private mutating func holdForRetry(_ retried: [Int], now: Duration, into effects: inout Effects) {
+        let attempt = slots[retried[0]].attempt
+        let delay = policy.jitter(config.backoffCeiling(beforeRetry: attempt))
+        for slot in retried {
+            slots[slot].attempt += 1
+            slots[slot].window = 0
+            counters.retried += 1
+            effects.retried.append(RetriedJob(slot: slot, attempt: slots[slot].attempt, delay: delay))
+        }
+        nextRetryToken += 1
+        heldRetries = HeldRetries(token: nextRetryToken, slots: retried)
+        effects.deadlines.append(ScheduledDeadline(deadline: .retry(nextRetryToken), at: now + max(delay, .zero)))
+    }
+
     private mutating func retry(_ slot: Int, now: Duration, into effects: inout Effects) {
         let attempt = slots[slot].attempt
         slots[slot].attempt = attempt + 1
         slots[slot].window = 0
         counters.retried += 1
-        let delay = phase == .accepting ? policy.jitter(config.backoffCeiling(beforeRetry: attempt)) : .zero
+        let delay = policy.jitter(config.backoffCeiling(beforeRetry: attempt))
         effects.retried.append(RetriedJob(slot: slot, attempt: attempt + 1, delay: delay))
         if delay <= .zero {
             enqueue(slot, now: { now }, into: &effects)

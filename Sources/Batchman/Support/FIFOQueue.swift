@@ -15,6 +15,11 @@
         inbox.append(element)
     }
 
+    /// Puts `element` before every other: the next ``popFirst()`` returns it.
+    @inlinable package mutating func prepend(_ element: Element) {
+        outbox.append(element)
+    }
+
     /// The element ``popFirst()`` would return.
     @inlinable package var first: Element? { outbox.last ?? inbox.first }
 

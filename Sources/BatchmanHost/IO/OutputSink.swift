@@ -6,12 +6,15 @@ import Batchman
 final class OutputSink: ResultSink {
     private let writer: ResultWriter
     private let tracker: SpoolTracker?
+    /// Told how much room the answered jobs free (`--max-pending-bytes`).
+    private let pending: PendingBytes?
     /// The jobs came from the spool, accepted by an earlier run: results say `"replayed":true`.
     private let replayed: Bool
 
-    init(writer: ResultWriter, tracker: SpoolTracker? = nil, replayed: Bool = false) {
+    init(writer: ResultWriter, tracker: SpoolTracker? = nil, pending: PendingBytes? = nil, replayed: Bool = false) {
         self.writer = writer
         self.tracker = tracker
+        self.pending = pending
         self.replayed = replayed
     }
 
@@ -20,7 +23,12 @@ final class OutputSink: ResultSink {
         // About what a result line of a small job takes; more is grown as needed.
         lines.reserveCapacity(results.count * 256)
         var timestamps = ResultEncoder.Timestamps()
-        for result in results { ResultEncoder.append(result, timestamps: &timestamps, replayed: replayed, to: &lines) }
+        var freed = 0
+        for result in results {
+            ResultEncoder.append(result, timestamps: &timestamps, replayed: replayed, to: &lines)
+            freed += PendingBytes.charge(key: result.key, id: result.id, payload: result.payload)
+        }
         writer.append(lines, done: tracker?.take(results) ?? [])
+        pending?.answered(freed)
     }
 }

@@ -43,6 +43,7 @@ public struct KeySettings: Sendable, Hashable {
         ("maxPending", { $0.values.maxPending = $1.positiveInteger($2, at: $3) }),
         ("overflow", { $0.values.overflow = $1.choice($2, at: $3, of: OverflowPolicy.self) }),
         ("minBatchInterval", { $0.values.minBatchInterval = $1.milliseconds($2, at: $3) }),
+        ("ordering", { $0.values.ordering = $1.choice($2, at: $3, of: Ordering.self) }),
         ("isolation", { $0.isolation = $1.choice($2, at: $3, of: Isolation.self) }),
         ("memoryLimit", { $0.memoryLimit = $1.positiveInteger($2, at: $3) }),
         ("maxResultBytes", { $0.maxResultBytes = $1.positiveInteger($2, at: $3) }),

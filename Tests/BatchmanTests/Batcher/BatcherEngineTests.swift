@@ -186,14 +186,39 @@ import Testing
         #expect(engine.drain(now: .zero) == effects { $0.drained = true }, "a second drain ends at once")
     }
 
-    @Test func drainSkipsTheBackoffOfJobsWaitingToRetry() {
+    @Test func drainKeepsTheBackoffOfJobsWaitingToRetry() {
         var engine = engine(BatcherConfig(maxBatchSize: 1, maxAttempts: 3, initialBackoff: .seconds(60), maxBackoff: .seconds(60)))
         let job = accept("1", into: &engine)
-        _ = engine.complete(1, verdicts: .each([.transient("busy", .error)]), now: .zero)
+        let failed = engine.complete(1, verdicts: .each([.transient("busy", .error)]), now: .zero)
+        #expect(failed.deadlines == [.init(deadline: .retry(1), at: .seconds(60))])
 
         let draining = engine.drain(now: .seconds(1))
+        #expect(draining.started.isEmpty && !draining.drained, "the backend is still down a second later")
 
-        #expect(draining.started == [.init(id: 2, reason: .size, slots: [job.slot])])
+        let retried = engine.deadlineReached(.retry(1), now: .seconds(60))
+        #expect(retried.started == [.init(id: 2, reason: .size, slots: [job.slot])])
+    }
+
+    @Test func strictOrderingHoldsLaterBatchesUntilRetriedJobsRanAlone() {
+        var engine = engine(BatcherConfig(maxBatchSize: 2, maxAttempts: 2, initialBackoff: .seconds(5), maxBackoff: .seconds(5), ordering: .strict))
+        let a = accept("a", into: &engine), b = accept("b", into: &engine)
+        let c = accept("c", into: &engine), d = accept("d", into: &engine)
+        #expect(d.effects.started.isEmpty, "batch 2 waits for batch 1 (maxInFlight 1)")
+
+        let settled = engine.complete(1, verdicts: .each([.transient("busy", .error), .completed]), now: .seconds(1))
+        #expect(settled.started.isEmpty, "nothing later starts while a's retry waits out its backoff")
+        #expect(settled.deadlines == [.init(deadline: .retry(1), at: .seconds(6))])
+        #expect(settled.retried == [.init(slot: a.slot, attempt: 2, delay: .seconds(5))])
+        #expect(engine.lookUp(identity("c"))?.status == .submitted)
+
+        let due = engine.deadlineReached(.retry(1), now: .seconds(6))
+        #expect(due.flushed == [.init(id: 3, size: 1, reason: .retry)])
+        #expect(due.started == [.init(id: 3, reason: .retry, slots: [a.slot])], "a goes first, alone")
+        #expect(engine.lookUp(identity("a"))?.status == .processing)
+
+        let after = engine.complete(3, verdicts: .allCompleted, now: .seconds(7))
+        #expect(after.started == [.init(id: 2, reason: .size, slots: [c.slot, d.slot])])
+        _ = b
     }
 
     @Test func isIdleAgainOnceTheResultsOfAnAbandonedDrainAreHandedOver() {

@@ -53,6 +53,10 @@
  *   child_pid_file "/p"    with crash_how "fork_abort": the child writes its pid there
  *   crash_how "fork_abort" forks a child that keeps the worker's descriptors and waits for ever,
  *                          then aborts
+ *   retry_while_missing "/p" every job emits BM_RETRY "backend locked on attempt N" while that file
+ *                          does not exist, and each such batch logs the same (a backend that is
+ *                          down for a while)
+ *   log_batches 1          each batch logs "batch: " and its job ids, comma-separated, in order
  *   a batch of 0 jobs logs "process_batch called with 0 jobs" (the host must never make one)
  *
  * Whatever the mode, two overlapping process_batch calls on one instance fail every job of the
@@ -90,6 +94,8 @@ typedef struct test_instance {
     long shared_mb;
     long crash_after_emit;
     char child_pid_file[256];
+    char retry_while_missing[256];
+    long log_batches;
     int active; /* process_batch calls running now, updated atomically */
     const bm_host *host;
     /* stray_emit: the emitter of the previous call, and a thread that uses it late */
@@ -218,6 +224,8 @@ static void *test_create(const bm_host *host, bm_str key, bm_str config, char *e
     instance->shared_mb = number_field(config, "shared_mb", 0);
     instance->crash_after_emit = number_field(config, "crash_after_emit", 0);
     string_field(config, "child_pid_file", instance->child_pid_file, sizeof instance->child_pid_file);
+    string_field(config, "retry_while_missing", instance->retry_while_missing, sizeof instance->retry_while_missing);
+    instance->log_batches = number_field(config, "log_batches", 0);
     instance->host = host;
     static const char hello[] = "test plugin instance created";
     host->log(host->ctx, BM_LOG_DEBUG, hello, sizeof hello - 1);
@@ -361,6 +369,16 @@ static int process_one_batch(test_instance *instance, const bm_batch *batch, con
         static const char empty[] = "process_batch called with 0 jobs";
         instance->host->log(instance->host->ctx, BM_LOG_ERROR, empty, sizeof empty - 1);
     }
+    if (instance->log_batches) {
+        char line[512] = "batch: ";
+        size_t used = strlen(line);
+        for (size_t i = 0; i < batch->count && used + batch->jobs[i].id.len + 2 < sizeof line; i++) {
+            if (i > 0) line[used++] = ',';
+            memcpy(line + used, batch->jobs[i].id.ptr, batch->jobs[i].id.len);
+            used += batch->jobs[i].id.len;
+        }
+        instance->host->log(instance->host->ctx, BM_LOG_INFO, line, used);
+    }
     int hostile = (instance->forge[0] != '\0' || instance->forge_log_mb > 0 || instance->shared_mb > 0) && misbehave_now(instance);
     if (hostile && instance->forge[0] != '\0') forge_frame(instance->forge);
     if (hostile && instance->shared_mb > 0) touch_shared_memory(instance->shared_mb);
@@ -383,6 +401,13 @@ static int process_one_batch(test_instance *instance, const bm_batch *batch, con
         nanosleep(&pause, NULL);
     }
     const char *mode = instance->mode;
+    if (instance->retry_while_missing[0] != '\0' && access(instance->retry_while_missing, F_OK) != 0 && batch->count > 0) {
+        char message[64];
+        int length = snprintf(message, sizeof message, "backend locked on attempt %u", batch->jobs[0].attempt);
+        instance->host->log(instance->host->ctx, BM_LOG_INFO, message, (size_t)length);
+        for (size_t i = 0; i < batch->count; i++) emit_text(out, i, BM_RETRY, message);
+        return 0;
+    }
     if (strcmp(mode, "exit") == 0) exit(0);
     if (strcmp(mode, "stray_emit") == 0) return stray_emit_batch(instance, batch, out);
     if (strcmp(mode, "null_emit") == 0) {
