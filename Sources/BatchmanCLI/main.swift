@@ -4,9 +4,19 @@ import BatchmanHost
 import Dispatch
 import Glibc
 
+var arguments = Array(CommandLine.arguments.dropFirst())
+
 // A worker process of an isolated key (started by the host itself) is another program.
-if CommandLine.arguments.dropFirst().first == PluginWorker.subcommand {
-    PluginWorker.main(Array(CommandLine.arguments.dropFirst(2)))
+if arguments.first == PluginWorker.subcommand {
+    PluginWorker.main(Array(arguments.dropFirst()))
+}
+
+// `run` and `check` do their work in a child this process supervises: if the child ends without
+// finishing (a plugin in it crashed or called _exit), the parent says so and exits non-zero.
+if let supervised = Supervisor.attachHost(arguments) {
+    arguments = supervised
+} else if Supervisor.supervises(arguments) {
+    Supervisor.run(arguments)
 }
 
 // Before any thread starts: closed standard descriptors are filled, a plugin's exit() is caught,
@@ -15,8 +25,8 @@ Host.prepareProcess()
 
 func perform(_ arguments: [String]) async throws(HostError) {
     switch try HostCommand.parse(arguments) {
-    case .help:
-        print(HostCommand.usage)
+    case .help(let command):
+        print(HostCommand.usage(for: command))
     case .version:
         print("batchman \(HostCommand.versionNumber) (plugin ABI 1)")
     case .check(let manifest):
@@ -38,9 +48,10 @@ func perform(_ arguments: [String]) async throws(HostError) {
 // signals still blocked. (Detached: top-level code is main-actor isolated, and the main
 // thread is about to block.)
 let finished = DispatchSemaphore(value: 0)
+let commandArguments = arguments
 Task.detached {
     do throws(HostError) {
-        try await perform(Array(CommandLine.arguments.dropFirst()))
+        try await perform(commandArguments)
     } catch {
         var message = "batchman: \(error.message)\n"
         message.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }

@@ -29,17 +29,33 @@ public enum Host {
             workers.stop()
         }
         let registry = try PluginRegistry(manifest: manifest, control: control, workers: workers, logger: logger)
-        let report = (["\(manifestPath): OK, \(manifest.keys.count) keys"] + registry.summary.map { "  \($0)" }).joined(separator: "\n")
+        let report = (["\(manifestPath): OK, \(HostSession.count(manifest.keys.count, "key"))"] + registry.summary.map { "  \($0)" }).joined(separator: "\n")
         registry.destroyAll()
         return report
     }
 
-    static func loadManifest(_ path: String) throws(HostError) -> Manifest {
-        do {
-            return try Manifest.load(path: path)
-        } catch {
-            throw HostError(.configuration, error.description)
+    /// Reads and checks the manifest at `path`. When it has problems, the plugins of the keys
+    /// that could be read are loaded (and their instances made) all the same, so that every
+    /// problem is reported at once, not a plugin's only once the fields around it are fixed.
+    /// - Parameter logger: where those plugins' own log lines go (none, by default).
+    static func loadManifest(_ path: String, logger: BatchmanLogger = .silent) throws(HostError) -> Manifest {
+        let (manifest, error) = Manifest.loadReportingProblems(path: path)
+        guard let error else { return manifest! }
+        var problems = [error.description]
+        if let manifest, !manifest.keys.isEmpty {
+            let control = WorkerPool(name: "batchman-control", threads: 1)
+            let workers = WorkerPool(name: "batchman-worker", threads: 1)
+            defer {
+                control.stop()
+                workers.stop()
+            }
+            do throws(HostError) {
+                try PluginRegistry(manifest: manifest, control: control, workers: workers, logger: logger).destroyAll()
+            } catch {
+                problems.append(error.message)
+            }
         }
+        throw HostError(.configuration, problems.joined(separator: "\n"))
     }
 
     /// Prepares the process: fills closed standard descriptors, installs the exit guard, and

@@ -6,24 +6,28 @@ public enum HostCommand: Equatable, Sendable {
     case check(manifest: String)
     case pluginTest(PluginTestOptions)
     case spoolCheck(directory: String)
-    case help
+    /// The usage of one command (`run --help`), or of all (nil).
+    case help(Verb?)
     case version
+
+    /// The commands, as `batchman <verb> --help` names them.
+    public enum Verb: String, Equatable, Sendable, CaseIterable {
+        case run, check
+        case pluginTest = "plugin-test"
+        case spoolCheck = "spool check"
+    }
 
     public static let versionNumber = "0.1.0"
 
-    public static let usage = """
-        Usage:
-          batchman run [MANIFEST] [options]   Batch NDJSON jobs from standard input through the manifest's plugins
-          batchman check [MANIFEST]           Load every plugin and create every instance; report every problem
-          batchman plugin-test LIB.so [--config JSON] [--key K] [--timeout S]
-                                              Check a plugin against the ABI's contract, one line per check
-                                              (each check in a process of its own, killed after S seconds, default 10)
-          batchman spool check DIR            Report a spool's state (records, answered, damage, lock) without running
-          batchman --help | --version
+    /// Every command in one line each, for "missing command" and "unknown command".
+    static let commands = "run, check, plugin-test or spool check (batchman --help says what each does)"
 
-        MANIFEST defaults to ./plugins.json.
+    static let runUsage = """
+        Usage: batchman run [MANIFEST] [options]
+          Batch NDJSON jobs from standard input (or --input) through the manifest's plugins, one
+          result line per job on standard output (or --output). MANIFEST defaults to ./plugins.json.
 
-        Options for run:
+        Options:
           --input FILE          read jobs from FILE instead of standard input
           --output FILE         write results to FILE instead of standard output
           --max-line-bytes N    longest accepted input line (default 1048576); longer lines fail with invalid_input
@@ -48,29 +52,101 @@ public enum HostCommand: Equatable, Sendable {
 
         Exit status: 0 done (end of input or a stop signal, after draining), 64 usage error,
         78 manifest or plugin error, 70 failure while running (output gone, a plugin called
-        exit), 128+N on a second signal N or a signal while starting.
+        exit or crashed the host: the host says how many accepted jobs got no result),
+        128+N on a second signal N or a signal while starting.
         """
+
+    static let checkUsage = """
+        Usage: batchman check [MANIFEST]
+          Read the manifest, load every plugin and create every instance, as run would; report
+          every problem, each with the file and its JSON path. MANIFEST defaults to ./plugins.json.
+
+        Exit status: 0 all is well, 64 usage error, 78 a manifest or plugin problem.
+        """
+
+    static let pluginTestUsage = """
+        Usage: batchman plugin-test LIB.so [--config JSON] [--key K] [--timeout S]
+          Check a plugin against the ABI's contract, one line per check, each check in a process of
+          its own (killed after S seconds, default 10).
+
+        Options:
+          --config JSON         the config its create() is given (default {})
+          --key K               the key its instance is made for (default plugin-test)
+          --timeout S           seconds a check may take before it is reported hung, 1 to 3600 (default 10)
+
+        Exit status: 0 every check passed, 1 a check failed, 64 usage error.
+        """
+
+    static let spoolCheckUsage = """
+        Usage: batchman spool check DIR
+          Report a spool's state (segments, records, how many are not answered, the ledger, damage,
+          who holds the lock) without running anything.
+
+        Exit status: 0 a healthy spool (a torn tail included), 1 damage a run would repair, 64 usage error.
+        """
+
+    public static let usage = """
+        Usage:
+          batchman run [MANIFEST] [options]   Batch NDJSON jobs from standard input through the manifest's plugins
+          batchman check [MANIFEST]           Load every plugin and create every instance; report every problem
+          batchman plugin-test LIB.so [--config JSON] [--key K] [--timeout S]
+                                              Check a plugin against the ABI's contract, one line per check
+          batchman spool check DIR            Report a spool's state (records, answered, damage, lock) without running
+          batchman COMMAND --help             One command's usage and options
+          batchman --help | --version
+
+        MANIFEST defaults to ./plugins.json.
+
+
+        """ + runUsage.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(4).joined(separator: "\n")
+        .replacing("Options:", with: "Options for run:")
+
+    /// The usage of `verb`, or of every command.
+    public static func usage(for verb: Verb?) -> String {
+        switch verb {
+        case nil: usage
+        case .run: runUsage
+        case .check: checkUsage
+        case .pluginTest: pluginTestUsage
+        case .spoolCheck: spoolCheckUsage
+        }
+    }
+
+    static let runOptions = ["--input", "--output", "--max-line-bytes", "--max-output-bytes", "--max-pending-bytes", "--workers", "--stats-interval",
+                             "--stats-per-key", "--watch", "--spool", "--fsync", "--spool-max-bytes", "--help"]
+
+    /// "unknown option --wokers for run; did you mean --workers? (batchman run --help lists them)"
+    static func unknownOption(_ option: String, of verb: Verb, among options: [String]) -> HostError {
+        let suggestion = ManifestReader.closest(to: option, in: options).map { "; did you mean \($0)?" } ?? ""
+        return HostError(.usage, "unknown option \(option) for \(verb.rawValue)\(suggestion) (batchman \(verb.rawValue) --help lists them)")
+    }
+
+    static func wantsHelp(_ arguments: [String]) -> Bool { arguments.contains { $0 == "--help" || $0 == "-h" } }
 
     /// Parses `arguments` (without the program name).
     /// - Throws: ``HostError`` of kind `.usage` with what is wrong.
     public static func parse(_ arguments: [String]) throws(HostError) -> HostCommand {
-        guard let verb = arguments.first else { throw HostError(.usage, "missing command: run or check\n\n\(usage)") }
+        guard let verb = arguments.first else { throw HostError(.usage, "missing command: \(commands)") }
         var rest = Array(arguments.dropFirst())
         switch verb {
-        case "--help", "-h", "help": return .help
+        case "--help", "-h", "help": return .help(rest.first.flatMap { Verb(rawValue: $0) })
         case "--version": return .version
         case "check":
+            if wantsHelp(rest) { return .help(.check) }
+            if let option = rest.first(where: { $0.hasPrefix("-") }) { throw unknownOption(option, of: .check, among: ["--help"]) }
             guard rest.count <= 1 else { throw HostError(.usage, "check takes one manifest, got \(rest.joined(separator: " "))") }
-            if let option = rest.first, option.hasPrefix("-") { throw HostError(.usage, "unknown option for check: \(option)") }
             return .check(manifest: rest.first ?? "plugins.json")
         case "plugin-test":
+            if wantsHelp(rest) { return .help(.pluginTest) }
             return .pluginTest(try parsePluginTest(rest))
         case "spool":
+            if wantsHelp(rest) { return .help(.spoolCheck) }
             guard rest.first == "check", rest.count == 2, !rest[1].hasPrefix("-") else {
-                throw HostError(.usage, "usage: batchman spool check DIR")
+                throw HostError(.usage, "usage: batchman spool check DIR (batchman spool check --help says more)")
             }
             return .spoolCheck(directory: rest[1])
         case "run":
+            if wantsHelp(rest) { return .help(.run) }
             var options = RunOptions()
             var manifest: String?
             while !rest.isEmpty {
@@ -109,7 +185,7 @@ public enum HostCommand: Equatable, Sendable {
                     guard options.spoolMaxBytes >= 1 << 20 else {
                         throw HostError(.usage, "--spool-max-bytes needs at least 1048576 (1 MiB), got \(options.spoolMaxBytes)")
                     }
-                case _ where argument.hasPrefix("-"): throw HostError(.usage, "unknown option \(argument)\n\n\(usage)")
+                case _ where argument.hasPrefix("-"): throw unknownOption(argument, of: .run, among: runOptions)
                 default:
                     guard manifest == nil else { throw HostError(.usage, "more than one manifest: \(manifest!) and \(argument)") }
                     manifest = argument
@@ -118,7 +194,8 @@ public enum HostCommand: Equatable, Sendable {
             options.manifestPath = manifest ?? options.manifestPath
             return .run(options)
         default:
-            throw HostError(.usage, "unknown command \"\(verb)\"\n\n\(usage)")
+            let suggestion = ManifestReader.closest(to: verb, in: ["run", "check", "plugin-test", "spool"]).map { "; did you mean \($0)?" } ?? ""
+            throw HostError(.usage, "unknown command \"\(verb)\"\(suggestion); the commands are \(commands)")
         }
     }
 }
@@ -150,7 +227,7 @@ extension HostCommand {
                 guard let named = PluginContractCheck(rawValue: name) else { throw HostError(.usage, "unknown check \(name)") }
                 check = named
             case _ where argument.hasPrefix("-"):
-                throw HostError(.usage, "unknown option for plugin-test: \(argument)\n\n\(usage)")
+                throw unknownOption(argument, of: .pluginTest, among: ["--config", "--key", "--timeout", "--help"])
             default:
                 guard library == nil else { throw HostError(.usage, "plugin-test takes one library, got \(library!) and \(argument)") }
                 library = argument

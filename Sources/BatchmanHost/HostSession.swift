@@ -103,7 +103,7 @@ final class HostSession {
             logger.log(.info, "spool: replaying \(recovery.pending.count) accepted lines that had no result written (results say \"replayed\":true)")
             replay(recovery.pending, into: generations.current, writer: writer)
         }
-        logger.log(.info, "reading jobs from \(options.inputPath ?? "standard input") (\(manifest.keys.count) keys in \(manifest.path))")
+        logger.log(.info, "reading jobs from \(options.inputPath ?? "standard input") (\(Self.count(manifest.keys.count, "key")) in \(manifest.path))")
 
         let (end, lastLine) = await readAll(from: reader, into: generations, reloads: reloads, writer: writer)
         watcher?.stop()
@@ -319,6 +319,7 @@ final class HostSession {
         }
         tracker?.register(spooled)
         spool?.markDone(blank)
+        SupervisorBoard.shared?.accepted(jobs.count)
         return jobs
     }
 
@@ -340,6 +341,9 @@ final class HostSession {
         }
     }
 
+    /// "1 key", "3 keys".
+    static func count(_ number: Int, _ noun: String) -> String { "\(number) \(noun)\(number == 1 ? "" : "s")" }
+
     private static func unanswered(_ failure: Int32) -> String {
         "results cannot be written (\(Errno(rawValue: failure))); the job was not answered"
     }
@@ -349,9 +353,10 @@ final class HostSession {
         writer: ResultWriter, invalidLines: LineCounter
     ) {
         invalidLines.add()
+        SupervisorBoard.shared?.accepted(1)
         var line: [UInt8] = []
         ResultEncoder.appendInvalidInput(line: number, key: key, id: id, message: message, at: Date(), replayed: replayed, to: &line)
-        writer.append(line, done: sequence.map { [$0] } ?? [])
+        writer.append(line, count: 1, done: sequence.map { [$0] } ?? [])
     }
 
     /// Takes the spool (`--spool`), repairs what a crash left, says so, and moves a file input
@@ -362,6 +367,7 @@ final class HostSession {
                                                input: options.inputPath != nil ? input : nil, logger: logger)
         self.spool = spool
         self.recovery = recovery
+        SupervisorBoard.shared?.setSpool(directory)
         spoolTracker = SpoolTracker()
         for line in recovery.report { logger.log(.warning, "spool: \(line)") }
         if options.inputPath != nil, recovery.inputOffset > 0 {

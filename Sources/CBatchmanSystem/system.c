@@ -5,8 +5,10 @@
 #include <malloc.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <errno.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <signal.h>
 
 int bm_set_parent_death_signal(int signal) {
     return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0UL, 0UL, 0UL);
@@ -14,6 +16,25 @@ int bm_set_parent_death_signal(int signal) {
 
 int bm_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
+}
+
+int bm_sigwaitinfo(const void *set, int *code, int *pid, int *value) {
+    siginfo_t info;
+    int signal;
+    do {
+        signal = sigwaitinfo((const sigset_t *)set, &info);
+    } while (signal < 0 && errno == EINTR);
+    if (signal < 0) return -1;
+    *code = info.si_code;
+    *pid = (int)info.si_pid;
+    *value = info.si_code == SI_QUEUE ? info.si_value.sival_int : 0;
+    return signal;
+}
+
+int bm_sigqueue(int pid, int signal, int value) {
+    union sigval carried;
+    carried.sival_int = value;
+    return sigqueue(pid, signal, carried);
 }
 
 int bm_pidfd_open(int pid) {
@@ -82,4 +103,16 @@ unsigned int bm_crc32c(const void *bytes, unsigned long length, unsigned int crc
     if (__builtin_cpu_supports("sse4.2")) return ~crc32c_hardware(bytes, length, crc);
 #endif
     return ~crc32c_table(bytes, length, crc);
+}
+
+unsigned long long bm_atomic_add(unsigned long long *value, unsigned long long amount) {
+    return __atomic_add_fetch(value, amount, __ATOMIC_RELAXED);
+}
+
+unsigned long long bm_atomic_load(const unsigned long long *value) {
+    return __atomic_load_n(value, __ATOMIC_ACQUIRE);
+}
+
+void bm_atomic_store(unsigned long long *value, unsigned long long new_value) {
+    __atomic_store_n(value, new_value, __ATOMIC_RELEASE);
 }

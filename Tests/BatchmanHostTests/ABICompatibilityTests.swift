@@ -27,36 +27,36 @@ import Testing
     }
 
     /// Builds answer_plugin.c against the header in `include`.
-    func build(_ name: String, include: String, in scratch: Scratch) throws -> String {
+    func build(_ name: String, include: String, in scratch: Scratch) async throws -> String {
         let output = scratch.path("lib\(name).so")
-        let result = try run("/usr/bin/env", ["cc", "-shared", "-fPIC", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", include,
+        let result = try await run("/usr/bin/env", ["cc", "-shared", "-fPIC", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", include,
                                               Self.answerSource, "-o", output])
         #expect(result.status == 0, "\(result.errorOutput)")
         return output
     }
 
-    @Test func anOlderHostLoadsAPluginBuiltForANewerMinorVersion() throws {
+    @Test func anOlderHostLoadsAPluginBuiltForANewerMinorVersion() async throws {
         let scratch = try Scratch()
-        let newer = try build("Newer", include: try header(major: 1, minor: 1, appendedField: true, in: scratch, folder: "v1.1"), in: scratch)
+        let newer = try await build("Newer", include: try header(major: 1, minor: 1, appendedField: true, in: scratch, folder: "v1.1"), in: scratch)
 
         let plugin = try PluginLoader(manifestDirectory: scratch.url.path).load(newer, forKey: "k")
         #expect(plugin.abiMinor == 1)
         #expect(plugin.structSize == LoadedPlugin.version1_0DescriptorSize + MemoryLayout<UnsafeRawPointer>.size)
 
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(newer)"}}"#, defaults: #"{"frequency": 60000, "maxBatchSize": 1}"#)
-        let host = try run(Products.batchman, ["run", manifest], input: #"{"key":"k","id":"1","payload":1}"# + "\n")
+        let host = try await run(Products.batchman, ["run", manifest], input: #"{"key":"k","id":"1","payload":1}"# + "\n")
         #expect(host.status == 0, "\(host.errorOutput)")
         #expect(try ResultLine.parse(host.output.trimmingCharacters(in: .newlines)).resultJSON == #""v1""#)
-        let check = try run(Products.batchman, ["plugin-test", newer])
+        let check = try await run(Products.batchman, ["plugin-test", newer])
         #expect(check.status == 0)
         #expect(check.output.contains("ABI 1.1, struct_size \(plugin.structSize)"))
     }
 
-    @Test func aNewerHostSeesThatAnOlderPluginLacksTheFieldsOfLaterMinorVersions() throws {
+    @Test func aNewerHostSeesThatAnOlderPluginLacksTheFieldsOfLaterMinorVersions() async throws {
         let scratch = try Scratch()
         // The 1.0 header as shipped: its bm_plugin is smaller than a 1.1 host's would be.
-        let older = try build("Older", include: try header(major: 1, minor: 0, appendedField: false, in: scratch, folder: "v1.0"), in: scratch)
-        let newer = try build("Newer", include: try header(major: 1, minor: 1, appendedField: true, in: scratch, folder: "v1.1"), in: scratch)
+        let older = try await build("Older", include: try header(major: 1, minor: 0, appendedField: false, in: scratch, folder: "v1.0"), in: scratch)
+        let newer = try await build("Newer", include: try header(major: 1, minor: 1, appendedField: true, in: scratch, folder: "v1.1"), in: scratch)
         let loader = PluginLoader(manifestDirectory: scratch.url.path)
         let flushEnds = LoadedPlugin.version1_0DescriptorSize + MemoryLayout<UnsafeRawPointer>.size
 
@@ -69,12 +69,12 @@ import Testing
         #expect(oldPlugin.hasField(endingAt: LoadedPlugin.version1_0DescriptorSize))
     }
 
-    @Test func refusesAPluginBuiltForAnotherMajorVersionSayingWhatToDo() throws {
+    @Test func refusesAPluginBuiltForAnotherMajorVersionSayingWhatToDo() async throws {
         let scratch = try Scratch()
-        let future = try build("Future", include: try header(major: 2, minor: 0, appendedField: true, in: scratch, folder: "v2.0"), in: scratch)
+        let future = try await build("Future", include: try header(major: 2, minor: 0, appendedField: true, in: scratch, folder: "v2.0"), in: scratch)
 
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(future)"}}"#)
-        let check = try run(Products.batchman, ["check", manifest])
+        let check = try await run(Products.batchman, ["check", manifest])
 
         #expect(check.status == 78)
         #expect(check.errorOutput.contains("plugin built for ABI 2.0, this host supports 1; rebuild the plugin against this host's batchman_plugin.h"))

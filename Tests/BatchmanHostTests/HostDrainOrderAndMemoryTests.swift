@@ -99,11 +99,11 @@ struct HostDrainOrderAndMemoryTests {
         #expect(batches == (ordering == "strict" ? ["a,b", "a", "c,d"] : ["a,b", "c,d", "a"]), "\(host.stderr.elements)")
     }
 
-    @Test func strictOrderingNeedsOneBatchInFlight() throws {
+    @Test func strictOrderingNeedsOneBatchInFlight() async throws {
         let scratch = try Scratch()
         let manifest = try scratch.manifest(#"{"default": {"plugin": "EchoPlugin", "ordering": "strict", "maxInFlight": 2}}"#)
 
-        let result = try run(Products.batchman, ["check", manifest])
+        let result = try await run(Products.batchman, ["check", manifest])
 
         #expect(result.status == 78)
         #expect(result.errorOutput.contains("keys.default: ordering strict needs maxInFlight 1"), "\(result.errorOutput)")

@@ -22,8 +22,8 @@ struct HostIsolationTests {
         host.send((1...8).map { HostRunTests.job("k", "\($0)") })
 
         let results = try await host.results(count: 8)
-        #expect(Self.zombieChildren(of: host.processIdentifier).isEmpty, "every dead worker was reaped")
-        let workers = Self.workers(of: host.processIdentifier)
+        #expect(Self.zombieChildren(of: host.hostProcessIdentifier).isEmpty, "every dead worker was reaped")
+        let workers = Self.workers(of: host.hostProcessIdentifier)
         let (status, _) = try await host.finish()
 
         #expect(status == 0)
@@ -105,11 +105,13 @@ struct HostIsolationTests {
         let scratch = try Scratch()
         let manifest = try isolatedManifest(scratch, config: #"{"refuse": "no backend configured"}"#)
 
-        let result = try run(Products.batchman, ["check", manifest])
+        let result = try await run(Products.batchman, ["check", manifest])
 
         #expect(result.status == 78)
         #expect(result.errorOutput.contains("keys.default: key \"default\": plugin"), "\(result.errorOutput)")
         #expect(result.errorOutput.contains("create() refused the configuration: no backend configured"), "\(result.errorOutput)")
+        let line = try #require(result.errorOutput.split(separator: "\n").first { $0.contains("refused") })
+        #expect(line.components(separatedBy: #"key "default""#).count == 2, "the key and plugin are named once: \(line)")
     }
 
     @Test func workersDieWithAHostKilledBySIGKILL() async throws {
@@ -120,7 +122,7 @@ struct HostIsolationTests {
         host.send([HostRunTests.job("a", "1"), HostRunTests.job("b", "1")])
         await host.waitForLog(containing: #"key "a": batch"#)
         await host.waitForLog(containing: #"key "b": batch"#)
-        let workers = Self.workers(of: host.processIdentifier)
+        let workers = Self.workers(of: host.hostProcessIdentifier)
         #expect(workers.count == 3, "the default key's, a's and b's: \(workers)")
         let watched = workers.map { bm_pidfd_open($0) }
 

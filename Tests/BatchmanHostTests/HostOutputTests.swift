@@ -14,7 +14,7 @@ struct HostOutputTests {
         let scratch = try Scratch()
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Self.echo)"}}"#)
 
-        let result = try run("/bin/sh", ["-c", #"exec "$0" run "$1" <&-"#, Products.batchman, manifest])
+        let result = try await run("/bin/sh", ["-c", #"exec "$0" run "$1" <&-"#, Products.batchman, manifest])
 
         #expect(result.status == 0)
         #expect(result.output.isEmpty)
@@ -25,7 +25,7 @@ struct HostOutputTests {
         let scratch = try Scratch()
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Self.echo)"}}"#)
 
-        let result = try run("/bin/sh", ["-c", #"exec "$0" run "$1" >&-"#, Products.batchman, manifest], input: HostRunTests.job("k", "1") + "\n")
+        let result = try await run("/bin/sh", ["-c", #"exec "$0" run "$1" >&-"#, Products.batchman, manifest], input: HostRunTests.job("k", "1") + "\n")
 
         #expect(result.status == 70)
         #expect(result.errorOutput.contains("standard output is closed, so results would be lost"))
@@ -45,10 +45,11 @@ struct HostOutputTests {
 
         // Nobody reads standard output yet: the host must pause reading.
         #expect(await host.waitForLog(containing: "output is not being read: 65536 bytes of results are waiting; reading input paused") != nil)
-        let offset = try readOffset(of: host.processIdentifier, file: input)
+        let offset = try readOffset(of: host.hostProcessIdentifier, file: input)
         #expect(offset < inputSize / 2, "read \(offset) of \(inputSize) bytes while its output was not read")
 
-        let output = try #require(host.unreadOutput).readDataToEndOfFile()
+        let unread = try #require(host.unreadOutput)
+        let output = try await offThePool { unread.readDataToEndOfFile() }
         #expect(await host.exitStatus() == 0)
         #expect(output.split(separator: UInt8(ascii: "\n")).count == lineCount)
         #expect(await host.waitForLog(containing: "outputPauses=") != nil)
@@ -83,14 +84,15 @@ struct HostOutputTests {
             close(writer)
         }
         // Read one line, like `head -1`, then go away.
-        let reader = stdout.fileHandleForReading
-        var first = Data()
-        while !first.contains(UInt8(ascii: "\n")) { first.append(reader.availableData) }
-        try reader.close()
-        try stdout.fileHandleForWriting.close()
-
-        process.waitUntilExit()
-        let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errors = try await offThePool {
+            let reader = stdout.fileHandleForReading
+            var first = Data()
+            while !first.contains(UInt8(ascii: "\n")) { first.append(reader.availableData) }
+            try reader.close()
+            try stdout.fileHandleForWriting.close()
+            process.waitUntilExit()
+            return String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        }
         #expect(process.terminationStatus == 70)
         #expect(errors.contains("writing results failed: Broken pipe"))
         #expect(errors.contains("accepted jobs were failed without an answer"))

@@ -10,8 +10,8 @@ struct HostReloadTests {
 
     /// Builds answer_plugin.c answering `answer` into `name` (a file name in `scratch`).
     @discardableResult
-    static func buildAnswer(_ answer: String, as name: String, in scratch: Scratch) throws -> String {
-        let built = try scratch.compilePlugin("Answer-\(answer)", source: answerSource, defines: ["ANSWER=\"\\\"\(answer)\\\"\""])
+    static func buildAnswer(_ answer: String, as name: String, in scratch: Scratch) async throws -> String {
+        let built = try await scratch.compilePlugin("Answer-\(answer)", source: answerSource, defines: ["ANSWER=\"\\\"\(answer)\\\"\""])
         let target = scratch.path(name)
         _ = try? FileManager.default.removeItem(atPath: target + ".tmp")
         try FileManager.default.copyItem(atPath: built, toPath: target + ".tmp")
@@ -35,7 +35,7 @@ struct HostReloadTests {
     @Test(arguments: ["none", "process"])
     func answersWithTheOldBuildBeforeAReloadAndTheNewOneAfter(isolation: String) async throws {
         let scratch = try Scratch()
-        try Self.buildAnswer("v1", as: "libAnswer.so", in: scratch)
+        try await Self.buildAnswer("v1", as: "libAnswer.so", in: scratch)
         let manifest = try scratch.manifest(#"{"default": {"plugin": "libAnswer.so", "isolation": "\#(isolation)"}}"#,
                                             defaults: #"{"frequency": 60000, "maxBatchSize": 100}"#)
         let host = try HostProcess(["run", manifest])
@@ -44,7 +44,7 @@ struct HostReloadTests {
         await host.waitForLog(containing: "reading jobs from standard input")
         await host.waitUntilAccepted(5)
 
-        try Self.copyInPlace(try Self.buildAnswer("v2", as: "libAnswer-next.so", in: scratch), over: scratch.path("libAnswer.so"))
+        try await Self.copyInPlace(try Self.buildAnswer("v2", as: "libAnswer-next.so", in: scratch), over: scratch.path("libAnswer.so"))
         host.signal(SIGHUP)
         #expect(await host.waitForLog(containing: "reload 1: ok, plugins changed: answer (key default)") != nil, "\(host.stderr.elements)")
         host.send((6...10).map { HostRunTests.job("k", "\($0)") })
@@ -61,7 +61,7 @@ struct HostReloadTests {
 
     @Test func keepsTheRunningConfigurationWhenAReloadFailsAndTakesALaterGoodOne() async throws {
         let scratch = try Scratch()
-        try Self.buildAnswer("v1", as: "libAnswer.so", in: scratch)
+        try await Self.buildAnswer("v1", as: "libAnswer.so", in: scratch)
         let good = #"{"defaults": {"frequency": 60000, "maxBatchSize": 1}, "keys": {"default": {"plugin": "libAnswer.so"}}}"#
         let manifest = try scratch.write("plugins.json", good)
         let host = try HostProcess(["run", manifest])
@@ -81,7 +81,7 @@ struct HostReloadTests {
         host.send([HostRunTests.job("k", "2")])
         #expect(try await host.results(count: 2)[1].resultJSON == #""v1""#)
 
-        try Self.buildAnswer("v2", as: "libAnswer.so", in: scratch)
+        try await Self.buildAnswer("v2", as: "libAnswer.so", in: scratch)
         try scratch.write("plugins.json", good)
         host.signal(SIGHUP)
         let third = await host.waitForLog(containing: "reload 3: ")
@@ -95,7 +95,7 @@ struct HostReloadTests {
 
     @Test func carriesOutASIGHUPThatArrivesDuringAReloadAfterIt() async throws {
         let scratch = try Scratch()
-        try Self.buildAnswer("v1", as: "libAnswer.so", in: scratch)
+        try await Self.buildAnswer("v1", as: "libAnswer.so", in: scratch)
         let manifest = try scratch.manifest(#"{"default": {"plugin": "libAnswer.so", "debug": true}}"#)
         let host = try HostProcess(["run", manifest])
         await host.waitForLog(containing: "reading jobs from standard input")
@@ -113,18 +113,18 @@ struct HostReloadTests {
 
     @Test func tenReloadsUnderAContinuousStreamLoseNothingAndLeakNothing() async throws {
         let scratch = try Scratch()
-        try Self.buildAnswer("v1", as: "libAnswer.so", in: scratch)
+        try await Self.buildAnswer("v1", as: "libAnswer.so", in: scratch)
         let manifest = try scratch.manifest(#"{"default": {"plugin": "libAnswer.so"}}"#, defaults: #"{"frequency": 5, "maxBatchSize": 50}"#)
         let host = try HostProcess(["run", manifest])
         await host.waitForLog(containing: "reading jobs from standard input")
-        let pid = host.processIdentifier
+        let pid = host.hostProcessIdentifier
         let before = (Self.descriptors(of: pid), Self.threads(of: pid))
 
         var sent = 0
         for reload in 1...10 {
             host.send((1...500).map { HostRunTests.job("k\($0 % 7)", "\(sent + $0)") })
             sent += 500
-            try Self.buildAnswer(reload % 2 == 0 ? "v1" : "v2", as: "libAnswer.so", in: scratch)
+            try await Self.buildAnswer(reload % 2 == 0 ? "v1" : "v2", as: "libAnswer.so", in: scratch)
             host.signal(SIGHUP)
             #expect(await host.waitForLog(containing: "reload \(reload): ok") != nil)
         }
@@ -144,8 +144,8 @@ struct HostReloadTests {
 
     @Test func watchLoadsAPluginCopiedInPlaceOnlyOnceItIsWhole() async throws {
         let scratch = try Scratch()
-        let plugin = try Self.buildAnswer("v1", as: "libAnswer.so", in: scratch)
-        let next = try Self.buildAnswer("v2", as: "libAnswer-next.so", in: scratch)
+        let plugin = try await Self.buildAnswer("v1", as: "libAnswer.so", in: scratch)
+        let next = try await Self.buildAnswer("v2", as: "libAnswer-next.so", in: scratch)
         let manifest = try scratch.manifest(#"{"default": {"plugin": "libAnswer.so"}}"#, defaults: #"{"frequency": 60000, "maxBatchSize": 1}"#)
         let host = try HostProcess(["run", manifest, "--watch"])
         await host.waitForLog(containing: "reading jobs from standard input")
@@ -198,13 +198,13 @@ struct HostReloadTests {
 
 /// A plugin file still being written is refused with a sentence, never mapped and run.
 @Suite struct TruncatedPluginTests {
-    @Test func refusesALibraryShorterThanItsHeadersSay() throws {
+    @Test func refusesALibraryShorterThanItsHeadersSay() async throws {
         let scratch = try Scratch()
         let whole = try Data(contentsOf: URL(fileURLWithPath: Products.plugin("EchoPlugin")))
         _ = FileManager.default.createFile(atPath: scratch.path("libHalf.so"), contents: whole.prefix(4096))
         let manifest = try scratch.manifest(#"{"default": {"plugin": "libHalf.so"}}"#)
 
-        let result = try run(Products.batchman, ["check", manifest])
+        let result = try await run(Products.batchman, ["check", manifest])
 
         #expect(result.status == 78)
         #expect(result.errorOutput.contains("cannot be loaded: it is 4096 bytes but its ELF headers need"), "\(result.errorOutput)")

@@ -185,7 +185,7 @@ struct HostRunTests {
         let inputFile = try scratch.write("jobs.ndjson", input)
         let outputFile = scratch.path("results.ndjson")
 
-        let result = try run(Products.batchman, ["run", manifest, "--input", inputFile, "--output", outputFile])
+        let result = try await run(Products.batchman, ["run", manifest, "--input", inputFile, "--output", outputFile])
 
         #expect(result.status == 0, "\(result.errorOutput)")
         let lines = try String(contentsOfFile: outputFile, encoding: .utf8).split(separator: "\n")

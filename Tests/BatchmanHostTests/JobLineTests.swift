@@ -127,18 +127,33 @@ import Testing
         expected.outputPath = "out.ndjson"
         expected.maxLineBytes = 100
         expected.workers = 3
-        let parsed = try HostCommand.parse(["run", "m.json", "--input", "in.ndjson", "--output", "out.ndjson", "--max-line-bytes", "100", "--workers", "3"])
+        expected.maxPendingBytes = 4096
+        let parsed = try HostCommand.parse(["run", "m.json", "--input", "in.ndjson", "--output", "out.ndjson", "--max-line-bytes", "100", "--workers", "3",
+                                            "--max-pending-bytes", "4096"])
         #expect(parsed == .run(expected))
         #expect(try HostCommand.parse(["run"]) == .run(RunOptions()))
         #expect(try HostCommand.parse(["check"]) == .check(manifest: "plugins.json"))
         #expect(try HostCommand.parse(["--version"]) == .version)
-        #expect(try HostCommand.parse(["--help"]) == .help)
+        #expect(try HostCommand.parse(["--help"]) == .help(nil))
     }
 
     @Test(arguments: [
-        ([], "missing command: run or check"),
-        (["serve"], "unknown command \"serve\""),
-        (["run", "--bogus"], "unknown option --bogus"),
+        (["run", "--help"], HostCommand.Verb.run), (["run", "m.json", "-h"], .run), (["check", "--help"], .check),
+        (["plugin-test", "--help"], .pluginTest), (["spool", "check", "--help"], .spoolCheck), (["help", "run"], .run),
+    ])
+    func givesEachCommandItsOwnHelp(arguments: [String], verb: HostCommand.Verb) throws {
+        #expect(try HostCommand.parse(arguments) == .help(verb))
+        #expect(HostCommand.usage(for: verb).hasPrefix("Usage: batchman \(verb.rawValue)"))
+    }
+
+    @Test(arguments: [
+        ([], "missing command: run, check, plugin-test or spool check"),
+        (["serve"], "unknown command \"serve\"; the commands are run, check, plugin-test or spool check"),
+        (["chek"], "unknown command \"chek\"; did you mean check?"),
+        (["run", "--bogus"], "unknown option --bogus for run (batchman run --help lists them)"),
+        (["run", "--wokers", "4"], "unknown option --wokers for run; did you mean --workers? (batchman run --help lists them)"),
+        (["check", "--verbose"], "unknown option --verbose for check"),
+        (["plugin-test", "lib.so", "--confg", "{}"], "unknown option --confg for plugin-test; did you mean --config?"),
         (["run", "--input"], "--input needs a value"),
         (["run", "--workers", "0"], "--workers needs a whole number from 1 to 1024, got 0"),
         (["run", "--workers", "40000"], "--workers needs a whole number from 1 to 1024, got 40000"),
@@ -149,5 +164,6 @@ import Testing
         let error = #expect(throws: HostError.self) { try HostCommand.parse(arguments) }
         #expect(error?.exitCode == 64)
         #expect(error?.message.hasPrefix(message) == true, "\(error?.message ?? "")")
+        #expect(error?.message.split(separator: "\n").count == 1, "one line, not the whole usage: \(error?.message ?? "")")
     }
 }

@@ -162,19 +162,19 @@ import Testing
         let manifest = try scratch.manifest(#"{"k": {"plugin": "\#(Products.plugin("EchoPlugin"))", \#(settings)}}"#)
 
         for command in ["check", "run"] {
-            let result = try run(Products.batchman, [command, manifest])
+            let result = try await run(Products.batchman, [command, manifest])
             #expect(result.status == 78, "\(command): \(result.errorOutput)")
             #expect(result.errorOutput.contains(message), "\(command): \(result.errorOutput)")
         }
     }
 
-    @Test func explainsADirectoryAndASymlinkLoopAsManifests() throws {
+    @Test func explainsADirectoryAndASymlinkLoopAsManifests() async throws {
         let scratch = try Scratch()
         let loop = scratch.path("loop.json")
         try FileManager.default.createSymbolicLink(atPath: loop, withDestinationPath: loop)
 
-        let directory = try run(Products.batchman, ["check", scratch.url.path])
-        let looping = try run(Products.batchman, ["check", loop])
+        let directory = try await run(Products.batchman, ["check", scratch.url.path])
+        let looping = try await run(Products.batchman, ["check", loop])
 
         #expect(directory.status == 78)
         #expect(directory.errorOutput.contains("file: is a directory, not a manifest file"), "\(directory.errorOutput)")

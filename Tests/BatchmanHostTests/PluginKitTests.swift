@@ -23,9 +23,9 @@ struct PluginKitTests {
     static let kits = Products.packageRoot.appendingPathComponent("PluginKits")
 
     /// Builds a kit's library (`output`) with `tool` and `arguments`, run in the kit's folder.
-    func build(_ kit: String, _ tool: String?, _ arguments: [String], output: String) throws -> String {
+    func build(_ kit: String, _ tool: String?, _ arguments: [String], output: String) async throws -> String {
         let tool = try #require(tool)
-        let result = try run(tool, arguments, directory: Self.kits.appendingPathComponent(kit).path)
+        let result = try await run(tool, arguments, directory: Self.kits.appendingPathComponent(kit).path)
         #expect(result.status == 0, "building the \(kit) kit: \(result.errorOutput)")
         #expect(FileManager.default.fileExists(atPath: output), "\(output) was not built")
         return output
@@ -33,8 +33,8 @@ struct PluginKitTests {
 
     /// What every kit must do: pass plugin-test, count words through the real host, and refuse
     /// a bad config with its message.
-    func exercise(_ library: String, in scratch: Scratch) throws {
-        let check = try run(Products.batchman, ["plugin-test", library, "--config", #"{"minLength": 2}"#])
+    func exercise(_ library: String, in scratch: Scratch) async throws {
+        let check = try await run(Products.batchman, ["plugin-test", library, "--config", #"{"minLength": 2}"#])
         let lines = check.output.split(separator: "\n").map(String.init)
         #expect(check.status == 0, "plugin-test: \(check.output)")
         #expect(lines.count == 12 && lines.allSatisfy { $0.hasPrefix("ok   ") || $0.hasPrefix("time ") }, "\(lines)")
@@ -43,45 +43,45 @@ struct PluginKitTests {
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(library)", "config": {"minLength": 2}}}"#,
                                             defaults: #"{"frequency": 60000, "maxBatchSize": 2}"#)
         let input = #"{"key":"k","id":"1","payload":"the quick brown fox"}"# + "\n" + #"{"key":"k","id":"2","payload":{"a":"hi x"}}"# + "\n"
-        let host = try run(Products.batchman, ["run", manifest], input: input)
+        let host = try await run(Products.batchman, ["run", manifest], input: input)
         #expect(host.status == 0, "\(host.errorOutput)")
         #expect(host.errorOutput.contains("wordcount ready for key \"k\" (minLength 2)"), "the kit logs through host->log")
         let results = try host.output.split(separator: "\n").map { try ResultLine.parse(String($0)) }.sorted { $0.id ?? "" < $1.id ?? "" }
         #expect(results.map(\.resultJSON) == [#"{"total":4,"words":4}"#, #"{"total":5,"words":1}"#])
 
-        let refused = try run(Products.batchman, ["check", try scratch.manifest(#"{"default": {"plugin": "\#(library)", "config": {"minLength": 0}}}"#)])
+        let refused = try await run(Products.batchman, ["check", try scratch.manifest(#"{"default": {"plugin": "\#(library)", "config": {"minLength": 0}}}"#)])
         #expect(refused.status == 78)
         #expect((refused.output + refused.errorOutput).contains(#""minLength" must be a whole number from 1 to 100"#))
     }
 
     @Test(.enabled(if: Toolchain.cxx != nil, "the C++ kit needs a C++ compiler (c++): install Debian's g++"))
-    func cppKit() throws {
+    func cppKit() async throws {
         let scratch = try Scratch()
         let library = scratch.path("libwordcount.so")
-        try exercise(try build("cpp", Toolchain.cxx, ["-std=c++17", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
+        try await exercise(try build("cpp", Toolchain.cxx, ["-std=c++17", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
                                                        "-o", library, "wordcount.cpp"], output: library), in: scratch)
     }
 
     @Test(.enabled(if: Toolchain.cargo != nil, "the Rust kit needs cargo: install Debian's cargo"))
-    func rustKit() throws {
+    func rustKit() async throws {
         let scratch = try Scratch()
         let target = scratch.path("target")
-        try exercise(try build("rust", Toolchain.cargo, ["build", "--release", "--offline", "--target-dir", target],
+        try await exercise(try build("rust", Toolchain.cargo, ["build", "--release", "--offline", "--target-dir", target],
                                output: "\(target)/release/libwordcount.so"), in: scratch)
     }
 
     @Test(.enabled(if: Toolchain.go != nil, "the Go kit needs go: install Debian's golang-go"))
-    func goKit() throws {
+    func goKit() async throws {
         let scratch = try Scratch()
         let library = scratch.path("libwordcount.so")
-        try exercise(try build("go", Toolchain.go, ["build", "-buildmode=c-shared", "-o", library, "."], output: library), in: scratch)
+        try await exercise(try build("go", Toolchain.go, ["build", "-buildmode=c-shared", "-o", library, "."], output: library), in: scratch)
     }
 
     @Test(.enabled(if: Toolchain.swift != nil, "the Swift kit needs swift on PATH"))
-    func swiftKit() throws {
+    func swiftKit() async throws {
         let scratch = try Scratch()
         let products = scratch.path("swift")
-        try exercise(try build("swift", Toolchain.swift, ["build", "-c", "release", "--scratch-path", products],
+        try await exercise(try build("swift", Toolchain.swift, ["build", "-c", "release", "--scratch-path", products],
                                output: "\(products)/release/libWordCount.so"), in: scratch)
     }
 

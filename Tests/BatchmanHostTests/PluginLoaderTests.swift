@@ -8,35 +8,37 @@ struct PluginLoaderTests {
     static let fixture = Products.packageRoot.appendingPathComponent("Tests/Fixtures/broken_plugin.c").path
 
     /// Runs `batchman check` on a manifest with one key using `plugin`.
-    func check(_ plugin: String, in scratch: Scratch, config: String = "{}") throws -> (status: Int32, output: String, errorOutput: String) {
+    func check(_ plugin: String, in scratch: Scratch, config: String = "{}") async throws -> (status: Int32, output: String, errorOutput: String) {
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(plugin)", "config": \#(config)}}"#)
-        return try run(Products.batchman, ["check", manifest])
+        return try await run(Products.batchman, ["check", manifest])
     }
 
-    @Test func loadsAPluginBuiltWithPlainCCOutsideThePackage() throws {
+    @Test func loadsAPluginBuiltWithPlainCCOutsideThePackage() async throws {
         let scratch = try Scratch()
-        try scratch.compilePlugin("Works", source: Self.fixture)
+        try await scratch.compilePlugin("Works", source: Self.fixture)
 
-        let result = try check("Works", in: scratch)
+        let result = try await check("Works", in: scratch)
 
         #expect(result.status == 0, "\(result.errorOutput)")
-        #expect(result.output.contains("OK, 1 keys"))
+        #expect(result.output.contains("OK, 1 key\n"), "one key, not \"1 keys\": \(result.output)")
         #expect(result.output.contains("key \"default\": broken 0.0.0 (\(scratch.path("libWorks.so")))"))
     }
 
-    @Test func reportsAMissingFileWithEveryPlaceItLooked() throws {
+    @Test func reportsAMissingFileWithEveryPlaceItLooked() async throws {
         let scratch = try Scratch()
-        let result = try check("Nowhere", in: scratch)
+        let result = try await check("Nowhere", in: scratch)
 
         #expect(result.status == 78)
-        #expect(result.errorOutput.contains("key \"default\": plugin \"Nowhere\" (\(scratch.path("libNowhere.so")) or \(Products.plugin("Nowhere"))): no such file"))
+        let installed = Products.directory.appendingPathComponent("../lib/batchman/libNowhere.so").path
+        #expect(result.errorOutput.contains("key \"default\": plugin \"Nowhere\" (\(scratch.path("libNowhere.so")) or \(Products.plugin("Nowhere")) or \(installed)): no such file"),
+                "\(result.errorOutput)")
     }
 
-    @Test func reportsAFileThatIsNotASharedLibrary() throws {
+    @Test func reportsAFileThatIsNotASharedLibrary() async throws {
         let scratch = try Scratch()
         try scratch.write("libText.so", "not an ELF file")
 
-        let result = try check("Text", in: scratch)
+        let result = try await check("Text", in: scratch)
 
         #expect(result.status == 78)
         #expect(result.errorOutput.contains("(\(scratch.path("libText.so"))): cannot be loaded: "))
@@ -51,27 +53,27 @@ struct PluginLoaderTests {
         ("TOO_SMALL", "descriptor is 16 bytes, ABI 1.0 needs at least 56; rebuild the plugin"),
         ("NO_PROCESS", "descriptor has no process_batch function"),
     ])
-    func refusesABrokenDescriptorWithASpecificMessage(define: String, message: String) throws {
+    func refusesABrokenDescriptorWithASpecificMessage(define: String, message: String) async throws {
         let scratch = try Scratch()
-        let library = try scratch.compilePlugin("Broken", source: Self.fixture, defines: [define], strict: false)
+        let library = try await scratch.compilePlugin("Broken", source: Self.fixture, defines: [define], strict: false)
 
-        let result = try check("Broken", in: scratch)
+        let result = try await check("Broken", in: scratch)
 
         #expect(result.status == 78)
         #expect(result.errorOutput.contains("keys.default: key \"default\": plugin \"Broken\" (\(library)): \(message)"), "\(result.errorOutput)")
     }
 
-    @Test func reportsTheRefusalOfCreateInThePluginsOwnWords() throws {
+    @Test func reportsTheRefusalOfCreateInThePluginsOwnWords() async throws {
         let scratch = try Scratch()
-        let result = try check(Products.plugin("BatchmanTestPlugin"), in: scratch, config: #"{"refuse": "missing credentials for the warehouse"}"#)
+        let result = try await check(Products.plugin("BatchmanTestPlugin"), in: scratch, config: #"{"refuse": "missing credentials for the warehouse"}"#)
 
         #expect(result.status == 78)
         #expect(result.errorOutput.contains("create() refused the configuration: missing credentials for the warehouse"))
     }
 
-    @Test func reportsEveryProblemNotOnlyTheFirst() throws {
+    @Test func reportsEveryProblemNotOnlyTheFirst() async throws {
         let scratch = try Scratch()
-        try scratch.compilePlugin("Old", source: Self.fixture, defines: ["ABI_2"], strict: false)
+        try await scratch.compilePlugin("Old", source: Self.fixture, defines: ["ABI_2"], strict: false)
         let manifest = try scratch.manifest("""
             {"default": {"plugin": "\(Products.plugin("EchoPlugin"))"},
              "a": {"plugin": "Missing"},
@@ -79,7 +81,7 @@ struct PluginLoaderTests {
              "c": {"plugin": "\(Products.plugin("BatchmanTestPlugin"))", "config": {"refuse": "no"}}}
             """)
 
-        let result = try run(Products.batchman, ["check", manifest])
+        let result = try await run(Products.batchman, ["check", manifest])
 
         #expect(result.status == 78)
         let problems = result.errorOutput.split(separator: "\n").filter { $0.contains(manifest) }
@@ -89,36 +91,69 @@ struct PluginLoaderTests {
         #expect(problems.contains { $0.contains("keys.c:") && $0.contains("refused") })
     }
 
-    @Test func refusesToRunWithABrokenPluginAndReadsNoInput() throws {
+    /// A mistyped plugin name used to show only once the mistyped field next to it was fixed.
+    @Test(arguments: ["check", "run"])
+    func reportsAPluginThatCannotLoadTogetherWithTheFieldProblems(command: String) async throws {
+        let scratch = try Scratch()
+        let manifest = try scratch.manifest("""
+            {"default": {"plugin": "\(Products.plugin("EchoPlugin"))"},
+             "logger": {"plugin": "LogPlugn", "frequncy": 100},
+             "broken": {"plugin": "\(Products.plugin("EchoPlugin"))", "config": "not an object"}}
+            """)
+
+        let result = try await run(Products.batchman, [command, manifest], input: "")
+
+        #expect(result.status == 78)
+        let problems = result.errorOutput.split(separator: "\n").filter { $0.contains(manifest) }
+        #expect(problems.contains { $0.contains(#"keys.logger.frequncy: unknown field; did you mean "frequency"?"#) }, "\(result.errorOutput)")
+        #expect(problems.contains { $0.contains(#"keys.logger: key "logger": plugin "LogPlugn""#) && $0.contains("no such file") }, "\(result.errorOutput)")
+        #expect(problems.contains { $0.contains("keys.broken.config: expected an object") })
+        #expect(problems.count == 3, "the key whose config cannot be read is not loaded as well: \(result.errorOutput)")
+    }
+
+    @Test func refusesToRunWithABrokenPluginAndReadsNoInput() async throws {
         let scratch = try Scratch()
         let manifest = try scratch.manifest(#"{"default": {"plugin": "Missing"}}"#)
 
-        let result = try run(Products.batchman, ["run", manifest], input: #"{"key":"k","id":"1","payload":1}"# + "\n")
+        let result = try await run(Products.batchman, ["run", manifest], input: #"{"key":"k","id":"1","payload":1}"# + "\n")
 
         #expect(result.status == 78)
         #expect(result.output.isEmpty)
         #expect(result.errorOutput.hasPrefix("batchman: \(manifest): keys.default: key \"default\": plugin \"Missing\""))
     }
 
-    @Test func reportsManifestErrorsWithExitStatus78() throws {
+    @Test func reportsManifestErrorsWithExitStatus78() async throws {
         let scratch = try Scratch()
         let manifest = try scratch.write("plugins.json", #"{"keys": {"default": {"plugin": "EchoPlugin", "maxBatchSize": 0}}}"#)
 
-        let result = try run(Products.batchman, ["check", manifest])
+        let result = try await run(Products.batchman, ["check", manifest])
 
         #expect(result.status == 78)
         #expect(result.errorOutput == "batchman: \(manifest): keys.default.maxBatchSize: expected a whole number of at least 1, got the number 0\n")
     }
 
-    @Test func answersUsageErrorsWithExitStatus64AndTheUsage() throws {
-        let result = try run(Products.batchman, ["frobnicate"])
+    @Test func answersUsageErrorsWithExitStatus64AndTheUsage() async throws {
+        let result = try await run(Products.batchman, ["frobnicate"])
         #expect(result.status == 64)
-        #expect(result.errorOutput.contains("unknown command \"frobnicate\""))
-        #expect(result.errorOutput.contains("Usage:"))
+        #expect(result.errorOutput.contains("unknown command \"frobnicate\"; the commands are run, check, plugin-test or spool check"))
+        #expect(result.errorOutput.split(separator: "\n").count == 1, "one line that says where the usage is, not all of it")
 
-        let help = try run(Products.batchman, ["--help"])
+        let typo = try await run(Products.batchman, ["run", "plugins.json", "--wokers", "4"])
+        #expect(typo.status == 64)
+        #expect(typo.errorOutput == "batchman: unknown option --wokers for run; did you mean --workers? (batchman run --help lists them)\n")
+
+        let help = try await run(Products.batchman, ["--help"])
         #expect(help.status == 0)
         #expect(help.output.contains("batchman run [MANIFEST]"))
-        #expect(try run(Products.batchman, ["--version"]).output.hasPrefix("batchman 0.1.0"))
+        #expect(try await run(Products.batchman, ["--version"]).output.hasPrefix("batchman 0.1.0"))
+    }
+
+    @Test(arguments: [(["run", "--help"], "Usage: batchman run [MANIFEST] [options]"), (["check", "--help"], "Usage: batchman check [MANIFEST]"),
+                      (["plugin-test", "--help"], "Usage: batchman plugin-test LIB.so"), (["spool", "check", "--help"], "Usage: batchman spool check DIR")])
+    func printsEachCommandsOwnHelpAndExitsZero(arguments: [String], usage: String) async throws {
+        let result = try await run(Products.batchman, arguments)
+        #expect(result.status == 0, "\(result.errorOutput)")
+        #expect(result.output.hasPrefix(usage), "\(result.output)")
+        #expect(result.errorOutput.isEmpty)
     }
 }

@@ -5,21 +5,21 @@ import Testing
 /// deliberate defects, each reported by name.
 @Suite(.timeLimit(.minutes(2)))
 struct PluginTestCommandTests {
-    func pluginTest(_ library: String, _ options: [String] = []) throws -> (status: Int32, lines: [String]) {
-        let result = try run(Products.batchman, ["plugin-test", library] + options)
+    func pluginTest(_ library: String, _ options: [String] = []) async throws -> (status: Int32, lines: [String]) {
+        let result = try await run(Products.batchman, ["plugin-test", library] + options)
         return (result.status, result.output.split(separator: "\n").map(String.init))
     }
 
-    func testPlugin(_ config: String, _ options: [String] = []) throws -> (status: Int32, lines: [String]) {
-        try pluginTest(Products.plugin("BatchmanTestPlugin"), ["--config", config] + options)
+    func testPlugin(_ config: String, _ options: [String] = []) async throws -> (status: Int32, lines: [String]) {
+        try await pluginTest(Products.plugin("BatchmanTestPlugin"), ["--config", config] + options)
     }
 
     func line(_ lines: [String], _ title: String) -> String {
         lines.first { $0.dropFirst(5).hasPrefix(title + ":") } ?? "(no line for \(title))"
     }
 
-    @Test func passesAWellBehavedPluginWithOneLinePerCheckAndATimingLine() throws {
-        let (status, lines) = try pluginTest(Products.plugin("EchoPlugin"))
+    @Test func passesAWellBehavedPluginWithOneLinePerCheckAndATimingLine() async throws {
+        let (status, lines) = try await pluginTest(Products.plugin("EchoPlugin"))
 
         #expect(status == 0, "\(lines)")
         #expect(lines.count == 12, "ten checks, the speed line and the standard output line")
@@ -29,8 +29,8 @@ struct PluginTestCommandTests {
         #expect(line(lines, "speed").hasPrefix("time speed:") && line(lines, "speed").contains("batches/s") && line(lines, "speed").contains("ns/job"))
     }
 
-    @Test func reportsAJobThatIsNeverEmitted() throws {
-        let (status, lines) = try testPlugin(#"{"mode": "too_few"}"#)
+    @Test func reportsAJobThatIsNeverEmitted() async throws {
+        let (status, lines) = try await testPlugin(#"{"mode": "too_few"}"#)
 
         #expect(status == 1)
         #expect(line(lines, "batches of 1 to 1000 jobs").hasPrefix("FAIL"))
@@ -38,25 +38,25 @@ struct PluginTestCommandTests {
         #expect(line(lines, "descriptor").hasPrefix("ok"), "other checks still pass")
     }
 
-    @Test func reportsAJobEmittedTwice() throws {
-        let (status, lines) = try testPlugin(#"{"mode": "duplicate"}"#)
+    @Test func reportsAJobEmittedTwice() async throws {
+        let (status, lines) = try await testPlugin(#"{"mode": "duplicate"}"#)
         #expect(status == 1)
         #expect(line(lines, "empty payloads").contains("emit(index 0) a second time, refused (returned -1)"))
     }
 
-    @Test func reportsAnIndexOutOfRange() throws {
-        let (_, lines) = try testPlugin(#"{"mode": "shifted"}"#)
+    @Test func reportsAnIndexOutOfRange() async throws {
+        let (_, lines) = try await testPlugin(#"{"mode": "shifted"}"#)
         #expect(line(lines, "attempt > 1").contains("emit(index 3) is out of range 0..<3"))
         #expect(line(lines, "attempt > 1").contains("1 of 3 jobs not emitted (index 0)"))
     }
 
-    @Test func reportsEmitWithNullData() throws {
-        let (_, lines) = try testPlugin(#"{"mode": "null_emit"}"#)
+    @Test func reportsEmitWithNullData() async throws {
+        let (_, lines) = try await testPlugin(#"{"mode": "null_emit"}"#)
         #expect(line(lines, "a 1 MiB payload").contains("with NULL data and length 100"))
     }
 
-    @Test func reportsWritesToStandardOutput() throws {
-        let (status, lines) = try testPlugin(#"{"stdout": 1}"#)
+    @Test func reportsWritesToStandardOutput() async throws {
+        let (status, lines) = try await testPlugin(#"{"stdout": 1}"#)
 
         #expect(status == 1)
         #expect(line(lines, "standard output").hasPrefix("FAIL"))
@@ -64,16 +64,16 @@ struct PluginTestCommandTests {
         #expect(line(lines, "batches of 1 to 1000 jobs").hasPrefix("ok"), "the jobs themselves are fine")
     }
 
-    @Test func reportsACreateThatRefusesAndSkipsWhatNeedsAnInstance() throws {
-        let (status, lines) = try testPlugin(#"{"refuse": "no database given"}"#)
+    @Test func reportsACreateThatRefusesAndSkipsWhatNeedsAnInstance() async throws {
+        let (status, lines) = try await testPlugin(#"{"refuse": "no database given"}"#)
 
         #expect(status == 1)
         #expect(line(lines, "create").hasPrefix("FAIL") && line(lines, "create").contains("no database given"))
         #expect(line(lines, "destroy") == "FAIL destroy: not run: the plugin made no instance")
     }
 
-    @Test func reportsACrashByItsSignalAndGoesOnWithTheOtherChecks() throws {
-        let (status, lines) = try testPlugin(#"{"crash_id": "0"}"#)
+    @Test func reportsACrashByItsSignalAndGoesOnWithTheOtherChecks() async throws {
+        let (status, lines) = try await testPlugin(#"{"crash_id": "0"}"#)
 
         #expect(status == 1)
         #expect(line(lines, "batches of 1 to 1000 jobs").contains("the plugin crashed (SIGSEGV) during this check"))
@@ -81,31 +81,31 @@ struct PluginTestCommandTests {
         #expect(line(lines, "standard output").hasPrefix("ok"))
     }
 
-    @Test func reportsAnExitCall() throws {
-        let (_, lines) = try testPlugin(#"{"mode": "exit"}"#)
+    @Test func reportsAnExitCall() async throws {
+        let (_, lines) = try await testPlugin(#"{"mode": "exit"}"#)
         #expect(line(lines, "10,000 levels of nesting").contains("the plugin called exit()"))
     }
 
-    @Test func killsAHungPluginAfterTheTimeoutAndSkipsTheRest() throws {
-        let (status, lines) = try testPlugin(#"{"crash_id": "0", "crash_how": "hang"}"#, ["--timeout", "1"])
+    @Test func killsAHungPluginAfterTheTimeoutAndSkipsTheRest() async throws {
+        let (status, lines) = try await testPlugin(#"{"crash_id": "0", "crash_how": "hang"}"#, ["--timeout", "1"])
 
         #expect(status == 1)
         #expect(line(lines, "batches of 1 to 1000 jobs").contains("no answer within 1.0 seconds (--timeout): the plugin hung"))
         #expect(line(lines, "empty payloads") == "FAIL empty payloads: not run: the plugin hung in batches of 1 to 1000 jobs")
     }
 
-    @Test func reportsAMissingLibraryAndAUsageError() throws {
-        let (status, lines) = try pluginTest("/nonexistent/libNothing.so")
+    @Test func reportsAMissingLibraryAndAUsageError() async throws {
+        let (status, lines) = try await pluginTest("/nonexistent/libNothing.so")
         #expect(status == 1)
         #expect(line(lines, "descriptor").contains("there is no such file"))
 
-        let usage = try run(Products.batchman, ["plugin-test"])
+        let usage = try await run(Products.batchman, ["plugin-test"])
         #expect(usage.status == 64)
         #expect(usage.errorOutput.contains("plugin-test needs the plugin's library"))
     }
 
-    @Test func refusesAFileThatIsNotAPlugin() throws {
-        let (status, lines) = try pluginTest(Products.batchman)
+    @Test func refusesAFileThatIsNotAPlugin() async throws {
+        let (status, lines) = try await pluginTest(Products.batchman)
         #expect(status == 1)
         #expect(line(lines, "descriptor").hasPrefix("FAIL descriptor: expected a loadable Batchman plugin"))
     }

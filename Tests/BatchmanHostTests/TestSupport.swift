@@ -48,10 +48,10 @@ struct Scratch {
     /// Compiles C source into `lib<name>.so` here with plain `cc`, as a plugin author would:
     /// strict C99 with warnings as errors, unless the source is broken on purpose.
     @discardableResult
-    func compilePlugin(_ name: String, source: String, defines: [String] = [], strict: Bool = true) throws -> String {
+    func compilePlugin(_ name: String, source: String, defines: [String] = [], strict: Bool = true) async throws -> String {
         let output = path("lib\(name).so")
         let warnings = strict ? ["-Wall", "-Wextra", "-Werror"] : []
-        let result = try run("/usr/bin/env", ["cc", "-shared", "-fPIC", "-std=c99", "-I", Products.header] + warnings
+        let result = try await run("/usr/bin/env", ["cc", "-shared", "-fPIC", "-std=c99", "-I", Products.header] + warnings
                              + defines.map { "-D\($0)" } + [source, "-o", output])
         guard result.status == 0 else { throw CompileFailure(output: result.errorOutput) }
         return output
@@ -63,8 +63,25 @@ struct Scratch {
     }
 }
 
-/// Runs a command to completion and returns its exit status and output.
+/// Runs a command to completion and returns its exit status and output, on a thread of its
+/// own: waiting for a process must never hold one of the cooperative pool's threads (two, on
+/// two cores), or every other test waits behind it.
 func run(
+    _ executable: String, _ arguments: [String], input: String = "", directory: String? = nil
+) async throws -> (status: Int32, output: String, errorOutput: String) {
+    try await offThePool { try runBlocking(executable, arguments, input: input, directory: directory) }
+}
+
+/// Runs blocking work (waiting for a process, reading a pipe to its end) on a thread of its
+/// own and returns what it returned.
+func offThePool<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
+
+/// Runs a command to completion on the calling thread (see ``run(_:_:input:directory:)``).
+func runBlocking(
     _ executable: String, _ arguments: [String], input: String = "", directory: String? = nil
 ) throws -> (status: Int32, output: String, errorOutput: String) {
     let process = Process()
@@ -223,9 +240,30 @@ final class HostProcess: Sendable {
 
     var processIdentifier: Int32 { process.processIdentifier }
 
-    /// The process that runs the host's work: the one whose descriptors, threads and workers a
-    /// test looks at.
-    var hostProcessIdentifier: Int32 { process.processIdentifier }
+    /// The process that runs the host's work (the supervised child of the `batchman` the test
+    /// started): the one whose descriptors, threads and workers a test looks at. Waits for it
+    /// to exist only as long as the supervisor takes to start it.
+    var hostProcessIdentifier: Int32 {
+        let supervisor = process.processIdentifier
+        for _ in 0..<10_000 {
+            if let child = Self.child(of: supervisor, running: "__host") { return child }
+            if !process.isRunning { break }
+            sched_yield()
+        }
+        return supervisor
+    }
+
+    /// A child of `parent` whose second argument is `subcommand`.
+    static func child(of parent: Int32, running subcommand: String) -> Int32? {
+        let processes = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init)
+        return processes.first { pid in
+            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                  status.split(separator: "\n").contains(where: { $0 == "PPid:\t\(parent)" }),
+                  let line = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")) else { return false }
+            let arguments = line.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return arguments.count >= 2 && arguments[1] == subcommand
+        }
+    }
 
     func signal(_ number: Int32) {
         Glibc.kill(process.processIdentifier, number)

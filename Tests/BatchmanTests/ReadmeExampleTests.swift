@@ -1,4 +1,6 @@
 import Batchman
+import BatchmanTesting
+import Foundation
 import Testing
 
 // The README's library quick start, verbatim, so the documented code cannot rot.
@@ -78,5 +80,50 @@ final class Printer: ResultSink {
                         to: printer)
         await batchman.shutdown()
         #expect(batchman.statistics().total.completed == 3)
+    }
+}
+
+// Verbatim from the README's "Several processors".
+struct Uppercase: BatchProcessor {
+    func process(_ batch: Batch<String>) async throws -> [JobOutcome<String>] {
+        batch.jobs.map { .completed($0, $0.payload.uppercased()) }
+    }
+}
+
+struct Urgent: BatchProcessor {
+    func process(_ batch: Batch<String>) async throws -> [JobOutcome<String>] {
+        batch.jobs.map { .completed($0, "urgent: \($0.payload)") }
+    }
+}
+
+@Suite struct ReadmeSeveralProcessorsExampleTests {
+    @Test func eachKeyGetsItsFactorysProcessor() async throws {
+        let processors = try Batchman<String, String, ContinuousClock>(
+            config: BatchmanConfig(keyConfigOverrides: [KeyConfigOverride(key: "time-sensitive", frequency: .milliseconds(500), maxBatchSize: 4)]),
+            processors: [
+                "default": { _ in Uppercase() },
+                "time-sensitive": { _ in Urgent() },
+            ])
+        let results = RecordLog<JobResult<String, String>>()
+        processors.submit(id: "1", key: "other", payload: "hello") { results.append($0) }
+        processors.submit(id: "1", key: "time-sensitive", payload: "now") { results.append($0) }
+        await processors.shutdown()
+        let byKey = Dictionary(uniqueKeysWithValues: results.elements.map { ($0.key, $0.result) })
+        #expect(byKey["other"] == "HELLO")
+        #expect(byKey["time-sensitive"] == "urgent: now")
+    }
+
+    @Test func theReadmeShowsTheSnippetVerbatim() throws {
+        let readme = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)
+        let snippet = """
+            struct Urgent: BatchProcessor {
+                func process(_ batch: Batch<String>) async throws -> [JobOutcome<String>] {
+                    batch.jobs.map { .completed($0, "urgent: \\($0.payload)") }
+                }
+            }
+            """
+        #expect(readme.contains(snippet))
+        #expect(readme.contains(#""default": { _ in Uppercase() },"#))
     }
 }

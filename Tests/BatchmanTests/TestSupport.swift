@@ -1,5 +1,7 @@
 import Batchman
 import BatchmanTesting
+import Dispatch
+import Foundation
 import Synchronization
 
 typealias TestBatchman = Batchman<String, String, ManualClock>
@@ -30,4 +32,29 @@ func makeBatchman(
 func armedDeadline(_ clock: ManualClock) async -> ManualClock.Instant? {
     await clock.waitForSleepers()
     return clock.sleeperDeadlines.first
+}
+
+/// Runs the jobs of tasks that prefer it on a thread of its own, off the cooperative pool (two
+/// threads on two cores): a test that does seconds of work in one go runs there, so that the
+/// other tests of the run, waiting for the pool, are not held up by it.
+final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
+    // @unchecked: `jobs` is behind its lock; the thread is the only one to run them.
+    private let jobs = Mutex<[UnownedJob]>([])
+    private let available = DispatchSemaphore(value: 0)
+
+    init() {
+        Thread.detachNewThread { [self] in
+            while true {
+                available.wait()
+                guard let job = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
+                job.runSynchronously(on: asUnownedTaskExecutor())
+            }
+        }
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        jobs.withLock { $0.append(job) }
+        available.signal()
+    }
 }

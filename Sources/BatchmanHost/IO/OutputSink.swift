@@ -28,7 +28,7 @@ final class OutputSink: ResultSink {
             ResultEncoder.append(result, timestamps: &timestamps, replayed: replayed, to: &lines)
             freed += PendingBytes.charge(key: result.key, id: result.id, payload: result.payload)
         }
-        writer.append(lines, done: tracker?.take(results) ?? [])
+        writer.append(lines, count: results.count, done: tracker?.take(results) ?? [])
         pending?.answered(freed)
     }
 }

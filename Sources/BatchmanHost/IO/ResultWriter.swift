@@ -19,6 +19,8 @@ final class ResultWriter: Sendable {
         var pending: [UInt8] = []
         /// Spool sequences of the lines in `pending`: done once those bytes are written.
         var pendingDone: [UInt64] = []
+        /// How many result lines `pending` holds.
+        var pendingLines = 0
         var isWriterWaiting = false
         var isFinishing = false
         var drained: [CheckedContinuation<Void, Never>] = []
@@ -60,13 +62,15 @@ final class ResultWriter: Sendable {
 
     /// Appends lines encoded by the caller, outside the lock (dropped once output has failed:
     /// nobody can read them). The lock is held for a copy, however many lines there are.
-    /// - Parameter done: the spool sequences of these lines, reported to `onWritten` once they
-    ///   are written.
-    func append(_ lines: [UInt8], done: [UInt64] = []) {
+    /// - Parameters:
+    ///   - count: how many result lines `lines` holds (a supervising parent counts them answered).
+    ///   - done: the spool sequences of these lines, reported to `onWritten` once they are written.
+    func append(_ lines: [UInt8], count: Int, done: [UInt64] = []) {
         guard !lines.isEmpty else { return }
         let mustWake = state.withLock { state -> Bool in
             guard state.writeError == nil else { return false }
             state.pendingDone += done
+            state.pendingLines += count
             if state.pending.isEmpty {
                 state.pending = lines  // the writer swaps the buffer out: take this one whole
             } else {
@@ -116,10 +120,13 @@ final class ResultWriter: Sendable {
     private func runWriter() {
         var chunk: [UInt8] = []
         var chunkDone: [UInt64] = []
+        var chunkLines = 0
         while true {
             let (finished, waiters) = state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
                 swap(&chunk, &state.pending)
                 swap(&chunkDone, &state.pendingDone)
+                chunkLines = state.pendingLines
+                state.pendingLines = 0
                 guard chunk.isEmpty else { return (false, []) }
                 if state.isFinishing {
                     defer { state.drained = [] }
@@ -139,7 +146,10 @@ final class ResultWriter: Sendable {
             let failure = writeAll(chunk)
             bufferedBytes.subtract(chunk.count, ordering: .relaxed)
             chunk.removeAll(keepingCapacity: true)
-            if failure == nil, !chunkDone.isEmpty { onWritten(chunkDone) }
+            if failure == nil {
+                SupervisorBoard.shared?.answered(chunkLines)
+                if !chunkDone.isEmpty { onWritten(chunkDone) }
+            }
             chunkDone.removeAll(keepingCapacity: true)
             let wakesReader = state.withLock { state -> Bool in
                 if let failure, state.writeError == nil {

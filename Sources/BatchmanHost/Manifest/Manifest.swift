@@ -35,7 +35,7 @@ public struct Manifest: Sendable {
     public let directory: String
     public let defaults: KeySettings
     /// The keys, in the order the file lists them.
-    public let keys: [KeyEntry]
+    public private(set) var keys: [KeyEntry]
     /// Jobs the host holds at most over every key (`defaults.maxPendingTotal`).
     public let maxPendingTotal: Int?
     /// How long a drain may take before unfinished jobs fail (`defaults.shutdownTimeout`).
@@ -52,18 +52,31 @@ public struct Manifest: Sendable {
     /// Reads and checks the manifest at `path`.
     /// - Throws: ``ManifestError`` listing every problem found.
     public static func load(path: String) throws(ManifestError) -> Manifest {
-        let data: Data
+        let (manifest, error) = loadReportingProblems(path: path)
+        if let error { throw error }
+        return manifest!
+    }
+
+    /// Reads the manifest at `path` as far as it can be read: the keys whose plugin and config
+    /// could be read (so that their plugins can be loaded and checked too), and every problem.
+    public static func loadReportingProblems(path: String) -> (Manifest?, ManifestError?) {
         switch ManifestFile.read(path) {
         case .success(let bytes):
-            data = bytes
+            return parseReportingProblems(bytes, path: path)
         case .failure(let reason):
-            throw ManifestError(file: path, problems: [.init(path: "file", message: "\(reason); pass the manifest's path, e.g. batchman run path/to/plugins.json")])
+            return (nil, ManifestError(file: path, problems: [.init(path: "file", message: "\(reason); pass the manifest's path, e.g. batchman run path/to/plugins.json")]))
         }
-        return try parse(data, path: path)
     }
 
     /// Parses manifest text; `path` names it in errors and anchors relative plugin paths.
     public static func parse(_ data: Data, path: String) throws(ManifestError) -> Manifest {
+        let (manifest, error) = parseReportingProblems(data, path: path)
+        if let error { throw error }
+        return manifest!
+    }
+
+    /// Parses manifest text as far as it can: what ``loadReportingProblems(path:)`` returns.
+    public static func parseReportingProblems(_ data: Data, path: String) -> (Manifest?, ManifestError?) {
         let parsed = data.withUnsafeBytes { raw in
             Result { () throws(JSONSyntaxError) in try JSONValue.parse(raw.bindMemory(to: UInt8.self)) }
         }
@@ -73,14 +86,21 @@ public struct Manifest: Sendable {
             document = value
         case .failure(let error):
             let (line, column) = Self.position(of: error.offset, in: data)
-            throw ManifestError(file: path, problems: [.init(path: "line \(line), column \(column)", message: "not valid JSON: \(error.message)")])
+            return (nil, ManifestError(file: path, problems: [.init(path: "line \(line), column \(column)", message: "not valid JSON: \(error.message)")]))
         }
         let reader = ManifestReader()
-        let manifest = read(document, reader: reader, path: path)
-        guard reader.problems.isEmpty, let manifest else {
-            throw ManifestError(file: path, problems: reader.problems)
-        }
-        return manifest
+        guard let manifest = read(document, reader: reader, path: path) else { return (nil, ManifestError(file: path, problems: reader.problems)) }
+        guard !reader.problems.isEmpty else { return (manifest, nil) }
+        // Only the keys whose plugin and config were read whole: those can still be loaded.
+        let broken = Set(reader.problems.compactMap { problem in
+            manifest.keys.first { entry in
+                [ManifestReader.path(ManifestReader.path("keys", entry.name), "plugin"), ManifestReader.path(ManifestReader.path("keys", entry.name), "config")]
+                    .contains { problem.path == $0 || problem.path.hasPrefix($0 + ".") }
+            }?.name
+        })
+        var loadable = manifest
+        loadable.keys = manifest.keys.filter { !broken.contains($0.name) }
+        return (loadable, ManifestError(file: path, problems: reader.problems))
     }
 
     private static func read(_ document: JSONValue, reader: ManifestReader, path: String) -> Manifest? {

@@ -27,13 +27,17 @@ public final class PluginLoader {
     /// The files `plugin` may be, in the order they are tried.
     ///
     /// A bare name (no `/`, no `.so`) such as `EchoPlugin` means `libEchoPlugin.so` beside the
-    /// manifest, then beside the executable. Anything else is a path, relative to the manifest.
+    /// manifest, then beside the executable (where `swift build` puts both), then in
+    /// `../lib/batchman` beside it (where an installed `batchman` finds its plugins:
+    /// `PREFIX/bin/batchman`, `PREFIX/lib/batchman/`). Anything else is a path, relative to the
+    /// manifest.
     public func candidates(for plugin: String) -> [String] {
         if plugin.contains("/") || plugin.hasSuffix(".so") {
             return [plugin.hasPrefix("/") ? plugin : "\(manifestDirectory)/\(plugin)"]
         }
         let file = "lib\(plugin).so"
-        return [manifestDirectory, executableDirectory].compactMap { $0 }.map { "\($0)/\(file)" }
+        let installed = executableDirectory.map { "\($0)/../lib/batchman" }
+        return [manifestDirectory, executableDirectory, installed].compactMap { $0 }.map { "\($0)/\(file)" }
     }
 
     /// The file `plugin` (named by `key`'s entry) is, symbolic links resolved, without loading it.

@@ -33,17 +33,25 @@ public enum ProcessExitGuard {
         }
     }
 
-    /// Exits the process on purpose (atexit handlers of other code still run).
+    /// Exits the process on purpose (atexit handlers of other code still run); a supervising
+    /// parent is told it was on purpose, and exits with the same status.
     public static func exit(_ status: Int32) -> Never {
         isHostExiting.store(true, ordering: .releasing)
+        SupervisorBoard.shared?.finish(status: status)
         Glibc.exit(status)
     }
 
-    /// Runs `body` (a call into a plugin) marked with `site` on this thread.
+    /// Runs `body` (a call into a plugin) marked with `site` on this thread, and on the
+    /// supervisor's board, which names it if the process ends during the call.
     static func during<Result>(_ site: UnsafePointer<CChar>, _ body: () -> Result) -> Result {
         let previous = pthread_getspecific(callSiteKey)
         pthread_setspecific(callSiteKey, UnsafeRawPointer(site))
-        defer { pthread_setspecific(callSiteKey, previous) }
+        let board = SupervisorBoard.shared
+        board?.beginCall(site)
+        defer {
+            pthread_setspecific(callSiteKey, previous)
+            if let previous { board?.beginCall(previous.assumingMemoryBound(to: CChar.self)) } else { board?.endCall() }
+        }
         return body()
     }
 }

@@ -10,21 +10,26 @@ enum SelfSpawn {
     ///   - ownProcessGroup: a process group of its own, so that Ctrl-C at a terminal reaches the
     ///     host (which drains) and not the child.
     ///   - environment: the child's environment; nil keeps this process's.
+    ///   - standardInput: `/dev/null` (a helper reads no input), or this process's own.
+    ///   - blockedSignals: signals the child starts with blocked (the supervised host blocks
+    ///     its signals before any thread runs, so none may arrive before); the rest unblocked.
     /// - Returns: the child's pid, or why the spawn failed.
     static func start(
-        _ arguments: [String], descriptors: [(source: Int32, target: Int32)], ownProcessGroup: Bool, environment: [String]? = nil
+        _ arguments: [String], descriptors: [(source: Int32, target: Int32)], ownProcessGroup: Bool, environment: [String]? = nil,
+        standardInput: StandardInput = .devNull, blockedSignals: [Int32] = []
     ) -> Result<pid_t, Failure> {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
+        if standardInput == .devNull { posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0) }
         for (source, target) in descriptors { posix_spawn_file_actions_adddup2(&actions, source, target) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for signal in blockedSignals { sigaddset(&mask, signal) }
+        posix_spawnattr_setsigmask(&attributes, &mask)
         var defaults = sigset_t()
         sigemptyset(&defaults)
         for signal in SignalStateMachine.handled + [SIGPIPE] { sigaddset(&defaults, signal) }
@@ -44,6 +49,11 @@ enum SelfSpawn {
             ? posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, &cArguments, environ)
             : posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, &cArguments, &cEnvironment)
         return status == 0 ? .success(pid) : .failure(Failure(errno: status))
+    }
+
+    enum StandardInput: Equatable {
+        case devNull
+        case inherited
     }
 
     struct Failure: Error {

@@ -1,4 +1,5 @@
 import Batchman
+import CBatchmanSystem
 import Glibc
 import Synchronization
 
@@ -36,8 +37,10 @@ final class SignalWatcher: Sendable {
         signal(SIGPIPE, SIG_IGN)
         DedicatedThread.start(name: "batchman-signal") { [self] in
             var set = Self.signalSet()
-            var received: Int32 = 0
-            while sigwait(&set, &received) == 0 { handle(received) }
+            var code: Int32 = 0, sender: Int32 = 0, value: Int32 = 0
+            while case let received = bm_sigwaitinfo(&set, &code, &sender, &value), received > 0 {
+                handle(received, from: Self.origin(code: code, sender: sender, value: value))
+            }
         }
     }
 
@@ -49,12 +52,22 @@ final class SignalWatcher: Sendable {
         }
     }
 
-    private func handle(_ signal: Int32) {
-        let (action, responses) = state.withLock { state in (state.machine.received(signal), state.responses) }
+    /// Who sent a signal: this process (the runtime's backtracer), the supervising parent
+    /// passing one on, or anyone else.
+    static func origin(code: Int32, sender: Int32, value: Int32) -> SignalStateMachine.Origin {
+        let fromUser = code <= 0  // SI_USER (kill), SI_QUEUE, SI_TKILL: sent by a process; > 0: the kernel
+        if fromUser, sender == getpid() { return .ownProcess }
+        if code == -1 /* SI_QUEUE */, let parent = HostProcessIdentity.supervisor, sender == parent { return .forwarded(sender: value) }
+        return .direct(sender: fromUser ? sender : 0)
+    }
+
+    private func handle(_ signal: Int32, from origin: SignalStateMachine.Origin) {
+        let (action, responses) = state.withLock { state in (state.machine.received(signal, from: origin), state.responses) }
         switch action {
         case .exitAtOnce(let status, let message):
             let line = "batchman: \(message)\n"
             _ = line.withCString { write(2, $0, strlen($0)) }
+            SupervisorBoard.shared?.finish(status: status)
             _exit(status)
         case .stop:
             responses?.stop(SignalStateMachine.name(signal))

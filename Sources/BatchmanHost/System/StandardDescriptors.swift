@@ -10,6 +10,12 @@ enum StandardDescriptors {
     /// Which of 0, 1, 2 were closed at start; set once by ``fillClosed()``.
     nonisolated(unsafe) private(set) static var closedAtStart: Set<Int32> = []
 
+    /// Which were closed when the supervising parent started: it filled them before it started
+    /// the host, which would see `/dev/null` and not know.
+    static func markClosedAtStart(_ descriptors: [Int32]) {
+        closedAtStart.formUnion(descriptors)
+    }
+
     /// Opens `/dev/null` on every closed standard descriptor. Call before anything opens a file.
     static func fillClosed() {
         for descriptor in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] where fcntl(descriptor, F_GETFD) == -1 && errno == EBADF {

@@ -9,6 +9,17 @@ int bm_set_parent_death_signal(int signal);
 /* pipe2(fds, O_CLOEXEC): a pipe whose ends are not inherited by programs the host starts. */
 int bm_pipe_cloexec(int fds[2]);
 
+/* sigwaitinfo(set) (`set` is a sigset_t; void here, so that this header stays free of system
+ * headers and the types they declare stay Glibc's), EINTR retried: the signal taken, and who sent it: `code` is si_code
+ * (SI_USER for kill, SI_QUEUE for sigqueue, SI_TKILL for tgkill, SI_KERNEL and others for the
+ * kernel's own, a terminal's Ctrl-C among them), `pid` si_pid, `value` the sigqueue value (0
+ * otherwise). -1 with errno set on failure. */
+int bm_sigwaitinfo(const void *set, int *code, int *pid, int *value);
+
+/* sigqueue(pid, signal, value): a signal that carries a value (who sent it first, when a parent
+ * passes a signal on). */
+int bm_sigqueue(int pid, int signal, int value);
+
 /* pidfd_open(pid, 0): a descriptor that becomes readable when process `pid` ends (Linux 5.3). */
 int bm_pidfd_open(int pid);
 
@@ -27,5 +38,11 @@ unsigned long long bm_heap_bytes_in_use(void);
 /* CRC-32C of `length` bytes at `bytes`, continuing from `crc` (0 to start): the SSE 4.2 crc32
  * instruction where the processor has it, a table otherwise. For spool records and ledgers. */
 unsigned int bm_crc32c(const void *bytes, unsigned long length, unsigned int crc);
+
+/* Atomic operations on memory shared with another process (a supervising parent reads what the
+ * host writes there, even after the host has crashed): relaxed add, acquire load, release store. */
+unsigned long long bm_atomic_add(unsigned long long *value, unsigned long long amount);
+unsigned long long bm_atomic_load(const unsigned long long *value);
+void bm_atomic_store(unsigned long long *value, unsigned long long new_value);
 
 #endif

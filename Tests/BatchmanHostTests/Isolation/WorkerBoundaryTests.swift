@@ -99,12 +99,12 @@ struct WorkerBoundaryTests {
     // MARK: - How a worker dies
 
     @Test(arguments: [#""create_exit": 3"#, #""create_crash": 1"#])
-    func aWorkerThatDiesWhileStartingIsALoadErrorNamingThePlugin(config: String) throws {
+    func aWorkerThatDiesWhileStartingIsALoadErrorNamingThePlugin(config: String) async throws {
         let scratch = try Scratch()
         let manifest = try manifest(scratch, config: "{\(config)}")
 
         for command in ["check", "run"] {
-            let result = try run(Products.batchman, [command, manifest])
+            let result = try await run(Products.batchman, [command, manifest])
             #expect(result.status == 78, "\(command): \(result.errorOutput)")
             #expect(result.errorOutput.contains(#"key "default": plugin "\#(Self.testPlugin)""#), "\(result.errorOutput)")
             #expect(result.errorOutput.contains("its worker process exited ("), "\(result.errorOutput)")
@@ -112,11 +112,11 @@ struct WorkerBoundaryTests {
         }
     }
 
-    @Test func aWorkerWithTooLittleMemoryToStartIsALoadError() throws {
+    @Test func aWorkerWithTooLittleMemoryToStartIsALoadError() async throws {
         let scratch = try Scratch()
         let manifest = try manifest(scratch, config: "{}", settings: #""memoryLimit": 1000000"#)
 
-        let result = try run(Products.batchman, ["check", manifest])
+        let result = try await run(Products.batchman, ["check", manifest])
 
         #expect(result.status == 78, "\(result.errorOutput)")
         #expect(result.errorOutput.contains("its worker process"), "\(result.errorOutput)")
@@ -149,12 +149,15 @@ struct WorkerBoundaryTests {
         try process.run()
         input.fileHandleForWriting.write(Data((1...4).map { HostRunTests.job("k", "\($0)") + "\n" }.joined().utf8))
         try input.fileHandleForWriting.close()
-        let lines = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
-        process.waitUntilExit()
+        let lines = try await offThePool {
+            let lines = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+            process.waitUntilExit()
+            return lines.map(String.init)
+        }
 
         #expect(process.terminationStatus == 0)
         #expect(lines.count == 4)
-        #expect(try lines.map { try ResultLine.parse(String($0)) }.allSatisfy { $0.status == "completed" })
+        #expect(try lines.map(ResultLine.parse).allSatisfy { $0.status == "completed" })
     }
 
     @Test func aCrashIsSeenAtOnceWhenThePluginsChildKeepsTheWorkersDescriptors() async throws {
@@ -208,7 +211,7 @@ struct WorkerBoundaryTests {
         let host = try HostProcess(["run", scratch.path("plugins.json")])
         host.send([HostRunTests.job("k", "stuck")])
         await host.waitForLog(containing: "flushed by size")
-        let hung = HostIsolationTests.workers(of: host.processIdentifier)
+        let hung = HostIsolationTests.workers(of: host.hostProcessIdentifier)
 
         _ = try manifest(scratch, config: "{}", defaults: defaults)
         host.signal(SIGHUP)
@@ -224,7 +227,7 @@ struct WorkerBoundaryTests {
 
     // MARK: - The plugin's files
 
-    @Test func aWorldWritablePluginFileOrFolderIsLoadedWithAWarning() throws {
+    @Test func aWorldWritablePluginFileOrFolderIsLoadedWithAWarning() async throws {
         let scratch = try Scratch()
         let folder = scratch.path("plugins")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -233,12 +236,12 @@ struct WorkerBoundaryTests {
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(plugin)"}}"#)
 
         chmod(plugin, 0o777)
-        let file = try run(Products.batchman, ["check", manifest])
+        let file = try await run(Products.batchman, ["check", manifest])
         chmod(plugin, 0o755)
         chmod(folder, 0o777)
-        let directory = try run(Products.batchman, ["check", manifest])
+        let directory = try await run(Products.batchman, ["check", manifest])
         chmod(folder, 0o755)
-        let safe = try run(Products.batchman, ["check", manifest])
+        let safe = try await run(Products.batchman, ["check", manifest])
 
         #expect(file.status == 0)
         #expect(file.errorOutput.contains("warning: plugin \"\(plugin)\" (\(plugin)): \(plugin) is writable by every user"), "\(file.errorOutput)")

@@ -14,16 +14,16 @@ struct SpoolHardeningTests {
             path = scratch.path("small")
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             let options = ["-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", path]
-            var mounted = try run("/bin/mount", options)
-            if mounted.status != 0, getuid() != 0 { mounted = try run("/usr/bin/sudo", ["-n", "/bin/mount"] + options) }
+            var mounted = try runBlocking("/bin/mount", options)
+            if mounted.status != 0, getuid() != 0 { mounted = try runBlocking("/usr/bin/sudo", ["-n", "/bin/mount"] + options) }
             guard mounted.status == 0 else {
                 throw Failure(description: "cannot mount a \(megabytes) MiB tmpfs (this test needs root or sudo): \(mounted.errorOutput)")
             }
         }
 
         deinit {
-            _ = try? run("/bin/umount", ["-l", path])
-            if getuid() != 0 { _ = try? run("/usr/bin/sudo", ["-n", "/bin/umount", "-l", path]) }
+            _ = try? runBlocking("/bin/umount", ["-l", path])
+            if getuid() != 0 { _ = try? runBlocking("/usr/bin/sudo", ["-n", "/bin/umount", "-l", path]) }
         }
 
         struct Failure: Error, CustomStringConvertible {
@@ -172,7 +172,7 @@ struct SpoolHardeningTests {
         let planted = scratch.path("planted")
         try FileManager.default.createDirectory(atPath: planted, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: "\(planted)/lock", withDestinationPath: precious)
-        let refused = try run(Products.batchman, ["run", manifest, "--spool", planted], input: "")
+        let refused = try await run(Products.batchman, ["run", manifest, "--spool", planted], input: "")
         #expect(refused.status == 64)
         #expect(refused.errorOutput.contains("\(planted)/lock is a symbolic link"), "\(refused.errorOutput)")
         #expect(try String(contentsOfFile: precious, encoding: .utf8) == "keep me\n")
@@ -181,7 +181,7 @@ struct SpoolHardeningTests {
         let open = scratch.path("open")
         try FileManager.default.createDirectory(atPath: open, withIntermediateDirectories: true)
         chmod(open, 0o755)
-        let tightened = try run(Products.batchman, ["run", manifest, "--spool", open], input: "")
+        let tightened = try await run(Products.batchman, ["run", manifest, "--spool", open], input: "")
         #expect(tightened.status == 0)
         #expect(mode(open) == 0o700)
         #expect(tightened.errorOutput.contains("\(open) could be read by other users (mode 0755): made it 0700"), "\(tightened.errorOutput)")

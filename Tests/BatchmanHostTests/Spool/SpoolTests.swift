@@ -60,7 +60,7 @@ struct SpoolTests {
         // output, a few hundred lines). Without the ledger every answered line would come again.
         #expect(duplicates <= kills * 1_000, "\(duplicates) duplicates over \(kills) kills")
         #expect(last.stderr.elements.contains { $0.contains("spool: resuming --input") })
-        let spoolState = try run(Products.batchman, ["spool", "check", spool])
+        let spoolState = try await run(Products.batchman, ["spool", "check", spool])
         #expect(spoolState.status == 0)
         #expect(spoolState.output.contains("0 record(s), 0 not answered"), "\(spoolState.output)")
     }
@@ -86,7 +86,7 @@ struct SpoolTests {
         try bytes.write(to: URL(fileURLWithPath: segmentPath))
         try Data("not a ledger".utf8).write(to: URL(fileURLWithPath: "\(spool)/ledger"))
 
-        let check = try run(Products.batchman, ["spool", "check", spool])
+        let check = try await run(Products.batchman, ["spool", "check", spool])
         #expect(check.status == 1)
         #expect(check.output.contains("ledger: DAMAGED"))
         #expect(check.output.contains("DAMAGED record at byte"))
@@ -110,7 +110,7 @@ struct SpoolTests {
         #expect(missing.count <= 1)
         for job in missing { #expect(lostLine.contains(#""id":"\#(job.split(separator: "/")[1])""#), "\(job) is not the quarantined one") }
         #expect(try second.stdout.elements.map(ResultLine.parse).contains { $0.text.contains(#""replayed":true"#) })
-        #expect(try run(Products.batchman, ["spool", "check", spool]).status == 0, "repaired")
+        #expect(try await run(Products.batchman, ["spool", "check", spool]).status == 0, "repaired")
     }
 
     @Test func aFullSpoolStopsTheReadingOfInputAndDropsNothing() async throws {
@@ -142,13 +142,13 @@ struct SpoolTests {
         first.send([#"{"key":"k","id":"1","payload":1}"#])
         _ = await first.waitForLog(containing: "reading jobs from standard input")
 
-        let second = try run(Products.batchman, ["run", manifest, "--spool", spool], input: #"{"key":"k","id":"2","payload":2}"# + "\n")
+        let second = try await run(Products.batchman, ["run", manifest, "--spool", spool], input: #"{"key":"k","id":"2","payload":2}"# + "\n")
         #expect(second.status == 70)
         #expect(second.errorOutput.contains("--spool \(spool) is in use by another batchman (pid \(first.processIdentifier)); a spool serves one host at a time"))
 
         first.closeInput()
         #expect(await first.exitStatus() == 0)
-        #expect(try run(Products.batchman, ["spool", "check", spool]).output.contains("lock: free"))
+        #expect(try await run(Products.batchman, ["spool", "check", spool]).output.contains("lock: free"))
     }
 
     @Test func replaysWhatAPipedHostAcceptedAndSaysSo() async throws {

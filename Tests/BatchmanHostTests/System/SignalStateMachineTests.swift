@@ -35,4 +35,30 @@ import Testing
         #expect(machine.received(SIGUSR1) == .printStatistics(perKey: false))
         #expect(machine.received(SIGUSR2) == .printStatistics(perKey: true))
     }
+
+    @Test func ignoresASignalTheProcessSentItself() {
+        var machine = SignalStateMachine()
+        machine.started()
+        #expect(machine.received(SIGUSR1, from: .ownProcess) == .ignore, "the runtime's crash backtracer signals its own threads")
+        #expect(machine.received(SIGTERM, from: .ownProcess) == .ignore)
+        #expect(machine.phase == .running)
+    }
+
+    @Test(arguments: [(SignalStateMachine.Origin.direct(sender: 1), SignalStateMachine.Origin.forwarded(sender: 1)),
+                      (.forwarded(sender: 1), .direct(sender: 1))])
+    func takesOneStopThatCameBothWaysOnce(first: SignalStateMachine.Origin, then second: SignalStateMachine.Origin) {
+        var machine = SignalStateMachine()
+        machine.started()
+        #expect(machine.received(SIGTERM, from: first) == .stop)
+        #expect(machine.received(SIGTERM, from: second) == .ignore, "the same stop, sent to the whole group and passed on by the parent")
+        #expect(machine.received(SIGTERM, from: second) == .exitAtOnce(status: 128 + SIGTERM, message: "second signal (SIGTERM): exiting now without draining"),
+                "a second stop by the same way is a second stop")
+    }
+
+    @Test func doesNotPairSignalsOfDifferentSenders() {
+        var machine = SignalStateMachine()
+        machine.started()
+        #expect(machine.received(SIGINT, from: .direct(sender: 0)) == .stop)
+        #expect(machine.received(SIGINT, from: .forwarded(sender: 4242)) == .exitAtOnce(status: 130, message: "second signal (SIGINT): exiting now without draining"))
+    }
 }

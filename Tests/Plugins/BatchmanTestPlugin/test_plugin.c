@@ -29,8 +29,8 @@
  *   mode "null_emit"       each job is first emitted with NULL data and length 100, then
  *                          completed with {"null_emit":<what emit returned>}
  *   crash_id "id"          a batch holding that job crashes the plugin, as crash_how says:
- *   crash_how "segv"       "segv" (default: a write through NULL), "abort", "exit" (exit(0)) or
- *                          "hang" (never returns)
+ *   crash_how "segv"       "segv" (default: a write through NULL), "abort", "exit" (exit(0)),
+ *                          "_exit" (_exit(0): no atexit handler runs) or "hang" (never returns)
  *   crash_late 1           with crash_id: crash on reaching that job, after emitting the ones before
  *   stdout 1               each batch writes a line to standard output (printf and write(1))
  *   leak_mb N              each batch allocates N MiB, touches it and never frees it; abort()s
@@ -323,6 +323,7 @@ static void crash_if_poisoned(const test_instance *instance, const bm_batch *bat
         if (strcmp(instance->crash_how, "fork_abort") == 0) fork_then_abort(instance);
         if (strcmp(instance->crash_how, "abort") == 0) abort();
         if (strcmp(instance->crash_how, "exit") == 0) exit(0);
+        if (strcmp(instance->crash_how, "_exit") == 0) _exit(0);
         if (strcmp(instance->crash_how, "hang") == 0) for (;;) pause();
         volatile int *nowhere = NULL;
         *nowhere = 1;

@@ -1,0 +1,72 @@
+import BatchmanTesting
+import Foundation
+import Testing
+
+/// `batchman run` is a thin parent over the process that does the work: a run never ends with
+/// status 0 while accepted jobs have no result, and when the host dies, the parent says how.
+@Suite(.timeLimit(.minutes(2)))
+struct HostSupervisorTests {
+    static let testPlugin = Products.plugin("BatchmanTestPlugin")
+
+    /// Five jobs in batches of two through an in-process plugin that ends the process the way
+    /// `how` says on job 3: jobs 1 and 2 are answered, 3, 4 and 5 are not.
+    func crash(_ how: String, options: [String] = []) async throws -> (status: Int32, log: [String], results: [ResultLine]) {
+        let scratch = try Scratch()
+        let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Self.testPlugin)", "config": {"crash_id": "3", "crash_how": "\#(how)"}}}"#,
+                                            defaults: #"{"frequency": 60000, "maxBatchSize": 2}"#)
+        let host = try HostProcess(["run", manifest] + options.map { $0.replacing("SCRATCH", with: scratch.url.path) })
+        host.send((1...2).map { HostRunTests.job("k", "\($0)") })
+        _ = try await host.results(count: 2)  // written: a crash now cannot take them
+        host.send((3...5).map { HostRunTests.job("k", "\($0)") })
+        let (status, results) = try await host.finish()
+        return (status, host.stderr.elements, results)
+    }
+
+    @Test func aPluginThatCallsUnderscoreExitEndsTheRunWith70AndSaysWhat() async throws {
+        let (status, log, results) = try await crash("_exit")
+
+        #expect(status == 70, "not 0: three accepted jobs have no result")
+        #expect(results.map(\.id) == ["1", "2"])
+        #expect(log.contains { $0.contains(#"batchman: the host process exited with status 0 without finishing its run while the host was calling plugin "test" (key "k"); 3 accepted jobs got no result"#) },
+                "\(log.suffix(3))")
+    }
+
+    @Test(arguments: [("segv", "signal 11 (SIGSEGV)"), ("abort", "signal 6 (SIGABRT)")])
+    func aPluginThatCrashesTheHostIsNamedWithTheJobsItCost(how: String, named: String) async throws {
+        let (status, log, _) = try await crash(how)
+
+        #expect(status == 70)
+        #expect(log.contains { $0.contains("the host process was terminated by \(named) while the host was calling plugin \"test\" (key \"k\"); 3 accepted jobs got no result") },
+                "\(log.suffix(3))")
+        #expect(log.contains { $0.contains(#"belongs in "isolation": "process""#) })
+        #expect(!log.contains { $0.contains("stats: accepted=") }, "the crash reporter's own signals are not requests for statistics")
+    }
+
+    @Test func theReportSaysWhichSpoolHoldsTheUnansweredJobs() async throws {
+        let (status, log, _) = try await crash("segv", options: ["--spool", "SCRATCH/spool"])
+
+        #expect(status == 70)
+        #expect(log.contains { $0.contains("3 accepted jobs got no result; the spool ") && $0.contains("/spool holds them, and the next run with --spool") },
+                "\(log.suffix(2))")
+    }
+
+    @Test func aStopSentToTheWholeProcessGroupDrainsOnce() async throws {
+        let scratch = try Scratch()
+        let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Self.testPlugin)", "config": {"sleep_ms": 200}}}"#,
+                                            defaults: #"{"frequency": 60000, "maxBatchSize": 1}"#)
+        // The test starts it in a process group of its own (Foundation's Process does), as
+        // systemd's cgroup holds a service: the signal reaches the parent and the host, and the
+        // parent passes it on too.
+        let host = try HostProcess(["run", manifest])
+        #expect(getpgid(host.processIdentifier) == host.processIdentifier)
+        host.send((1...3).map { HostRunTests.job("k", "\($0)") })
+        await host.waitForLog(containing: "reading jobs from standard input")
+
+        kill(-host.processIdentifier, SIGTERM)
+        let status = await host.exitStatus()
+
+        #expect(status == 0, "one stop, not two: \(host.stderr.elements.suffix(4))")
+        #expect(host.stdout.elements.count == 3, "every accepted job drained")
+        #expect(host.stderr.elements.filter { $0.contains("received SIGTERM") }.count == 1)
+    }
+}
