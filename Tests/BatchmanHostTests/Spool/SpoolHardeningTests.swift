@@ -57,7 +57,7 @@ struct SpoolHardeningTests {
 
         let first = try HostProcess(["run", manifest, "--input", input, "--spool", spool])
         #expect(await first.exitStatus() == 0, "\(first.stderr.elements.suffix(5))")
-        let answered = try first.wholeResults()
+        let answered = try await first.wholeResults()
         #expect(Set(answered.compactMap(\.id)) == ids)
         #expect(answered.count == ids.count, "each line once")
         #expect(first.stderr.elements.contains { $0.contains("the disk is full (No space left on device); reading input paused") },
@@ -92,7 +92,7 @@ struct SpoolHardeningTests {
         let second = try HostProcess(["run", manifest, "--spool", spool])
         second.closeInput()
         #expect(await second.exitStatus() == 0, "recovery needs no room of its own: \(second.stderr.elements.suffix(5))")
-        let replayed = try second.wholeResults()
+        let replayed = try await second.wholeResults()
         #expect(second.stderr.elements.contains { $0.contains("spool: replaying \(accepted) accepted lines") }, "\(second.stderr.elements.prefix(8))")
         #expect(replayed.count == accepted, "every job the first host accepted, and only those")
         #expect(replayed.allSatisfy { $0.status == "completed" && $0.text.contains(#""replayed":true"#) })
@@ -138,7 +138,7 @@ struct SpoolHardeningTests {
         }
         let second = try HostProcess(["run", manifest, "--input", next, "--spool", spool])
         #expect(await second.exitStatus() == 0)
-        let fresh = try second.wholeResults().filter { !$0.text.contains(#""replayed":true"#) }.compactMap { $0.id.flatMap(Int.init) }
+        let fresh = try await second.wholeResults().filter { !$0.text.contains(#""replayed":true"#) }.compactMap { $0.id.flatMap(Int.init) }
 
         #expect(Set(fresh) == Set(100_000..<110_000), "every line of the new file, from its start: \(fresh.count) of 10000")
         #expect(second.stderr.elements.contains { $0.contains("is not the file the spool was reading") && $0.contains("reading it from the start") },

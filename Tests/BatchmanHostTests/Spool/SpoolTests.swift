@@ -43,11 +43,11 @@ struct SpoolTests {
             let moment = Int.random(in: 2_000...15_000, using: &generator)
             host.kill(afterLines: moment)
             #expect(await host.exitStatus() != 0, "the host ended by itself before \(moment) results: \(host.stderr.elements.suffix(5))")
-            results += try host.wholeResults()
+            results += try await host.wholeResults()
         }
         let last = try start(manifest, input, spool)
         #expect(await last.exitStatus() == 0, "\(last.stderr.elements.suffix(5))")
-        let finalResults = try last.wholeResults()
+        let finalResults = try await last.wholeResults()
         results += finalResults
 
         let answered = Set(results.map(key))
@@ -74,7 +74,7 @@ struct SpoolTests {
         _ = await first.stdout.wait(forCount: 500)
         first.signal(SIGKILL)
         _ = await first.exitStatus()
-        let firstResults = try first.wholeResults()
+        let firstResults = try await first.wholeResults()
 
         // Damage: a flipped byte inside a record, a torn tail, and a ledger that is garbage.
         let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: spool).filter { $0.hasPrefix("segment-") }.sorted().first)
@@ -105,11 +105,11 @@ struct SpoolTests {
         // Every job is answered but the one in the damaged record, unless the first run had.
         let lost = try #require(quarantine.first { $0.hasSuffix(".record") })
         let lostLine = String(decoding: try Data(contentsOf: URL(fileURLWithPath: "\(spool)/quarantine/\(lost)")), as: UTF8.self)
-        let answered = Set((firstResults + (try second.stdout.elements.map(ResultLine.parse))).map(key))
+        let answered = Set((firstResults + (try await ResultLine.parse(second.stdout.elements))).map(key))
         let missing = jobs.subtracting(answered)
         #expect(missing.count <= 1)
         for job in missing { #expect(lostLine.contains(#""id":"\#(job.split(separator: "/")[1])""#), "\(job) is not the quarantined one") }
-        #expect(try second.stdout.elements.map(ResultLine.parse).contains { $0.text.contains(#""replayed":true"#) })
+        #expect(try await ResultLine.parse(second.stdout.elements).contains { $0.text.contains(#""replayed":true"#) })
         #expect(try await run(Products.batchman, ["spool", "check", spool]).status == 0, "repaired")
     }
 
@@ -131,7 +131,7 @@ struct SpoolTests {
 
         try scratch.write("unblock", "")
         #expect(await host.exitStatus() == 0)
-        #expect(jobs.subtracting(try host.wholeResults().map(key)).isEmpty, "nothing dropped")
+        #expect(jobs.subtracting(try await host.wholeResults().map(key)).isEmpty, "nothing dropped")
     }
 
     @Test func refusesASecondHostOnTheSameSpool() async throws {
@@ -169,7 +169,7 @@ struct SpoolTests {
         let second = try HostProcess(["run", manifest, "--spool", spool])
         second.closeInput()
         #expect(await second.exitStatus() == 0)
-        let results = try second.stdout.elements.map(ResultLine.parse)
+        let results = try await ResultLine.parse(second.stdout.elements)
         #expect(Set(results.map(\.id)) == ["1", "2", "3", "4", "5"])
         #expect(results.allSatisfy { $0.text.contains(#""replayed":true"#) && $0.status == "completed" })
         #expect(second.stderr.elements.contains { $0.contains("spool: replaying 5 accepted lines") })
