@@ -115,7 +115,7 @@ private enum CheckProcess {
             switch self {
             case .exited(70): "expected the call to return; the plugin called exit() (the host stops with status 70 when it does)"
             case .exited(let status): "expected a report; the check's process ended with status \(status)"
-            case .signaled(let signal): "expected the call to return; the plugin crashed (\(SignalStateMachine.name(signal))) during this check"
+            case .signaled(let signal): "expected the call to return; the plugin crashed (\(SignalName.of(signal))) during this check"
             case .timedOut(let timeout): "expected the call to return; no answer within \(timeout) (--timeout): the plugin hung, and was killed"
             }
         }

@@ -104,7 +104,7 @@ public enum Supervisor {
     /// What the parent says of a host that ended without finishing its run.
     static func report(_ end: ProcessEnd, _ board: SupervisorBoard.Report) -> String {
         let how = switch end {
-        case .signaled(let signal): "was terminated by signal \(signal) (\(SignalStateMachine.name(signal)))"
+        case .signaled(let signal): "was terminated by signal \(signal) (\(SignalName.of(signal)))"
         case .exited(let status): "exited with status \(status) without finishing its run"
         }
         let calls = board.calls.isEmpty ? "" : " while the host was calling " + board.calls.joined(separator: " and ")

@@ -81,7 +81,7 @@ struct SignalStateMachine: Equatable {
     }
 
     private mutating func decide(_ signal: Int32) -> Action {
-        let name = Self.name(signal)
+        let name = SignalName.of(signal)
         switch signal {
         case SIGINT, SIGTERM, SIGQUIT:
             switch phase {
@@ -103,27 +103,6 @@ struct SignalStateMachine: Equatable {
             return phase == .starting ? .ignore : .printStatistics(perKey: signal == SIGUSR2)
         default:
             return .ignore
-        }
-    }
-
-    static func name(_ signal: Int32) -> String {
-        switch signal {
-        case SIGINT: "SIGINT"
-        case SIGTERM: "SIGTERM"
-        case SIGQUIT: "SIGQUIT"
-        case SIGHUP: "SIGHUP"
-        case SIGUSR1: "SIGUSR1"
-        case SIGUSR2: "SIGUSR2"
-        case SIGPIPE: "SIGPIPE"
-        case SIGKILL: "SIGKILL"
-        case SIGSEGV: "SIGSEGV"
-        case SIGABRT: "SIGABRT"
-        case SIGBUS: "SIGBUS"
-        case SIGFPE: "SIGFPE"
-        case SIGILL: "SIGILL"
-        case SIGTRAP: "SIGTRAP"
-        case SIGXCPU: "SIGXCPU"
-        default: "signal \(signal)"
         }
     }
 }

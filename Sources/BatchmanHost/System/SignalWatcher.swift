@@ -70,7 +70,7 @@ final class SignalWatcher: Sendable {
             SupervisorBoard.shared?.finish(status: status)
             _exit(status)
         case .stop:
-            responses?.stop(SignalStateMachine.name(signal))
+            responses?.stop(SignalName.of(signal))
         case .warn(let message):
             logger.log(.warning, message)
         case .printStatistics(let perKey):

@@ -157,7 +157,7 @@ enum ProcessEnd: Equatable, Sendable, CustomStringConvertible {
     var description: String {
         switch self {
         case .exited(let status): "exit status \(status)"
-        case .signaled(let signal): SignalStateMachine.name(signal)
+        case .signaled(let signal): SignalName.of(signal)
         }
     }
 }
