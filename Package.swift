@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "batchman-bench", targets: ["BatchmanBench"]),
         // Only for the host's tests: misbehaves on request.
         .library(name: "BatchmanTestPlugin", type: .dynamic, targets: ["BatchmanTestPlugin"]),
+        .library(name: "BatchmanConcurrentTestPlugin", type: .dynamic, targets: ["BatchmanConcurrentTestPlugin"]),
     ],
     targets: [
         .target(name: "Batchman"),
@@ -32,6 +33,9 @@ let package = Package(
         .target(name: "NoopPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/NoopPlugin", publicHeadersPath: "."),
         .executableTarget(name: "BatchmanBench", dependencies: ["Batchman", "BatchmanHost", "CBatchmanSystem"], path: "Benchmarks/BatchmanBench"),
         .target(name: "BatchmanTestPlugin", dependencies: ["CBatchmanPlugin"], path: "Tests/Plugins/BatchmanTestPlugin", publicHeadersPath: "."),
+        // The same plugin with BM_FLAG_CONCURRENT (its file includes the one above).
+        .target(name: "BatchmanConcurrentTestPlugin", dependencies: ["CBatchmanPlugin"], path: "Tests/Plugins/BatchmanConcurrentTestPlugin",
+                publicHeadersPath: "."),
 
         .testTarget(name: "BatchmanTests", dependencies: ["Batchman", "BatchmanTesting"]),
         .testTarget(name: "BatchmanHostTests", dependencies: ["BatchmanHost", "Batchman", "BatchmanTesting", "CBatchmanSystem"]),
@@ -39,7 +43,8 @@ let package = Package(
 )
 
 // Swift 6 language mode everywhere, plus the upcoming features we hold ourselves to.
-let cTargets: Set<String> = ["CBatchmanPlugin", "CBatchmanSystem", "EchoPlugin", "SumPlugin", "NoopPlugin", "BatchmanTestPlugin"]
+let cTargets: Set<String> = ["CBatchmanPlugin", "CBatchmanSystem", "EchoPlugin", "SumPlugin", "NoopPlugin", "BatchmanTestPlugin",
+                              "BatchmanConcurrentTestPlugin"]
 for target in package.targets where !cTargets.contains(target.name) {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))

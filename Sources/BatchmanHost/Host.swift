@@ -17,7 +17,8 @@ public enum Host {
         try await session.run()
     }
 
-    /// Loads every plugin and creates every instance, then releases them.
+    /// Loads every plugin and makes one instance of each entry (one worker, for an isolated
+    /// one), to prove they can be made, then releases them.
     /// - Returns: a report of what was loaded.
     /// - Throws: ``HostError`` listing every problem found.
     public static func check(manifestPath: String, logger: BatchmanLogger = .standardError) throws(HostError) -> String {
@@ -28,7 +29,8 @@ public enum Host {
             control.stop()
             workers.stop()
         }
-        let registry = try PluginRegistry(manifest: manifest, control: control, workers: workers, logger: logger)
+        let registry = try PluginRegistry(manifest: manifest, control: control, workers: workers, logger: logger,
+                                          budget: ProcessBudget(limit: ProcessBudget.defaultLimit), proving: true)
         let report = (["\(manifestPath): OK, \(HostSession.count(manifest.keys.count, "key"))"] + registry.summary.map { "  \($0)" }).joined(separator: "\n")
         registry.destroyAll()
         return report
@@ -50,7 +52,8 @@ public enum Host {
                 workers.stop()
             }
             do throws(HostError) {
-                try PluginRegistry(manifest: manifest, control: control, workers: workers, logger: logger).destroyAll()
+                try PluginRegistry(manifest: manifest, control: control, workers: workers, logger: logger,
+                                   budget: ProcessBudget(limit: ProcessBudget.defaultLimit), proving: true).destroyAll()
             } catch {
                 problems.append(error.message)
             }

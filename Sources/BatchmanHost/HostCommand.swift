@@ -35,6 +35,8 @@ public enum HostCommand: Equatable, Sendable {
           --max-pending-bytes N memory accepted jobs without a result take at most (default 67108864: each line's
                                 bytes plus 512 per job); then reading pauses until results free room
           --workers N           threads that call plugins, shared by all keys, 1 to 1024 (default: the number of cores)
+          --max-processes N     plugin worker processes alive at once at most (default 256); a key that needs one
+                                more waits until an idle one is retired
           --stats-interval S    also print the statistics line every S seconds (it is always printed on exit)
           --stats-per-key       print a statistics line per key as well
           --watch               reload when the manifest or a plugin file changes (checked every second)
@@ -112,7 +114,7 @@ public enum HostCommand: Equatable, Sendable {
         }
     }
 
-    static let runOptions = ["--input", "--output", "--max-line-bytes", "--max-output-bytes", "--max-pending-bytes", "--workers", "--stats-interval",
+    static let runOptions = ["--input", "--output", "--max-line-bytes", "--max-output-bytes", "--max-pending-bytes", "--max-processes", "--workers", "--stats-interval",
                              "--stats-per-key", "--watch", "--spool", "--fsync", "--spool-max-bytes", "--help"]
 
     /// "unknown option --wokers for run; did you mean --workers? (batchman run --help lists them)"
@@ -170,6 +172,7 @@ public enum HostCommand: Equatable, Sendable {
                 case "--workers": options.workers = try count(atMost: RunOptions.maxWorkers)
                 case "--max-output-bytes": options.maxOutputBytes = try count()
                 case "--max-pending-bytes": options.maxPendingBytes = try count()
+                case "--max-processes": options.maxProcesses = try count()
                 case "--stats-interval": options.statsInterval = try count()
                 case "--stats-per-key": options.statsPerKey = true
                 case "--watch": options.watch = true
@@ -256,6 +259,9 @@ public struct RunOptions: Equatable, Sendable {
     /// Memory accepted jobs without a result may take at most (``PendingBytes``); reading input
     /// pauses at this bound.
     public var maxPendingBytes = PendingBytes.defaultLimit
+    /// Plugin worker processes alive at once at most (``ProcessBudget``); a key that needs one
+    /// beyond it waits for an idle one to be retired.
+    public var maxProcesses = ProcessBudget.defaultLimit
     /// The most `--workers` allows: each is a thread with an 8 MiB stack.
     public static let maxWorkers = 1024
     /// Threads that call plugins; different keys run in parallel up to this many.

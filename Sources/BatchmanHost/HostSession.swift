@@ -11,6 +11,8 @@ final class HostSession {
     private let logger: BatchmanLogger
     private let manifest: Manifest
     private let control = WorkerPool(name: "batchman-control", threads: 1)
+    /// `--max-processes`: worker processes alive at once, over every configuration.
+    private let budget: ProcessBudget
     private let workers: WorkerPool
     private let invalidLines = LineCounter()
     /// `--max-pending-bytes`: accepted jobs without a result, bounded.
@@ -36,9 +38,10 @@ final class HostSession {
         self.manifest = try Host.loadManifest(options.manifestPath)
         self.workers = WorkerPool(name: "batchman-worker", threads: options.workers)
         self.pending = PendingBytes(limit: options.maxPendingBytes)
+        self.budget = ProcessBudget(limit: options.maxProcesses)
     }
 
-    /// Opens input and output, loads every plugin and creates every named key's instance.
+    /// Opens input and output and loads every plugin; instances are made as jobs need them.
     func open() throws(HostError) {
         input = try openInput()
         output = try openOutput()
@@ -49,7 +52,7 @@ final class HostSession {
             movedStandardOutput = true
         }
         let first = try HostGeneration(number: 1, manifest: manifest, after: nil, batchIds: BatchIdGenerator(), control: control,
-                                       workers: workers, logger: logger)
+                                       workers: workers, budget: budget, proving: false, logger: logger)
         generations = Generations(first: first, logger: logger)
     }
 
@@ -72,13 +75,18 @@ final class HostSession {
             Task { for generation in generations.live { await generation.core.abandon(Self.unanswered(failure)) } }
         }
         let reloads = ReloadCoordinator(manifestPath: options.manifestPath, generations: generations, control: control,
-                                        workers: workers, logger: logger) { reader.wake() }
+                                        workers: workers, budget: budget, logger: logger) { reader.wake() }
         let reportStatistics = { @Sendable [logger, invalidLines] (perKey: Bool) in
             let (statistics, reloadCount, lastReload) = generations.statistics()
             let isolation = generations.current.registry.isolationStatistics
+            // Every configuration still alive holds instances: a replaced one until it drains.
+            let counts = generations.live.flatMap(\.registry.counts)
             logger.log(.info, StatsReporter.summary(statistics, invalidLines: invalidLines.count, outputPauses: writer.pauses,
-                                                    isolation: isolation, reloads: reloadCount, lastReload: lastReload))
-            if perKey { for line in StatsReporter.perKey(statistics, isolation: isolation) { logger.log(.info, line) } }
+                                                    isolation: isolation, reloads: reloadCount, lastReload: lastReload, instances: counts))
+            if perKey {
+                for line in StatsReporter.perKey(statistics, isolation: isolation) { logger.log(.info, line) }
+                for line in StatsReporter.perEntry(generations.current.registry.counts) { logger.log(.info, line) }
+            }
         }
         let statsPerKey = options.statsPerKey
         let periodicStatistics = options.statsInterval.map { seconds in
@@ -342,7 +350,9 @@ final class HostSession {
     }
 
     /// "1 key", "3 keys".
-    static func count(_ number: Int, _ noun: String) -> String { "\(number) \(noun)\(number == 1 ? "" : "s")" }
+    static func count(_ number: Int, _ noun: String, plural: String? = nil) -> String {
+        "\(number) \(number == 1 ? noun : plural ?? noun + "s")"
+    }
 
     private static func unanswered(_ failure: Int32) -> String {
         "results cannot be written (\(Errno(rawValue: failure))); the job was not answered"

@@ -1,84 +1,160 @@
 import Batchman
+import Dispatch
 import Synchronization
 
-/// The plugins of a manifest and their instances: loads every plugin, creates every named
-/// key's instance on the control thread (or starts its worker process, for an isolated key),
-/// and makes instances for unnamed keys on demand.
+/// The plugins of a manifest and their instances. Loads every entry's plugin (or, for an
+/// isolated entry, finds its file) at once, so a bad file fails the start; makes instances
+/// only when a batch needs one (``EntryInstances``), retires idle per-key ones after their
+/// `idleTimeout`, and keeps worker processes within the host's ``ProcessBudget``.
+///
+/// `proving` (for `check` and a reload) also makes one instance of every entry, to prove its
+/// plugin can be created with its configuration, before anything runs.
 final class PluginRegistry: Sendable {
     let manifest: Manifest
     private let control: WorkerPool
-    private let workers: WorkerPool
     private let logger: BatchmanLogger
+    private let budget: ProcessBudget
     private let factory: InstanceFactory
-    /// By the key's exact bytes: canonically equivalent keys are different keys.
-    private let instances: Mutex<[ExactString: any KeyInstance]>
+    /// In the manifest's order.
+    private let entries: [EntryInstances]
+    private let evictor: Mutex<UInt64?>
+    /// Signalled to stop the thread that retires idle instances.
+    private let stopReaper = DispatchSemaphore(value: 0)
+    /// Crashes and restarts of isolated instances already retired, by key.
+    private let retiredStatistics = Mutex<[String: IsolationStatistics]>([:])
 
     /// Loads everything the manifest names; throws every problem found, not only the first.
-    init(manifest: Manifest, control: WorkerPool, workers: WorkerPool, logger: BatchmanLogger) throws(HostError) {
+    init(
+        manifest: Manifest, control: WorkerPool, workers: WorkerPool, logger: BatchmanLogger, budget: ProcessBudget, proving: Bool
+    ) throws(HostError) {
         self.manifest = manifest
         self.control = control
-        self.workers = workers
         self.logger = logger
-        let factory = InstanceFactory(manifest: manifest, control: control, logger: logger)
+        self.budget = budget
+        let factory = InstanceFactory(manifest: manifest, control: control, logger: logger, budget: budget)
         self.factory = factory
-        var made: [ExactString: any KeyInstance] = [:]
         var problems: [String] = []
+        var prepared: Set<String> = []
         for entry in manifest.keys {
-            switch factory.make(key: entry.name, from: entry) {
-            case .success(let instance): made[ExactString(entry.name)] = instance
-            case .failure(let error): problems.append("\(manifest.path): \(ManifestReader.path("keys", entry.name)): \(error)")
+            if let error = factory.prepare(entry) {
+                problems.append("\(manifest.path): \(ManifestReader.path("keys", entry.name)): \(error)")
+            } else {
+                prepared.insert(entry.name)
             }
         }
-        guard problems.isEmpty else {
-            // Instances that were made are released: nothing leaks out of a failed start.
-            Self.release(Array(made.values), control: control)
-            throw HostError(.configuration, problems.joined(separator: "\n"))
+        // Each shared isolated entry keeps a worker for as long as it lives: more of them than
+        // the bound would leave some keys waiting for ever.
+        let pools = manifest.keys.count { manifest.placement(forKey: $0.name).instances == .shared && manifest.placement(forKey: $0.name).isolation == .process }
+        if pools > budget.limit {
+            problems.append("\(manifest.path): \(pools) shared isolated entries need a worker process each, "
+                            + "more than --max-processes \(budget.limit) allows; raise --max-processes")
         }
-        instances = Mutex(made)
+        // Proving goes on past a plugin that would not load: every problem is reported at once.
+        guard problems.isEmpty || proving else { throw HostError(.configuration, problems.joined(separator: "\n")) }
+        // Idle per-key instances make room for a key that waits for a worker: nudged after each
+        // batch while someone waits.
+        let nudge = Mutex<(@Sendable () -> Void)?>(nil)
+        entries = manifest.keys.map { entry in
+            EntryInstances(entry: entry, placement: manifest.placement(forKey: entry.name), workers: workers,
+                           onEnded: { nudge.withLock { $0 }?() }) { key in factory.maker(key: key, entry: entry) }
+        }
+        evictor = Mutex(nil)
+        if proving {
+            for instances in entries where prepared.contains(instances.entry.name) {
+                if let error = instances.prove() { problems.append("\(manifest.path): \(ManifestReader.path("keys", instances.entry.name)): \(error)") }
+            }
+            guard problems.isEmpty else {
+                // Instances that were made are released: nothing leaks out of a failed start.
+                destroyAll()
+                throw HostError(.configuration, problems.joined(separator: "\n"))
+            }
+        }
+        if entries.contains(where: { $0.placement.isolation == .process && $0.placement.instances == .perKey }) {
+            evictor.withLock { $0 = budget.addEvictor { [weak self] in self?.retireOneIdleWorker() ?? false } }
+            nudge.withLock { $0 = { [weak self] in self?.budget.offerIdle() } }
+        }
+        startReaper()
     }
 
-    /// One line per key: its plugin, version and file.
+    // MARK: - What the host shows
+
+    /// One line per entry: its plugin, version and file, and how its instances are laid out.
+    /// Each entry's instance is there when proven (`check`).
     var summary: [String] {
-        let instances = instances.withLock { $0 }
-        return manifest.keys.compactMap { entry in
-            instances[ExactString(entry.name)].map { "key \"\(entry.name)\": \($0.summary)" }
+        entries.map { instances in
+            let what = instances.instances.first?.summary ?? factory.description(of: instances.entry)
+            return "key \"\(instances.entry.name)\": \(what); \(Self.layout(of: instances))"
         }
     }
 
-    /// Each key's plugin file, for `--watch` and the reload report.
-    var pluginFiles: [String: String] {
-        instances.withLock { instances in
-            Dictionary(instances.values.map { ($0.key, $0.pluginPath) }, uniquingKeysWith: { first, _ in first })
+    private static func layout(of instances: EntryInstances) -> String {
+        let placement = instances.placement
+        let idle = "retired after \(placement.idleTimeout) unused"
+        switch (placement.instances, placement.isolation) {
+        case (.perKey, .none):
+            return instances.entry.name == Manifest.defaultKey ? "an instance per key, made on its first job, \(idle)"
+                : "its own instance, made on its first job, \(idle)"
+        case (.perKey, .process):
+            return instances.entry.name == Manifest.defaultKey ? "a worker process per key, started on its first job, \(idle)"
+                : "its own worker process, started on its first job, \(idle)"
+        case (.shared, .none):
+            let calls = instances.instances.first.map { ($0 as? PluginInstance)?.plugin.isConcurrent == true ? ", concurrent calls" : ", one call at a time" } ?? ""
+            return "one instance shared by \(instances.entry.name == Manifest.defaultKey ? "every key" : "the key")\(calls)"
+        case (.shared, .process):
+            return "shared by every key in \(HostSession.count(placement.processes, "worker process", plural: "worker processes"))"
         }
     }
 
-    /// The name in the descriptor of `key`'s plugin, once it has an instance.
+    /// How many instances and worker processes each entry has now, in the manifest's order.
+    var counts: [StatsReporter.EntryCount] {
+        entries.map { instances in
+            let alive = instances.instances
+            return StatsReporter.EntryCount(entry: instances.entry.name, instances: alive.count, processes: alive.count { $0 is IsolatedInstance })
+        }
+    }
+
+    /// Each entry's plugin file, for `--watch` and the reload report.
+    var pluginFiles: [String: String] { factory.paths }
+
+    /// The name in the descriptor of `key`'s plugin, once it is known.
     func pluginName(forKey key: String) -> String? {
-        instances.withLock { $0[ExactString(key)]?.pluginName }
+        // An isolated plugin's name comes from its worker, so from an instance that has one.
+        entries.first { $0.entry.name == key }?.instances.first?.pluginName ?? factory.pluginName(ofEntry: key)
     }
 
-    /// Crashes and worker restarts of every isolated key.
+    /// Crashes and worker restarts of every isolated key, retired instances included.
     var isolationStatistics: [String: IsolationStatistics] {
-        let instances = instances.withLock { Array($0.values) }
-        var statistics: [String: IsolationStatistics] = [:]
-        for instance in instances {
+        var statistics = retiredStatistics.withLock { $0 }
+        for instance in entries.flatMap(\.instances) {
             guard let counts = instance.isolationStatistics else { continue }
-            statistics[instance.key, default: IsolationStatistics()].crashes += counts.crashes
-            statistics[instance.key, default: IsolationStatistics()].restarts += counts.restarts
+            statistics[instance.key, default: IsolationStatistics()].add(counts)
         }
         return statistics
     }
 
-    /// The core's processor factories: named keys get their instance, any other key a new
-    /// instance of the `default` key's plugin.
+    // MARK: - Processors
+
+    /// The core's processor factories: a named key gets its entry's instance, any other key the
+    /// `default` entry's.
     var processorFactories: [String: Batchman<JobBytes, JobBytes, ContinuousClock>.ProcessorFactory] {
         var factories: [String: Batchman<JobBytes, JobBytes, ContinuousClock>.ProcessorFactory] = [:]
-        for entry in manifest.keys {
-            factories[entry.name] = { [self] key in try processor(forKey: key) }
+        for instances in entries {
+            let processor = EntryProcessor(instances: instances)
+            factories[instances.entry.name] = { key in
+                instances.warm(key: key)
+                return processor
+            }
         }
-        factories[Manifest.defaultKey] = { [self] key in try processor(forKey: key) }
+        if factories[Manifest.defaultKey] == nil {
+            let path = manifest.path
+            factories[Manifest.defaultKey] = { key in
+                throw HostError(.configuration, "key \"\(key)\" is not in \(path), which has no \"default\" key for other keys; add the key or a \"default\" entry")
+            }
+        }
         return factories
     }
+
+    // MARK: - Retiring and releasing
 
     /// Destroys every instance (on the control thread) or shuts its worker down. Call after
     /// the last batch.
@@ -86,87 +162,180 @@ final class PluginRegistry: Sendable {
     ///   released only when that call returns.
     @discardableResult
     func destroyAll() -> [any KeyInstance] {
-        let all = instances.withLock { instances in
-            defer { instances.removeAll() }
-            return Array(instances.values)
-        }
-        return Self.release(all, control: control)
-    }
-
-    @discardableResult
-    private static func release(_ all: [any KeyInstance], control: WorkerPool) -> [any KeyInstance] {
+        if let handle = evictor.withLock({ $0 }) { budget.removeEvictor(handle) }
+        stopReaper.signal()
         var idle: [any KeyInstance] = [], busy: [any KeyInstance] = []
-        for instance in all {
+        for instance in entries.flatMap({ $0.close() }) {
             if instance.close(destroyingLaterOn: control) { idle.append(instance) } else { busy.append(instance) }
         }
         control.runAndWait { [idle] in for instance in idle { instance.destroyNow() } }
         return busy
     }
 
-    private func processor(forKey key: String) throws -> any BatchProcessor<JobBytes, JobBytes> {
-        if let instance = instances.withLock({ $0[ExactString(key)] }) {
-            return instance.processor(workers: workers)
+    /// Retires per-key instances past their `idleTimeout`, a few times per timeout.
+    private func startReaper() {
+        let perKey = entries.filter { $0.placement.instances == .perKey }
+        guard let shortest = perKey.map(\.placement.idleTimeout).min() else { return }
+        let tick = min(max(shortest / 4, .milliseconds(5)), .seconds(1))
+        let nanoseconds = Int(tick.nanosecondsClamped)
+        DedicatedThread.start(name: "batchman-reaper") { [weak self, stopReaper] in
+            while stopReaper.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .timedOut {
+                guard let registry = self else { return }
+                let now = Syscall.monotonicNanoseconds()
+                for instances in perKey {
+                    let timeout = UInt64(max(0, instances.placement.idleTimeout.nanosecondsClamped))
+                    guard now > timeout else { continue }
+                    registry.release(instances.retireIdle(since: now - timeout), why: "unused for \(instances.placement.idleTimeout)")
+                }
+            }
         }
-        guard let entry = manifest.defaultEntry else {
-            throw HostError(.configuration, "key \"\(key)\" is not in \(manifest.path), which has no \"default\" key for other keys; add the key or a \"default\" entry")
+    }
+
+    /// Makes room under `--max-processes`: retires the isolated per-key worker idle longest.
+    private func retireOneIdleWorker() -> Bool {
+        let candidates = entries.filter { $0.placement.isolation == .process && $0.placement.instances == .perKey }
+        for instances in candidates {
+            if let instance = instances.retireLeastRecentlyUsed() {
+                release([instance], why: "its place is needed by another key's worker (--max-processes \(budget.limit))")
+                return true
+            }
         }
-        let instance = try factory.make(key: key, from: entry).get()
-        instances.withLock { $0[ExactString(key)] = instance }
-        return instance.processor(workers: workers)
+        return false
+    }
+
+    /// Releases retired instances on the control thread, never the caller's.
+    private func release(_ retired: [any KeyInstance], why: String) {
+        guard !retired.isEmpty else { return }
+        retiredStatistics.withLock { statistics in
+            for instance in retired {
+                if let counts = instance.isolationStatistics { statistics[instance.key, default: IsolationStatistics()].add(counts) }
+            }
+        }
+        for instance in retired {
+            logger.log(.debug, "key \"\(instance.key)\": plugin \"\(instance.pluginName)\" instance retired: \(why)")
+            if instance.close(destroyingLaterOn: control) { control.submit { instance.destroyNow() } }
+        }
+    }
+}
+
+extension IsolationStatistics {
+    mutating func add(_ other: IsolationStatistics) {
+        crashes += other.crashes
+        restarts += other.restarts
+    }
+}
+
+/// The core's processor for a key: hands its batches to the key's instance in its entry.
+struct EntryProcessor: QueueingBatchProcessor {
+    typealias Payload = JobBytes
+    typealias Output = JobBytes
+
+    let instances: EntryInstances
+
+    func enqueue(_ batch: Batch<JobBytes>, completion: @escaping @Sendable (Result<[JobOutcome<JobBytes>], any Error>) -> Void) {
+        instances.run(batch, completion: completion)
     }
 }
 
 /// Makes key instances as the manifest says: in-process on the control thread, or in a worker
-/// process of their own.
+/// process, within the ``ProcessBudget``.
 private final class InstanceFactory: Sendable {
     private let manifest: Manifest
     private let config: BatchmanConfig
     private let control: WorkerPool
     private let logger: BatchmanLogger
+    private let budget: ProcessBudget
     /// Loads each plugin file once; used on the control thread only.
     private let loader: Mutex<PluginLoader>
-    /// Plugin files whose permissions were checked, so each is warned about once per configuration.
-    private let checkedFiles = Mutex<Set<String>>([])
+    /// What ``prepare(_:)`` found, by entry name: the plugin's file, and its descriptor's name
+    /// and version when loaded in-process.
+    private let prepared = Mutex<[String: (path: String, plugin: LoadedPlugin?)]>([:])
 
-    init(manifest: Manifest, control: WorkerPool, logger: BatchmanLogger) {
+    init(manifest: Manifest, control: WorkerPool, logger: BatchmanLogger, budget: ProcessBudget) {
         self.manifest = manifest
         self.config = manifest.batchmanConfig()
         self.control = control
         self.logger = logger
+        self.budget = budget
         self.loader = Mutex(PluginLoader(manifestDirectory: manifest.directory))
     }
 
-    /// Makes `key`'s instance from `entry`: the key's own, or the `default` one for a key the
-    /// manifest does not name (which then gets the default entry's settings).
-    func make(key: String, from entry: Manifest.KeyEntry) -> Result<any KeyInstance, PluginLoadError> {
-        let settings = config.config(forKey: entry.name == Manifest.defaultKey ? key : entry.name)
-        let placement = manifest.placement(forKey: key)
-        if let path = try? loader.withLock({ loader throws(PluginLoadError) in try loader.resolve(entry.plugin, forKey: key) }),
-           checkedFiles.withLock({ $0.insert(path).inserted }) {
+    var paths: [String: String] { prepared.withLock { $0.mapValues(\.path) } }
+
+    func pluginName(ofEntry name: String) -> String? { prepared.withLock { $0[name]?.plugin?.name } }
+
+    /// "echo 1.0.0 (/path)", or the file alone for an isolated plugin (only its worker loads it).
+    func description(of entry: Manifest.KeyEntry) -> String {
+        guard let found = prepared.withLock({ $0[entry.name] }) else { return entry.plugin }
+        guard let plugin = found.plugin else { return "\(found.path) in worker processes" }
+        return "\(plugin.name) \(plugin.version) (\(plugin.path))"
+    }
+
+    /// Finds the entry's plugin file and, in-process, loads it (an isolated plugin is loaded only
+    /// by its workers: the host never runs an untrusted plugin's code itself). Warns once about a
+    /// file others can write.
+    func prepare(_ entry: Manifest.KeyEntry) -> PluginLoadError? {
+        let isolated = manifest.placement(forKey: entry.name).isolation == .process
+        let result = control.runAndWait { [self] in
+            Result { () throws(PluginLoadError) -> (String, LoadedPlugin?) in
+                try loader.withLock { loader throws(PluginLoadError) in
+                    let path = try loader.resolve(entry.plugin, forKey: entry.name)
+                    return (path, isolated ? nil : try loader.load(entry.plugin, forKey: entry.name))
+                }
+            }
+        }
+        switch result {
+        case .success(let (path, plugin)):
             for warning in PluginLoader.permissionWarnings(forFileAt: path) { logger.log(.warning, "plugin \"\(entry.plugin)\" (\(path)): \(warning)") }
+            prepared.withLock { $0[entry.name] = (path, plugin) }
+            return nil
+        case .failure(let error):
+            return error
         }
-        if placement.isolation == .process {
-            // The host never loads an untrusted plugin itself: only its worker does. Started on
-            // the control thread: a worker gets its parent-death signal when the *thread* that
-            // started it ends, and the control thread lives as long as the run.
-            return control.runAndWait { [self] in
-                Result { () throws(PluginLoadError) -> any KeyInstance in
-                    let path = try loader.withLock { loader throws(PluginLoadError) in try loader.resolve(entry.plugin, forKey: key) }
-                    return try IsolatedInstance(plugin: entry.plugin, path: path, key: key, config: entry.config, debug: settings.debug,
-                                                placement: placement, timeout: settings.timeout, logger: logger)
+    }
+
+    /// Makes `key`'s instance from `entry` when called: the key's own, or the `default` one for
+    /// a key the manifest does not name (which then gets the default entry's settings).
+    func maker(key: String, entry: Manifest.KeyEntry) -> InstanceCell.Make {
+        { [self] done in
+            guard manifest.placement(forKey: entry.name).isolation == .process else {
+                control.submit { [self] in done(makeInProcess(key: key, entry: entry)) }
+                return
+            }
+            // Within --max-processes: waits (holding no thread) for a place, never fails for one.
+            budget.acquire { [self] in
+                // Started on the control thread: a worker gets its parent-death signal when the
+                // *thread* that started it ends, and the control thread lives as long as the run.
+                control.submit { [self] in
+                    let result = makeIsolated(key: key, entry: entry)
+                    if case .failure = result { budget.release() }
+                    done(result)
                 }
             }
         }
-        return control.runAndWait { [self] in
-            Result { () throws(PluginLoadError) -> any KeyInstance in
-                let plugin = try loader.withLock { loader throws(PluginLoadError) in try loader.load(entry.plugin, forKey: key) }
-                if settings.debug {
-                    logger.log(.debug, "key \"\(key)\": plugin \(plugin.name) \(plugin.version) loaded from a private copy of \(plugin.path) "
-                               + "(\(plugin.loadedFrom)), so a rebuilt file is always fresh code")
-                }
-                return try plugin.createInstance(plugin: entry.plugin, key: key, config: entry.config, debug: settings.debug, logger: logger,
-                                                 maxResultBytes: placement.maxResultBytes)
+    }
+
+    private func makeIsolated(key: String, entry: Manifest.KeyEntry) -> Result<any KeyInstance, PluginLoadError> {
+        let settings = config.config(forKey: entry.name == Manifest.defaultKey ? key : entry.name)
+        let placement = manifest.placement(forKey: entry.name)
+        return Result { () throws(PluginLoadError) -> any KeyInstance in
+            let path = try loader.withLock { loader throws(PluginLoadError) in try loader.resolve(entry.plugin, forKey: key) }
+            return try IsolatedInstance(plugin: entry.plugin, path: path, key: key, config: entry.config, debug: settings.debug,
+                                        placement: placement, timeout: settings.timeout, logger: logger) { [budget] in budget.release() }
+        }
+    }
+
+    private func makeInProcess(key: String, entry: Manifest.KeyEntry) -> Result<any KeyInstance, PluginLoadError> {
+        let settings = config.config(forKey: entry.name == Manifest.defaultKey ? key : entry.name)
+        let placement = manifest.placement(forKey: entry.name)
+        return Result { () throws(PluginLoadError) -> any KeyInstance in
+            let plugin = try loader.withLock { loader throws(PluginLoadError) in try loader.load(entry.plugin, forKey: key) }
+            if settings.debug {
+                logger.log(.debug, "key \"\(key)\": plugin \(plugin.name) \(plugin.version) loaded from a private copy of \(plugin.path) "
+                           + "(\(plugin.loadedFrom)), so a rebuilt file is always fresh code")
             }
+            return try plugin.createInstance(plugin: entry.plugin, key: key, config: entry.config, debug: settings.debug, logger: logger,
+                                             maxResultBytes: placement.maxResultBytes)
         }
     }
 }

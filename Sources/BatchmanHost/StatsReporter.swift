@@ -8,7 +8,7 @@ enum StatsReporter {
     /// `invalid_input` failures, and how often reading paused for a slow consumer.
     static func summary(
         _ statistics: BatchmanStatistics, invalidLines: Int, outputPauses: Int, isolation: [String: IsolationStatistics] = [:],
-        reloads: Int = 0, lastReload: String? = nil
+        reloads: Int = 0, lastReload: String? = nil, instances: [EntryCount] = []
     ) -> String {
         var total = statistics.total
         if invalidLines > 0 { total.failed[.invalidInput, default: 0] += invalidLines }
@@ -19,7 +19,8 @@ enum StatsReporter {
             IsolationStatistics(crashes: $0.crashes + $1.crashes, restarts: $0.restarts + $1.restarts)
         })
         let reloaded = reloads > 0 ? " reloads=\(reloads) lastReload=\(lastReload ?? "?")" : ""
-        return "stats: \(describe(total))\(workers)\(pauses)\(reloaded) peakRSS=\(peakResidentMiB().map { String(format1: $0) + "MiB" } ?? "?")"
+        let alive = " instances=\(instances.reduce(0) { $0 + $1.instances }) processes=\(instances.reduce(0) { $0 + $1.processes })"
+        return "stats: \(describe(total))\(workers)\(pauses)\(reloaded)\(alive) peakRSS=\(peakResidentMiB().map { String(format1: $0) + "MiB" } ?? "?")"
     }
 
     /// One line per key, in key order.
@@ -27,6 +28,18 @@ enum StatsReporter {
         statistics.perKey.keys.sorted().map { key in
             "stats: key \"\(key)\": \(describe(statistics.perKey[key]!))\(isolation[key].map(describe) ?? "")"
         }
+    }
+
+    /// A manifest entry's plugin instances and worker processes alive now.
+    struct EntryCount: Equatable, Sendable {
+        var entry: String
+        var instances: Int
+        var processes: Int
+    }
+
+    /// One line per manifest entry: `stats: entry "default": instances=1 processes=0`.
+    static func perEntry(_ counts: [EntryCount]) -> [String] {
+        counts.map { "stats: entry \"\($0.entry)\": instances=\($0.instances) processes=\($0.processes)" }
     }
 
     private static func describe(_ isolation: IsolationStatistics) -> String {

@@ -43,6 +43,7 @@ struct HostContractTests {
         let scratch = try Scratch()
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Self.testPlugin)", "config": {"log_on_create": "second"}}}"#)
         let host = try HostProcess(["run", manifest])
+        host.send([HostRunTests.job("default", "1")])  // instances are made for jobs
         let (status, _) = try await host.finish()
 
         #expect(status == 0)

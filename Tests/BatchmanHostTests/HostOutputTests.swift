@@ -153,12 +153,12 @@ struct HostOutputTests {
 
 /// `Host.run` as a library call: whatever step fails, what it opened is closed.
 @Suite struct HostSessionTests {
-    @Test func closesItsInputAndOutputWhenAPluginRefusesToStart() async throws {
+    @Test func closesItsInputAndOutputWhenAPluginCannotBeLoaded() async throws {
         let scratch = try Scratch()
         let input = try scratch.write("jobs.ndjson", "")
         let output = scratch.path("results.ndjson")
         var options = RunOptions()
-        options.manifestPath = try scratch.manifest(#"{"default": {"plugin": "\#(Products.plugin("BatchmanTestPlugin"))", "config": {"refuse": "no backend"}}}"#)
+        options.manifestPath = try scratch.manifest(#"{"default": {"plugin": "NoSuchPlugin"}}"#)
         options.inputPath = input
         options.outputPath = output
 

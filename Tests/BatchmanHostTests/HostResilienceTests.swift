@@ -78,7 +78,7 @@ struct HostResilienceTests {
 
         let log = host.stderr.elements
         let summary = try #require(log.first { $0.contains("stats: accepted=") })
-        #expect(summary.contains("accepted=2 completed=2 failed=1 (invalid_input=1) retried=0 inFlight=0 pending=0 batches=2 meanBatchSize=1.0 peakRSS="))
+        #expect(summary.contains("accepted=2 completed=2 failed=1 (invalid_input=1) retried=0 inFlight=0 pending=0 batches=2 meanBatchSize=1.0 instances=2 processes=0 peakRSS="))
         #expect(log.contains { $0.contains(#"stats: key "a": accepted=1 completed=1"#) })
         #expect(log.contains { $0.contains(#"stats: key "b": accepted=1 completed=1"#) })
     }

@@ -162,8 +162,8 @@ struct HostRunTests {
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Self.testPlugin)", "debug": true, "config": {"wait_file": "/nonexistent/never"}}}"#,
                                             defaults: #"{"frequency": 60000, "maxBatchSize": 1}"#)
         let host = try HostProcess(["run", manifest])
-        // The plugin logs its creation (debug is on), which happens after signals are blocked.
-        await host.waitForLog(containing: "test plugin instance created")
+        // Logged once signals are blocked and the host is ready for jobs.
+        await host.waitForLog(containing: "reading jobs from standard input")
 
         host.send([Self.job("default", "1")])
         // The batch is in the plugin (which never returns) before the first signal, so the

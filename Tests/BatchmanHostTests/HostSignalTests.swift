@@ -61,7 +61,8 @@ struct HostSignalTests {
         #expect(status == 0)
     }
 
-    @Test(arguments: ["run", "check"])
+    /// `check` makes every instance while starting (`run` makes them for jobs).
+    @Test(arguments: ["check"])
     func exitsAtOnceOnSIGINTWhileAPluginIsStillLoading(_ command: String) async throws {
         let scratch = try Scratch()
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Self.testPlugin)", "config": {"create_wait_file": "/nonexistent/never"}}}"#)

@@ -31,6 +31,9 @@ final class IsolatedInstance: @unchecked Sendable {
     /// The pid of the worker inside a call, 0 between calls: what ``terminate()`` kills.
     private let busyWorker = Atomic<Int32>(0)
     private let isTerminated = Atomic<Bool>(false)
+    /// Runs once, when the instance is shut down for good (its place under `--max-processes`).
+    private let onGone: @Sendable () -> Void
+    private let isGone = Atomic<Bool>(false)
 
     /// How often a worker under a `memoryLimit` has its resident memory checked during a call.
     static let memoryCheckMilliseconds: Int32 = 50
@@ -39,7 +42,7 @@ final class IsolatedInstance: @unchecked Sendable {
     /// - Throws: ``PluginLoadError`` with the worker's account of what failed.
     init(
         plugin: String, path: String, key: String, config: String, debug: Bool, placement: Manifest.Placement, timeout: Duration?,
-        logger: BatchmanLogger
+        logger: BatchmanLogger, onGone: @escaping @Sendable () -> Void = {}
     ) throws(PluginLoadError) {
         let start = WorkerFrame.Start(pluginPath: path, key: key, config: config, debug: debug, maxResultBytes: placement.maxResultBytes)
         switch WorkerProcess.start(start, memoryLimit: placement.memoryLimit, logger: logger) {
@@ -59,12 +62,11 @@ final class IsolatedInstance: @unchecked Sendable {
         self.memoryLimit = placement.memoryLimit
         self.timeout = timeout
         self.logger = logger
+        self.onGone = onGone
         self.thread = WorkerPool(name: "batchman-isolated", threads: 1)
     }
 
     var statistics: IsolationStatistics { counters.withLock { $0 } }
-
-    func processor() -> IsolatedProcessor { IsolatedProcessor(instance: self) }
 
     /// Runs `call` on the instance's thread once the previous call has returned.
     func schedule(_ call: @escaping CallQueue.Call) {
@@ -94,6 +96,7 @@ final class IsolatedInstance: @unchecked Sendable {
     private func shutDownWorker() {
         worker?.shutDown()
         worker = nil
+        if !isGone.exchange(true, ordering: .sequentiallyConsistent) { onGone() }
     }
 
     // MARK: - One batch
@@ -131,7 +134,7 @@ final class IsolatedInstance: @unchecked Sendable {
                 for index in batch.jobs.indices where outcomes[index] == nil {
                     outcomes[index] = .retry(batch.jobs[index], message, reason: .timeout)
                 }
-                logger.log(.warning, "key \"\(key)\": \(message) and is restarted")
+                logger.log(.warning, "key \"\(batch.key)\": \(message) and is restarted")
                 break search
             case .died(let how):
                 self.worker = nil
@@ -141,7 +144,7 @@ final class IsolatedInstance: @unchecked Sendable {
                 let poisoned = search.crashed(unanswered: unanswered)
                 let next = poisoned != nil ? "that job crashes alone: it fails with crashed"
                     : unanswered.isEmpty ? "every job had its outcome" : "they go to a fresh worker"
-                logger.log(.warning, "key \"\(key)\": plugin \"\(pluginName)\" crashed (\(how)) in batch \(batch.id) with \(unanswered.count) of "
+                logger.log(.warning, "key \"\(batch.key)\": plugin \"\(pluginName)\" crashed (\(how)) in batch \(batch.id) with \(unanswered.count) of "
                            + "\(part.count) jobs unanswered; \(next)")
                 if let poisoned {
                     outcomes[poisoned] = .retry(batch.jobs[poisoned], "plugin \"\(pluginName)\" crashed (\(how)) while processing this job", reason: .crashed)
@@ -260,23 +263,4 @@ final class IsolatedInstance: @unchecked Sendable {
 struct IsolationStatistics: Sendable, Equatable {
     var crashes = 0
     var restarts = 0
-}
-
-/// The core's processor for an isolated key: hands batches to its ``IsolatedInstance``.
-struct IsolatedProcessor: QueueingBatchProcessor {
-    typealias Payload = JobBytes
-    typealias Output = JobBytes
-
-    let instance: IsolatedInstance
-
-    func enqueue(_ batch: Batch<JobBytes>, completion: @escaping @Sendable (Result<[JobOutcome<JobBytes>], any Error>) -> Void) {
-        instance.schedule { [instance] in
-            // A worker is started (or restarted, after its backoff) before the call begins:
-            // start-up time is not the plugin's, and does not count against its timeout.
-            instance.prepareWorker()
-            guard batch.beginCall() else { return { completion(.success([])) } }
-            let outcomes = instance.process(batch)
-            return { completion(.success(outcomes)) }
-        }
-    }
 }

@@ -8,6 +8,15 @@ public enum Isolation: String, Sendable, Hashable, CaseIterable {
     case process
 }
 
+/// How many plugin instances an entry of the manifest has.
+public enum Instances: String, Sendable, Hashable, CaseIterable {
+    /// One per key (the default): each key its own instance, or its own worker process.
+    case perKey
+    /// One for every key the entry configures (or, with isolation, a pool of `processes`
+    /// workers); batches stay per key, and the plugin sees each batch's key.
+    case shared
+}
+
 /// The settings a manifest can give in `defaults` and per key; nil means "not given".
 public struct KeySettings: Sendable, Hashable {
     /// The batching settings, as the core's per-key override (its `key` is unused here).
@@ -19,6 +28,15 @@ public struct KeySettings: Sendable, Hashable {
     /// Bytes of results and messages one batch's plugin call may return (host only); an `emit`
     /// past it is refused and its job fails. Nil: ``defaultMaxResultBytes``.
     public var maxResultBytes: Int?
+    /// One instance per key, or one for the entry (host only).
+    public var instances: Instances?
+    /// Worker processes of a shared isolated entry (host only).
+    public var processes: Int?
+    /// How long a per-key instance (or worker) may stay unused before it is retired (host only).
+    public var idleTimeout: Duration?
+
+    /// A minute: an instance used again within it is not made again.
+    public static let defaultIdleTimeout = Duration.seconds(60)
 
     /// 64 MiB: far more than a batch of results needs, far less than a host can be made to hold.
     public static let defaultMaxResultBytes = 64 << 20
@@ -47,6 +65,9 @@ public struct KeySettings: Sendable, Hashable {
         ("isolation", { $0.isolation = $1.choice($2, at: $3, of: Isolation.self) }),
         ("memoryLimit", { $0.memoryLimit = $1.positiveInteger($2, at: $3) }),
         ("maxResultBytes", { $0.maxResultBytes = $1.positiveInteger($2, at: $3) }),
+        ("instances", { $0.instances = $1.choice($2, at: $3, of: Instances.self) }),
+        ("processes", { $0.processes = $1.positiveInteger($2, at: $3) }),
+        ("idleTimeout", { $0.idleTimeout = $1.milliseconds($2, at: $3) }),
     ]
 
     /// `config` with every setting given here replacing its value.

@@ -172,6 +172,17 @@ public struct Manifest: Sendable {
             reader.problem(ManifestReader.path(ManifestReader.path("keys", entry.name), "memoryLimit"),
                            "applies to a worker process only; add \"isolation\": \"process\" or remove it")
         }
+        // `processes` in `defaults` is for the entries it fits (shared and isolated); an entry's own
+        // must fit the entry.
+        for entry in keys where entry.settings.processes != nil {
+            let placement = manifest.placement(forKey: entry.name)
+            let path = ManifestReader.path(ManifestReader.path("keys", entry.name), "processes")
+            if placement.isolation != .process {
+                reader.problem(path, "applies to \"isolation\": \"process\" only: in-process a shared instance is one instance")
+            } else if placement.instances != .shared {
+                reader.problem(path, "needs \"instances\": \"shared\": with \"perKey\" each key has a worker of its own")
+            }
+        }
         for entry in keys {
             do throws(BatchmanConfigurationError) {
                 try (entry.name == defaultKey ? config.defaults : config.config(forKey: entry.name)).validate(key: nil)
@@ -185,6 +196,11 @@ public struct Manifest: Sendable {
     /// Where a key's plugin instance lives, and the bounds the host keeps it in.
     public struct Placement: Sendable, Hashable {
         public var isolation: Isolation
+        public var instances: Instances
+        /// Worker processes of a shared isolated entry (1 unless given).
+        public var processes: Int
+        /// How long a per-key instance may stay unused before it is retired.
+        public var idleTimeout: Duration
         /// Bytes of memory its worker process may use (with `process`).
         public var memoryLimit: Int?
         /// Outcome bytes one batch may return.
@@ -196,6 +212,9 @@ public struct Manifest: Sendable {
     public func placement(forKey key: String) -> Placement {
         let entry = keys.first { ExactString($0.name) == ExactString(key) } ?? defaultEntry
         return Placement(isolation: entry?.settings.isolation ?? defaults.isolation ?? .none,
+                         instances: entry?.settings.instances ?? defaults.instances ?? .perKey,
+                         processes: entry?.settings.processes ?? defaults.processes ?? 1,
+                         idleTimeout: entry?.settings.idleTimeout ?? defaults.idleTimeout ?? KeySettings.defaultIdleTimeout,
                          memoryLimit: entry?.settings.memoryLimit ?? defaults.memoryLimit,
                          maxResultBytes: entry?.settings.maxResultBytes ?? defaults.maxResultBytes ?? KeySettings.defaultMaxResultBytes)
     }

@@ -1,8 +1,12 @@
 import Batchman
 
-/// A key's plugin instance as the registry holds it: in the host's process (``PluginInstance``)
+/// What a plugin call's completion gets: one outcome per job, or the error that failed them all.
+typealias BatchCompletion = @Sendable (Result<[JobOutcome<JobBytes>], any Error>) -> Void
+
+/// One plugin instance as the registry holds it: in the host's process (``PluginInstance``)
 /// or in a worker process (``IsolatedInstance``).
 protocol KeyInstance: AnyObject, Sendable {
+    /// The key it was made for (the entry's name for a shared instance).
     var key: String { get }
     var pluginName: String { get }
     /// The plugin's file (symbolic links resolved).
@@ -11,7 +15,9 @@ protocol KeyInstance: AnyObject, Sendable {
     var summary: String { get }
     /// Crashes and restarts, for an isolated instance.
     var isolationStatistics: IsolationStatistics? { get }
-    func processor(workers: WorkerPool) -> any BatchProcessor<JobBytes, JobBytes>
+    /// Runs `batch` once the instance may take it (one call at a time unless the plugin is
+    /// concurrent), on one of `workers` or its own thread, and hands the outcomes to `completion`.
+    func run(_ batch: Batch<JobBytes>, on workers: WorkerPool, completion: @escaping BatchCompletion)
     /// Takes it out of service; true if idle, and then the caller calls ``destroyNow()`` on the
     /// control thread. False: it is released when its running call returns.
     func close(destroyingLaterOn control: WorkerPool) -> Bool
@@ -29,8 +35,13 @@ extension PluginInstance: KeyInstance {
 
     func terminate() -> Bool { false }
 
-    func processor(workers: WorkerPool) -> any BatchProcessor<JobBytes, JobBytes> {
-        PluginProcessor(instance: self, workers: workers)
+    func run(_ batch: Batch<JobBytes>, on workers: WorkerPool, completion: @escaping BatchCompletion) {
+        schedule({ [self] in
+            // Given up on while it waited (the shutdown timed out): never call the plugin.
+            guard batch.beginCall() else { return { completion(.success([])) } }
+            let outcomes = process(batch)
+            return { completion(.success(outcomes)) }
+        }, on: workers)
     }
 }
 
@@ -43,7 +54,14 @@ extension IsolatedInstance: KeyInstance {
         return true
     }
 
-    func processor(workers: WorkerPool) -> any BatchProcessor<JobBytes, JobBytes> {
-        processor()
+    func run(_ batch: Batch<JobBytes>, on workers: WorkerPool, completion: @escaping BatchCompletion) {
+        schedule { [self] in
+            // A worker is started (or restarted, after its backoff) before the call begins:
+            // start-up time is not the plugin's, and does not count against its timeout.
+            prepareWorker()
+            guard batch.beginCall() else { return { completion(.success([])) } }
+            let outcomes = process(batch)
+            return { completion(.success(outcomes)) }
+        }
     }
 }

@@ -13,11 +13,6 @@ struct PluginProcessor: QueueingBatchProcessor {
     let workers: WorkerPool
 
     func enqueue(_ batch: Batch<JobBytes>, completion: @escaping @Sendable (Result<[JobOutcome<JobBytes>], any Error>) -> Void) {
-        instance.schedule({ [instance] in
-            // Given up on while it waited (the shutdown timed out): never call the plugin.
-            guard batch.beginCall() else { return { completion(.success([])) } }
-            let outcomes = instance.process(batch)
-            return { completion(.success(outcomes)) }
-        }, on: workers)
+        instance.run(batch, on: workers, completion: completion)
     }
 }

@@ -15,17 +15,19 @@ final class HostGeneration: Sendable {
     /// Each key's plugin file as it was when loaded, to tell a rebuilt plugin in the reload report.
     let fileIdentities: [String: LibraryImages.FileIdentity]
 
-    /// Loads every plugin of `manifest` and creates every instance. Its batches wait until
+    /// Loads every plugin of `manifest`; `proving` (a reload) also makes one instance of each
+    /// entry, to prove it can be made, before anything switches to it. Its batches wait until
     /// `previousDrained` has happened, so a key's batches stay in order across a reload and a
     /// plugin never runs two builds of one key's work at once.
     /// - Throws: ``HostError`` with every problem, as `check` reports them.
     init(
         number: Int, manifest: Manifest, after previousDrained: OneTimeEvent?, batchIds: BatchIdGenerator, control: WorkerPool,
-        workers: WorkerPool, logger: BatchmanLogger
+        workers: WorkerPool, budget: ProcessBudget, proving: Bool, logger: BatchmanLogger
     ) throws(HostError) {
         self.number = number
         self.manifest = manifest
-        let registry = try PluginRegistry(manifest: manifest, control: control, workers: workers, logger: logger)
+        let registry = try PluginRegistry(manifest: manifest, control: control, workers: workers, logger: logger, budget: budget,
+                                          proving: proving)
         self.registry = registry
         fileIdentities = registry.pluginFiles.compactMapValues(LibraryImages.FileIdentity.init(path:))
         var factories = registry.processorFactories

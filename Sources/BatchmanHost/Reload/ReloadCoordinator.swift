@@ -17,6 +17,7 @@ final class ReloadCoordinator: Sendable {
     private let generations: Generations
     private let control: WorkerPool
     private let workers: WorkerPool
+    private let budget: ProcessBudget
     private let logger: BatchmanLogger
     /// Wakes the reader so that it takes a staged generation even while input is idle.
     private let wakeReader: @Sendable () -> Void
@@ -25,13 +26,14 @@ final class ReloadCoordinator: Sendable {
     private let switched = DispatchSemaphore(value: 0)
 
     init(
-        manifestPath: String, generations: Generations, control: WorkerPool, workers: WorkerPool, logger: BatchmanLogger,
-        wakeReader: @escaping @Sendable () -> Void
+        manifestPath: String, generations: Generations, control: WorkerPool, workers: WorkerPool, budget: ProcessBudget,
+        logger: BatchmanLogger, wakeReader: @escaping @Sendable () -> Void
     ) {
         self.manifestPath = manifestPath
         self.generations = generations
         self.control = control
         self.workers = workers
+        self.budget = budget
         self.logger = logger
         self.wakeReader = wakeReader
     }
@@ -82,7 +84,8 @@ final class ReloadCoordinator: Sendable {
         do throws(HostError) {
             let manifest = try Host.loadManifest(manifestPath)
             next = try HostGeneration(number: current.number + 1, manifest: manifest, after: current.drained,
-                                      batchIds: current.core.batchIds, control: control, workers: workers, logger: logger)
+                                      batchIds: current.core.batchIds, control: control, workers: workers, budget: budget,
+                                      proving: true, logger: logger)
         } catch {
             generations.reloadFailed()
             for problem in error.message.split(separator: "\n") { logger.log(.error, "reload failed: \(problem)") }

@@ -103,13 +103,20 @@ struct WorkerBoundaryTests {
         let scratch = try Scratch()
         let manifest = try manifest(scratch, config: "{\(config)}")
 
-        for command in ["check", "run"] {
-            let result = try await run(Products.batchman, [command, manifest])
-            #expect(result.status == 78, "\(command): \(result.errorOutput)")
-            #expect(result.errorOutput.contains(#"key "default": plugin "\#(Self.testPlugin)""#), "\(result.errorOutput)")
-            #expect(result.errorOutput.contains("its worker process exited ("), "\(result.errorOutput)")
-            #expect(result.errorOutput.contains("before it was ready"), "\(result.errorOutput)")
-        }
+        let result = try await run(Products.batchman, ["check", manifest])
+        #expect(result.status == 78, "\(result.errorOutput)")
+        #expect(result.errorOutput.contains(#"key "default": plugin "\#(Self.testPlugin)""#), "\(result.errorOutput)")
+        #expect(result.errorOutput.contains("its worker process exited ("), "\(result.errorOutput)")
+        #expect(result.errorOutput.contains("before it was ready"), "\(result.errorOutput)")
+
+        // `run` starts a worker only for a job, and the job fails with the same account.
+        let ran = try await run(Products.batchman, ["run", manifest], input: HostRunTests.job("k", "1") + "\n")
+        #expect(ran.status == 0, "\(ran.errorOutput)")
+        let job = try #require(try await ResultLine.parse(ran.output.split(separator: "\n").map(String.init)).first)
+        #expect(job.status == "failed")
+        #expect(job.errorMessage?.contains(#"key "k": plugin "\#(Self.testPlugin)""#) == true, "\(job.text)")
+        #expect(job.errorMessage?.contains("its worker process exited (") == true, "\(job.text)")
+        #expect(job.errorMessage?.contains("before it was ready") == true, "\(job.text)")
     }
 
     @Test func aWorkerWithTooLittleMemoryToStartIsALoadError() async throws {

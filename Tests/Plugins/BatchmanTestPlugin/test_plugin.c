@@ -58,9 +58,16 @@
  *                          down for a while)
  *   log_batches 1          each batch logs "batch: " and its job ids, comma-separated, in order
  *   a batch of 0 jobs logs "process_batch called with 0 jobs" (the host must never make one)
+ *   mode "identity"        every job completes with {"creates":N,"pid":P,"key":"K","active":A}: the
+ *                          create calls that succeeded in this process so far, the process, the
+ *                          batch's key and the process_batch calls running on the instance then
+ *   rendezvous N           (the concurrent build) each call first waits, up to 20 s, until N calls
+ *                          run on the instance at once
  *
  * Whatever the mode, two overlapping process_batch calls on one instance fail every job of the
  * second with "concurrent process_batch calls on one instance": the ABI promises they never happen.
+ * Unless it is built with TEST_PLUGIN_FLAGS BM_FLAG_CONCURRENT (BatchmanConcurrentTestPlugin),
+ * which allows them.
 
  */
 #include "batchman_plugin.h"
@@ -75,6 +82,14 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef TEST_PLUGIN_FLAGS
+#define TEST_PLUGIN_FLAGS 0
+#define TEST_PLUGIN_NAME "test"
+#endif
+
+/* Instances created in this process (mode "identity" reports it). */
+static int creates;
 
 typedef struct test_instance {
     char mode[32];
@@ -96,6 +111,7 @@ typedef struct test_instance {
     char child_pid_file[256];
     char retry_while_missing[256];
     long log_batches;
+    long rendezvous;
     int active; /* process_batch calls running now, updated atomically */
     const bm_host *host;
     /* stray_emit: the emitter of the previous call, and a thread that uses it late */
@@ -226,7 +242,9 @@ static void *test_create(const bm_host *host, bm_str key, bm_str config, char *e
     string_field(config, "child_pid_file", instance->child_pid_file, sizeof instance->child_pid_file);
     string_field(config, "retry_while_missing", instance->retry_while_missing, sizeof instance->retry_while_missing);
     instance->log_batches = number_field(config, "log_batches", 0);
+    instance->rendezvous = number_field(config, "rendezvous", 0);
     instance->host = host;
+    __atomic_add_fetch(&creates, 1, __ATOMIC_SEQ_CST);
     static const char hello[] = "test plugin instance created";
     host->log(host->ctx, BM_LOG_DEBUG, hello, sizeof hello - 1);
     return instance;
@@ -241,7 +259,7 @@ static int process_one_batch(test_instance *instance, const bm_batch *batch, con
 static int test_process_batch(void *opaque, const bm_batch *batch, const bm_emitter *out, char *error, size_t error_cap) {
     test_instance *instance = opaque;
     int status;
-    if (__atomic_add_fetch(&instance->active, 1, __ATOMIC_SEQ_CST) > 1) {
+    if (__atomic_add_fetch(&instance->active, 1, __ATOMIC_SEQ_CST) > 1 && !(TEST_PLUGIN_FLAGS & BM_FLAG_CONCURRENT)) {
         snprintf(error, error_cap, "concurrent process_batch calls on one instance");
         status = BM_FAILED;
     } else {
@@ -402,6 +420,20 @@ static int process_one_batch(test_instance *instance, const bm_batch *batch, con
         nanosleep(&pause, NULL);
     }
     const char *mode = instance->mode;
+    for (int waited = 0; waited < 20000 && __atomic_load_n(&instance->active, __ATOMIC_SEQ_CST) < instance->rendezvous; waited++) {
+        struct timespec pause = { 0, 1000000L };
+        nanosleep(&pause, NULL);
+    }
+    if (strcmp(mode, "identity") == 0) {
+        for (size_t i = 0; i < batch->count; i++) {
+            char result[384];
+            snprintf(result, sizeof result, "{\"creates\":%d,\"pid\":%d,\"key\":\"%.*s\",\"active\":%d}",
+                     __atomic_load_n(&creates, __ATOMIC_SEQ_CST), (int)getpid(), (int)(batch->key.len < 256 ? batch->key.len : 256),
+                     batch->key.ptr, __atomic_load_n(&instance->active, __ATOMIC_SEQ_CST));
+            emit_text(out, i, BM_OK, result);
+        }
+        return 0;
+    }
     if (instance->retry_while_missing[0] != '\0' && access(instance->retry_while_missing, F_OK) != 0 && batch->count > 0) {
         char message[64];
         int length = snprintf(message, sizeof message, "backend locked on attempt %u", batch->jobs[0].attempt);
@@ -473,8 +505,8 @@ static const bm_plugin descriptor = {
     .struct_size = sizeof(bm_plugin),
     .abi_major = BM_ABI_MAJOR,
     .abi_minor = BM_ABI_MINOR,
-    .flags = 0,
-    .name = "test",
+    .flags = TEST_PLUGIN_FLAGS,
+    .name = TEST_PLUGIN_NAME,
     .version = "0.0.1",
     .create = test_create,
     .process_batch = test_process_batch,
