@@ -185,7 +185,7 @@ final class PluginRegistry: Sendable {
                 for instances in perKey {
                     let timeout = UInt64(max(0, instances.placement.idleTimeout.nanosecondsClamped))
                     guard now > timeout else { continue }
-                    registry.release(instances.retireIdle(since: now - timeout), why: "unused for \(instances.placement.idleTimeout)")
+                    registry.release(instances.retireIdle(since: now - timeout), of: instances, why: "unused for \(instances.placement.idleTimeout)")
                 }
             }
         }
@@ -196,7 +196,7 @@ final class PluginRegistry: Sendable {
         let candidates = entries.filter { $0.placement.isolation == .process && $0.placement.instances == .perKey }
         for instances in candidates {
             if let instance = instances.retireLeastRecentlyUsed() {
-                release([instance], why: "its place is needed by another key's worker (--max-processes \(budget.limit))")
+                release([instance], of: instances, why: "its place is needed by another key's worker (--max-processes \(budget.limit))")
                 return true
             }
         }
@@ -204,15 +204,16 @@ final class PluginRegistry: Sendable {
     }
 
     /// Releases retired instances on the control thread, never the caller's.
-    private func release(_ retired: [any KeyInstance], why: String) {
+    private func release(_ retired: [any KeyInstance], of instances: EntryInstances, why: String) {
         guard !retired.isEmpty else { return }
         retiredStatistics.withLock { statistics in
             for instance in retired {
                 if let counts = instance.isolationStatistics { statistics[instance.key, default: IsolationStatistics()].add(counts) }
             }
         }
+        let debug = manifest.batchmanConfig().config(forKey: instances.entry.name).debug
         for instance in retired {
-            logger.log(.debug, "key \"\(instance.key)\": plugin \"\(instance.pluginName)\" instance retired: \(why)")
+            if debug { logger.log(.debug, "key \"\(instance.key)\": plugin \"\(instance.pluginName)\" instance retired: \(why)") }
             if instance.close(destroyingLaterOn: control) { control.submit { instance.destroyNow() } }
         }
     }

@@ -9,6 +9,9 @@ final class FrameChannel {
     private let maxIncomingLength: Int
     private var buffer: [UInt8] = []
     private var start = 0
+    /// What one read(2) fills, made once: growing `buffer` by 64 KiB of zeros for every read
+    /// cost more than the frame it read (an element at a time, unoptimised).
+    private var readSpace = [UInt8](repeating: 0, count: 64 * 1024)
 
     init(fileDescriptor: Int32, maxIncomingLength: Int = Int(UInt32.max)) {
         self.fileDescriptor = fileDescriptor
@@ -66,11 +69,9 @@ final class FrameChannel {
                 buffer.removeFirst(start)
                 start = 0
             }
-            let count = buffer.count
-            buffer.append(contentsOf: repeatElement(0, count: 64 * 1024))
-            let received = buffer.withUnsafeMutableBytes { Syscall.read(fileDescriptor, into: UnsafeMutableRawBufferPointer(rebasing: $0[count...])) }
-            buffer.removeLast(64 * 1024 - ((try? received.get()) ?? 0))
+            let received = readSpace.withUnsafeMutableBytes { Syscall.read(fileDescriptor, into: $0) }
             guard case .success(let got) = received, got > 0 else { return .closed }
+            buffer.append(contentsOf: readSpace[..<got])
         }
     }
 

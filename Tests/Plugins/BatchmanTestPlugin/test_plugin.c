@@ -60,9 +60,10 @@
  *   a batch of 0 jobs logs "process_batch called with 0 jobs" (the host must never make one)
  *   mode "identity"        every job completes with {"creates":N,"pid":P,"key":"K","active":A}: the
  *                          create calls that succeeded in this process so far, the process, the
- *                          batch's key and the process_batch calls running on the instance then
+ *                          batch's key and the most process_batch calls that ever ran on the
+ *                          instance at once
  *   rendezvous N           (the concurrent build) each call first waits, up to 20 s, until N calls
- *                          run on the instance at once
+ *                          have run on the instance at once
  *
  * Whatever the mode, two overlapping process_batch calls on one instance fail every job of the
  * second with "concurrent process_batch calls on one instance": the ABI promises they never happen.
@@ -113,6 +114,7 @@ typedef struct test_instance {
     long log_batches;
     long rendezvous;
     int active; /* process_batch calls running now, updated atomically */
+    int most_active; /* the most that ever ran at once */
     const bm_host *host;
     /* stray_emit: the emitter of the previous call, and a thread that uses it late */
     int has_previous;
@@ -259,7 +261,10 @@ static int process_one_batch(test_instance *instance, const bm_batch *batch, con
 static int test_process_batch(void *opaque, const bm_batch *batch, const bm_emitter *out, char *error, size_t error_cap) {
     test_instance *instance = opaque;
     int status;
-    if (__atomic_add_fetch(&instance->active, 1, __ATOMIC_SEQ_CST) > 1 && !(TEST_PLUGIN_FLAGS & BM_FLAG_CONCURRENT)) {
+    int running = __atomic_add_fetch(&instance->active, 1, __ATOMIC_SEQ_CST);
+    int most = __atomic_load_n(&instance->most_active, __ATOMIC_SEQ_CST);
+    while (running > most && !__atomic_compare_exchange_n(&instance->most_active, &most, running, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {}
+    if (running > 1 && !(TEST_PLUGIN_FLAGS & BM_FLAG_CONCURRENT)) {
         snprintf(error, error_cap, "concurrent process_batch calls on one instance");
         status = BM_FAILED;
     } else {
@@ -420,16 +425,17 @@ static int process_one_batch(test_instance *instance, const bm_batch *batch, con
         nanosleep(&pause, NULL);
     }
     const char *mode = instance->mode;
-    for (int waited = 0; waited < 20000 && __atomic_load_n(&instance->active, __ATOMIC_SEQ_CST) < instance->rendezvous; waited++) {
+    for (int waited = 0; waited < 20000 && __atomic_load_n(&instance->most_active, __ATOMIC_SEQ_CST) < instance->rendezvous; waited++) {
         struct timespec pause = { 0, 1000000L };
         nanosleep(&pause, NULL);
     }
+    int seen = __atomic_load_n(&instance->most_active, __ATOMIC_SEQ_CST);
     if (strcmp(mode, "identity") == 0) {
         for (size_t i = 0; i < batch->count; i++) {
             char result[384];
             snprintf(result, sizeof result, "{\"creates\":%d,\"pid\":%d,\"key\":\"%.*s\",\"active\":%d}",
                      __atomic_load_n(&creates, __ATOMIC_SEQ_CST), (int)getpid(), (int)(batch->key.len < 256 ? batch->key.len : 256),
-                     batch->key.ptr, __atomic_load_n(&instance->active, __ATOMIC_SEQ_CST));
+                     batch->key.ptr, seen);
             emit_text(out, i, BM_OK, result);
         }
         return 0;
