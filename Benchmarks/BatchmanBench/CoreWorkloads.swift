@@ -175,6 +175,21 @@ enum CoreWorkloads {
         return latencies.withLock { $0 }
     }
 
+    /// W7: `keys` keys that each had one job, answered, so every key is idle; then the time
+    /// `shutdown()` takes to drain them, and heap bytes each idle key still holds.
+    static func idleDrain(keys: Int) async throws -> (drainSeconds: Double, heapBytesPerIdleKey: Double) {
+        let heapBefore = bm_heap_bytes_in_use()
+        let batchman = try Batchman<Int, Int, ContinuousClock>(
+            config: BatchmanConfig(frequency: .milliseconds(1), maxBatchSize: 1)) { _ in NoopProcessor<Int>() }
+        let countdown = Countdown(keys)
+        for index in 0..<keys { batchman.submit(id: "1", key: "idle-key-\(index)", payload: index) { _ in countdown.tick() } }
+        await countdown.wait()
+        let heapAfter = bm_heap_bytes_in_use()
+        let start = ContinuousClock.now
+        await batchman.shutdown()
+        return (seconds(since: start), Double(heapAfter - heapBefore) / Double(keys))
+    }
+
     /// W5: `keys` keys with one pending job each, frequency 60 s; CPU seconds used while idle
     /// for `idle`, and bytes per pending job: heap bytes allocated (exact, whatever ran before)
     /// and resident bytes (depends on memory freed by earlier workloads, so lower in a full run).

@@ -9,15 +9,15 @@ enum HostWorkloads {
 
     static func plugin(_ name: String) -> String { products.appendingPathComponent("lib\(name).so").path }
 
-    /// Writes `lines` NDJSON jobs of about 100 bytes over 4 keys; returns the file and its size.
-    static func makeInput(lines: Int, in folder: URL) throws -> (path: String, bytes: Int) {
-        let path = folder.appendingPathComponent("jobs.ndjson").path
+    /// Writes `lines` NDJSON jobs of about 100 bytes over `keys` keys; returns the file and its size.
+    static func makeInput(lines: Int, keys: Int = 4, name: String = "jobs.ndjson", in folder: URL) throws -> (path: String, bytes: Int) {
+        let path = folder.appendingPathComponent(name).path
         guard FileManager.default.createFile(atPath: path, contents: nil) else { throw CocoaError(.fileWriteUnknown) }
         let file = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         var bytes = 0
         var chunk = ""
         for index in 0..<lines {
-            chunk += #"{"key":"key-\#(index % 4)","id":"\#(index)","payload":{"user":\#(index % 9973),"event":"page_view","ms":\#(index % 997)}}"# + "\n"
+            chunk += #"{"key":"key-\#(index % keys)","id":"\#(index)","payload":{"user":\#(index % 9973),"event":"page_view","ms":\#(index % 997)}}"# + "\n"
             if index % 10_000 == 9_999 || index == lines - 1 {
                 let data = Data(chunk.utf8)
                 bytes += data.count
@@ -29,9 +29,10 @@ enum HostWorkloads {
         return (path, bytes)
     }
 
-    static func makeManifest(plugin: String, isolation: String = "none", in folder: URL) throws -> String {
-        let path = folder.appendingPathComponent("\(plugin)-\(isolation).json").path
-        let text = #"{"defaults": {"frequency": 10, "maxBatchSize": 1000, "isolation": "\#(isolation)"}, "keys": {"default": {"plugin": "\#(Self.plugin(plugin))"}}}"#
+    static func makeManifest(plugin: String, isolation: String = "none", instances: String = "perKey", frequency: Int = 10,
+                             in folder: URL) throws -> String {
+        let path = folder.appendingPathComponent("\(plugin)-\(isolation)-\(instances)-\(frequency).json").path
+        let text = #"{"defaults": {"frequency": \#(frequency), "maxBatchSize": 1000, "isolation": "\#(isolation)", "instances": "\#(instances)"}, "keys": {"default": {"plugin": "\#(Self.plugin(plugin))"}}}"#
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }

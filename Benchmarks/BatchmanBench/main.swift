@@ -17,7 +17,7 @@ struct Options {
             case "--only": only = Set((rest.popFirst() ?? "").split(separator: ",").map { String($0).uppercased() })
             case "--runs": runs = max(1, Int(rest.popFirst() ?? "") ?? 5)
             case "--help", "-h":
-                print("usage: batchman-bench [--json] [--only W1,W2,W3,W4,W5,W6,H1,H2,H3,H4] [--runs N]")
+                print("usage: batchman-bench [--json] [--only W1,W2,W3,W4,W5,W6,W7,H1,H2,H3,H4,H5] [--runs N]")
                 exit(0)
             default:
                 FileHandle.standardError.write(Data("batchman-bench: unknown argument \(argument)\n".utf8))
@@ -49,7 +49,7 @@ FileHandle.standardError.write(Data("batchman-bench: this is a debug build; figu
 
 // H1 and H2 run the host and plugins that `swift build` puts beside this executable; `swift run`
 // builds only what this executable links. Say so instead of failing half-way.
-if options.wants("H1") || options.wants("H2") || options.wants("H3") || options.wants("H4") {
+if options.wants("H1") || options.wants("H2") || options.wants("H3") || options.wants("H4") || options.wants("H5") {
     let missing = ["batchman", "libNoopPlugin.so", "libEchoPlugin.so"].filter {
         !FileManager.default.fileExists(atPath: HostWorkloads.products.appendingPathComponent($0).path)
     }
@@ -126,6 +126,44 @@ if options.wants("W5") {
     record("W5", "100k idle keys", "cpu_while_idle", "ms", [cpu * 1000])
     record("W5", "100k idle keys", "heap_bytes_per_pending_job", "B", [heapBytes])
     record("W5", "100k idle keys", "resident_bytes_per_pending_job", "B", [residentBytes])
+}
+
+if options.wants("W7") {
+    let (drain, heapBytes) = try await CoreWorkloads.idleDrain(keys: 200_000)
+    record("W7", "200k idle keys", "drain_s", "s", [drain])
+    record("W7", "200k idle keys", "heap_bytes_per_idle_key", "B", [heapBytes])
+}
+
+if options.wants("H5") {
+    // H5: 200,000 distinct keys with one job each through one shared EchoPlugin instance, against
+    // the same 200,000 jobs on one key in the same run: the whole run's time (read, batch, answer,
+    // drain, exit) and the peak resident memory each key adds.
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("batchman-bench-h5-\(getpid())")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let keys = 200_000
+    let spread = try HostWorkloads.makeInput(lines: keys, keys: keys, name: "keys.ndjson", in: folder).path
+    let single = try HostWorkloads.makeInput(lines: keys, keys: 1, name: "one-key.ndjson", in: folder).path
+    let manifest = try HostWorkloads.makeManifest(plugin: "EchoPlugin", instances: "shared", frequency: 1000, in: folder)
+    let batchman = HostWorkloads.products.appendingPathComponent("batchman").path
+    var medians: [String: (seconds: Double, peak: Double)] = [:]
+    for (name, input) in [("1 key, shared echo", single), ("200k keys, shared echo", spread)] {
+        var times: [Double] = [], peaks: [Double] = []
+        for _ in 0..<max(1, runs / 2 + 1) {
+            let run = runChild(batchman, ["run", manifest, "--input", input])
+            precondition(run.status == 0, "\(name) failed with status \(run.status): \(run.errorOutput)")
+            times.append(run.seconds)
+            if let peak = run.errorOutput.split(separator: "peakRSS=").last.flatMap({ Double($0.prefix { $0 != "M" }) }) { peaks.append(peak) }
+        }
+        record("H5", name, "run_s", "s", times)
+        record("H5", name, "peak_rss", "MiB", peaks)
+        medians[name] = (Figure(workload: "", variant: "", metric: "", unit: "", values: times).median,
+                         Figure(workload: "", variant: "", metric: "", unit: "", values: peaks).median)
+    }
+    if let one = medians["1 key, shared echo"], let many = medians["200k keys, shared echo"] {
+        record("H5", "200k keys, shared echo", "rss_bytes_per_key_beyond_1_key", "B", [(many.peak - one.peak) * 1_048_576 / Double(keys)])
+        record("H5", "200k keys, shared echo", "x_1_key", "ratio", [many.seconds / one.seconds])
+    }
 }
 
 if options.wants("H1") || options.wants("H3") || options.wants("H4") {

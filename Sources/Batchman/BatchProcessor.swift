@@ -17,6 +17,25 @@ public protocol BatchProcessor<Payload, Output>: Sendable {
 
     /// Processes `batch` and returns an outcome for each of its jobs.
     func process(_ batch: Batch<Payload>) async throws -> [JobOutcome<Output>]
+
+    /// Queues `batch` if this processor queues batches itself (a ``QueueingBatchProcessor``):
+    /// true, and `completion` will be called. False: call ``process(_:)``. Implemented for you;
+    /// a requirement so that asking costs a witness-table call, not a cast to a parameterised
+    /// existential (which the runtime resolves by demangling, microseconds a batch).
+    func enqueueIfQueueing(_ batch: Batch<Payload>, completion: @escaping @Sendable (Result<[JobOutcome<Output>], any Error>) -> Void) -> Bool
+
+    /// Whether ``enqueueIfQueueing(_:completion:)`` takes batches (implemented for you, as it is).
+    var queuesItsBatches: Bool { get }
+}
+
+extension BatchProcessor {
+    public var queuesItsBatches: Bool { false }
+
+    public func enqueueIfQueueing(
+        _ batch: Batch<Payload>, completion: @escaping @Sendable (Result<[JobOutcome<Output>], any Error>) -> Void
+    ) -> Bool {
+        false
+    }
 }
 
 /// A processor made from a closure, for when a type would be ceremony.
@@ -47,6 +66,15 @@ public protocol QueueingBatchProcessor<Payload, Output>: BatchProcessor {
 }
 
 extension QueueingBatchProcessor {
+    public var queuesItsBatches: Bool { true }
+
+    public func enqueueIfQueueing(
+        _ batch: Batch<Payload>, completion: @escaping @Sendable (Result<[JobOutcome<Output>], any Error>) -> Void
+    ) -> Bool {
+        enqueue(batch, completion: completion)
+        return true
+    }
+
     /// Processes `batch` through ``enqueue(_:completion:)``, for callers that await.
     public func process(_ batch: Batch<Payload>) async throws -> [JobOutcome<Output>] {
         try await withCheckedThrowingContinuation { continuation in

@@ -95,6 +95,7 @@ where C.Duration == Duration {
                 work.drainWaiters = drainWaiters
                 drainWaiters = []
             }
+            if effects.releasedStorage { entries = [] }
             return work
         }
     }
@@ -115,8 +116,7 @@ where C.Duration == Duration {
         self.key = key
         self.policy = policy
         self.processor = processor
-        let isQueueing = processor is any QueueingBatchProcessor<Payload, Output>
-        self.state = Mutex(State(engine: Engine(key: key, policy: policy, reportsCallStart: isQueueing)))
+        self.state = Mutex(State(engine: Engine(key: key, policy: policy, reportsCallStart: processor.queuesItsBatches)))
         self.clock = clock
         self.origin = origin
         self.scheduler = scheduler
@@ -270,11 +270,9 @@ where C.Duration == Duration {
     /// other in a task of its own.
     @inlinable func start(_ batch: Batch<Payload>) {
         // Asked per batch rather than kept: an idle key should not carry a second existential.
-        if let queueingProcessor = processor as? any QueueingBatchProcessor<Payload, Output> {
-            var batch = batch
-            batch.callStarter = { [self, id = batch.id] in callStarted(id) }
-            queueingProcessor.enqueue(batch) { [self, batch] outcome in finish(batch, outcome) }
-        } else {
+        var queued = batch
+        queued.callStarter = { [self, id = batch.id] in callStarted(id) }
+        if !processor.enqueueIfQueueing(queued, completion: { [self, batch] outcome in finish(batch, outcome) }) {
             Task { [self] in
                 let outcome: Outcomes
                 do {

@@ -62,13 +62,16 @@ extension BatcherEngine {
         var released = 0
         /// The drain is over: resume every drain waiter.
         @usableFromInline var drained = false
+        /// The key holds no job, and the engine let go of its storage for jobs: the batcher lets
+        /// go of its entries too.
+        @usableFromInline var releasedStorage = false
 
         @usableFromInline init() {}
 
         /// Nothing to do: what almost every submit returns.
         @usableFromInline var isEmpty: Bool {
             deadlines.isEmpty && flushed.isEmpty && started.isEmpty && timedOut.isEmpty && retried.isEmpty
-                && settled.isEmpty && delivery == nil && released == 0 && !drained
+                && settled.isEmpty && delivery == nil && released == 0 && !drained && !releasedStorage
         }
 
         /// Adds `other`'s effects after these (several submits under one lock; none settles a job).

@@ -486,5 +486,19 @@
             phase = .drained
             effects.drained = true
         }
+        // A key that holds no job keeps no storage for jobs (slots, index, windows): an idle key
+        // costs its counters and its table entry, whatever it once held. The next job
+        // allocates again: a few small arrays, against the batch it will be in.
+        if isIdle, !slots.isEmpty, freeSlots.count == slots.count {
+            slots = []
+            freeSlots = []
+            index = JobIndex()
+            open = []
+            sealed = FIFOQueue()
+            running = [:]
+            retrying = [:]
+            deliveries = []
+            effects.releasedStorage = true
+        }
     }
 }

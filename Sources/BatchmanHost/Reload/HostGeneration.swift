@@ -74,8 +74,8 @@ struct AfterEventProcessor: QueueingBatchProcessor {
 
     func enqueue(_ batch: Batch<JobBytes>, completion: @escaping @Sendable (Result<[JobOutcome<JobBytes>], any Error>) -> Void) {
         // `inner` is the host's own queueing processor: it starts the batch's call itself.
-        if let queueing = inner as? any QueueingBatchProcessor<JobBytes, JobBytes> {
-            event.whenHappened { queueing.enqueue(batch, completion: completion) }
+        if inner.queuesItsBatches {
+            event.whenHappened { [inner] in _ = inner.enqueueIfQueueing(batch, completion: completion) }
             return
         }
         Task { [inner, event] in

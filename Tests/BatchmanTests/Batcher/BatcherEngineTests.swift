@@ -181,9 +181,30 @@ import Testing
         let done = engine.complete(1, verdicts: .allCompleted, now: .zero)
         #expect(!done.drained, "results not handed over yet")
         let handedOver = engine.deliveryFinished(done.delivery!, now: .zero)
-        #expect(handedOver == effects { $0.drained = true })
+        #expect(handedOver == effects {
+            $0.drained = true
+            $0.releasedStorage = true
+        })
         #expect(engine.phase == .drained)
         #expect(engine.drain(now: .zero) == effects { $0.drained = true }, "a second drain ends at once")
+    }
+
+    /// An idle key keeps no storage for jobs: once the last job's result is handed over, the
+    /// engine lets go of its slots, and the next job starts again at slot 0.
+    @Test func aKeyThatHoldsNoJobLetsGoOfItsStorage() {
+        var engine = engine(BatcherConfig(maxBatchSize: 2))
+        _ = accept("1", into: &engine)
+        let second = accept("2", into: &engine)
+        #expect(second.slot == 1)
+        let done = engine.complete(1, verdicts: .allCompleted, now: .zero)
+        #expect(!done.releasedStorage, "results not handed over yet")
+        #expect(engine.deliveryFinished(done.delivery!, now: .zero).releasedStorage)
+
+        let again = accept("1", into: &engine)
+        #expect(again.slot == 0, "storage starts afresh")
+        #expect(engine.lookUp(identity("1"))?.slot == 0)
+        #expect(engine.lookUp(identity("2")) == nil)
+        #expect(engine.submit(identity("1"), size: 1, now: { .zero }) == .refused(.duplicate), "the fresh index still finds held jobs")
     }
 
     @Test func drainKeepsTheBackoffOfJobsWaitingToRetry() {
