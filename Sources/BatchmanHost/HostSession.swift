@@ -38,7 +38,14 @@ final class HostSession {
         self.manifest = try Host.loadManifest(options.manifestPath)
         self.workers = WorkerPool(name: "batchman-worker", threads: options.workers)
         self.pending = PendingBytes(limit: options.maxPendingBytes)
-        self.budget = ProcessBudget(limit: options.maxProcesses)
+        let descriptors = ProcessBudget.descriptorLimit()
+        let processes = ProcessBudget.limit(asked: options.maxProcesses, descriptorLimit: descriptors)
+        let manifest = self.manifest
+        if processes < options.maxProcesses, manifest.keys.contains(where: { manifest.placement(forKey: $0.name).isolation == .process }) {
+            logger.log(.info, "--max-processes \(options.maxProcesses) lowered to \(processes): the limit on open files (ulimit -n \(descriptors)) "
+                       + "leaves room for that many worker processes; raise it with ulimit -n")
+        }
+        self.budget = ProcessBudget(limit: processes)
     }
 
     /// Opens input and output and loads every plugin; instances are made as jobs need them.

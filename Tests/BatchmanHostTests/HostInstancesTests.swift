@@ -203,6 +203,22 @@ import Testing
         #expect(Set(try results.map(Self.identity).map(\.pid)).count >= 12, "every key had a worker of its own in turn")
     }
 
+    @Test func aLowLimitOnOpenFilesLowersTheBoundInsteadOfFailingWorkers() async throws {
+        let scratch = try Scratch()
+        let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Self.testPlugin)", "isolation": "process", "config": {"mode": "identity"}}}"#,
+                                            defaults: #"{"frequency": 5, "maxBatchSize": 1}"#)
+        let input = (0..<40).map { HostRunTests.job("k\($0)", "1") }.joined(separator: "\n") + "\n"
+
+        // 40 workers would need 160 descriptors; 128 leave room for 16.
+        let result = try await run("/bin/sh", ["-c", #"ulimit -n 128 && exec "$0" run "$1""#, Products.batchman, manifest], input: input)
+
+        #expect(result.status == 0, "\(result.errorOutput)")
+        #expect(result.errorOutput.contains("--max-processes 256 lowered to 16: the limit on open files (ulimit -n 128)"), "\(result.errorOutput)")
+        let results = try await ResultLine.parse(result.output.split(separator: "\n").map(String.init))
+        #expect(results.count == 40)
+        #expect(results.allSatisfy { $0.status == "completed" }, "\(results.first { $0.status != "completed" }?.text ?? "")")
+    }
+
     // MARK: - Reload
 
     @Test func aReloadReplacesASharedInstanceWithOneNew() async throws {

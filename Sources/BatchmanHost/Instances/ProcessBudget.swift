@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 
 /// `--max-processes`: how many plugin worker processes may live at once, over every isolated
@@ -6,6 +7,26 @@ import Synchronization
 /// retired; when one would wait, idle per-key workers are retired first to make room.
 final class ProcessBudget: Sendable {
     static let defaultLimit = 256
+    /// Descriptors the host keeps open for one worker: its socket, pidfd, outcome log and the
+    /// pipe of its standard output.
+    static let descriptorsPerWorker = 4
+    /// Descriptors left for the host's own use: standard streams, input, output, spool, and a
+    /// worker being started (its ends are open in the host until it has them).
+    static let reservedDescriptors = 64
+
+    /// The bound to keep: `asked`, lowered to what the process's descriptor limit (`ulimit -n`,
+    /// `descriptorLimit`) lets that many workers hold, so a worker never fails to start for want
+    /// of a descriptor (it waits instead).
+    static func limit(asked: Int, descriptorLimit: Int) -> Int {
+        min(asked, max(1, (descriptorLimit - reservedDescriptors) / descriptorsPerWorker))
+    }
+
+    /// The soft limit on open descriptors (`ulimit -n`).
+    static func descriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return Int.max }
+        return Int(clamping: limit.rlim_cur)  // RLIM_INFINITY is the largest value: clamped to Int.max
+    }
 
     /// The decisions, with no closure in sight: waiters are tokens.
     struct StateMachine: Equatable {

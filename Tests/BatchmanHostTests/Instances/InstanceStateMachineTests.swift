@@ -37,6 +37,14 @@ import Testing
         #expect(got11 == .wait(evict: true), "the place went to 2, not to 3")
     }
 
+    @Test func theBoundFitsTheLimitOnOpenFiles() {
+        #expect(ProcessBudget.limit(asked: 256, descriptorLimit: 1_048_576) == 256)
+        #expect(ProcessBudget.limit(asked: 256, descriptorLimit: 1024) == 240)
+        #expect(ProcessBudget.limit(asked: 256, descriptorLimit: 128) == 16)
+        #expect(ProcessBudget.limit(asked: 256, descriptorLimit: 10) == 1, "one worker at least: it waits, never fails")
+        #expect(ProcessBudget.limit(asked: 4, descriptorLimit: 1024) == 4)
+    }
+
     // MARK: - InstanceCell
 
     @Test func aCellMakesItsInstanceOnceForEveryBatchThatWaits() {
