@@ -82,8 +82,10 @@ final class PluginRegistry: Sendable {
     /// Each entry's instance is there when proven (`check`).
     var summary: [String] {
         entries.map { instances in
-            let what = instances.instances.first?.summary ?? factory.description(of: instances.entry)
-            return "key \"\(instances.entry.name)\": \(what); \(Self.layout(of: instances))"
+            let alive = instances.instances
+            let what = alive.first?.summary ?? factory.description(of: instances.entry)
+            return "key \"\(instances.entry.name)\": \(what); \(Self.layout(of: instances)) "
+                + "(instances=\(alive.count) processes=\(alive.count { $0 is IsolatedInstance }))"
         }
     }
 

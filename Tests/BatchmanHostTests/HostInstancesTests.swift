@@ -155,7 +155,9 @@ import Testing
         #expect(check.status == 0, "\(check.errorOutput)")
         #expect(check.output.contains(#"key "default": test 0.0.1"#), "\(check.output)")
         #expect(check.output.contains(#"key "unused": test 0.0.1"#), "\(check.output)")
-        #expect(check.output.contains(#"key "pool": test 0.0.1"#) && check.output.contains("shared by every key in 3 worker processes"), "\(check.output)")
+        #expect(check.output.contains(#"key "pool": test 0.0.1"#) && check.output.contains("shared by every key in 3 worker processes (instances=1 processes=1)"),
+                "\(check.output)")
+        #expect(check.output.contains("an instance per key, made on its first job, retired after 60.0 seconds unused (instances=1 processes=0)"), "\(check.output)")
         #expect(check.errorOutput.components(separatedBy: "test plugin instance created").count - 1 == 3, "one of each: \(check.errorOutput)")
     }
 
