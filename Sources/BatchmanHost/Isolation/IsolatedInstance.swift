@@ -258,9 +258,3 @@ final class IsolatedInstance: @unchecked Sendable {
         }
     }
 }
-
-/// Crashes and restarts of an isolated key's workers, for the statistics lines.
-struct IsolationStatistics: Sendable, Equatable {
-    var crashes = 0
-    var restarts = 0
-}

@@ -1,0 +1,13 @@
+import Batchman
+
+/// The core's processor for a key: hands its batches to the key's instance in its entry.
+struct EntryProcessor: QueueingBatchProcessor {
+    typealias Payload = JobBytes
+    typealias Output = JobBytes
+
+    let instances: EntryInstances
+
+    func enqueue(_ batch: Batch<JobBytes>, completion: @escaping @Sendable (Result<[JobOutcome<JobBytes>], any Error>) -> Void) {
+        instances.run(batch, completion: completion)
+    }
+}
