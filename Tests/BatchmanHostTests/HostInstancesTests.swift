@@ -244,6 +244,27 @@ import Testing
         #expect(Set(after.map(\.creates)) == [2], "one new instance for every key of the new configuration")
     }
 
+    /// A reload proves the new configuration with a worker per entry while the old one still
+    /// holds its pool: at a bound of 1 that worker must not wait for the old pool to end.
+    @Test func aReloadIsNotStuckBehindTheWorkersOfTheConfigurationItReplaces() async throws {
+        let scratch = try Scratch()
+        let entry = { (tag: String) in
+            #"{"default": {"plugin": "\#(Self.testPlugin)", "instances": "shared", "isolation": "process", "config": {"mode": "identity", "tag": "\#(tag)"}}}"#
+        }
+        let manifest = try scratch.manifest(entry("one"), defaults: #"{"frequency": 5, "maxBatchSize": 10}"#)
+        let host = try HostProcess(["run", manifest, "--max-processes", "1"])
+        host.send([HostRunTests.job("a", "before")])
+        _ = try await host.results(count: 1)
+        _ = try scratch.manifest(entry("two"), defaults: #"{"frequency": 5, "maxBatchSize": 10}"#)
+        host.signal(SIGHUP)
+        #expect(await host.waitForLog(containing: "reload 1: ok") != nil, "\(host.stderr.elements)")
+        host.send([HostRunTests.job("a", "after")])
+        let (status, results) = try await host.finish()
+
+        #expect(status == 0)
+        #expect(results.map(\.status) == ["completed", "completed"])
+    }
+
     // MARK: - The manifest
 
     @Test(arguments: [

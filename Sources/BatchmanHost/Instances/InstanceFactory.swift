@@ -9,6 +9,10 @@ final class InstanceFactory: Sendable {
     private let control: WorkerPool
     private let logger: BatchmanLogger
     private let budget: ProcessBudget
+    /// While the registry proves its entries (`check`, a reload): a proof's worker takes its
+    /// place at once, past the bound if need be. A reload needs one worker per entry while the
+    /// configuration it replaces still holds its own; waiting for those could wait for ever.
+    let isProving = Atomic<Bool>(false)
     /// Loads each plugin file once; used on the control thread only.
     private let loader: Mutex<PluginLoader>
     /// What ``prepare(_:)`` found, by entry name: the plugin's file, and its descriptor's name
@@ -67,7 +71,8 @@ final class InstanceFactory: Sendable {
                 return
             }
             // Within --max-processes: waits (holding no thread) for a place, never fails for one.
-            budget.acquire { [self] in
+            let acquire = isProving.load(ordering: .sequentiallyConsistent) ? budget.acquireNow : budget.acquire
+            acquire { [self] in
                 // Started on the control thread: a worker gets its parent-death signal when the
                 // *thread* that started it ends, and the control thread lives as long as the run.
                 control.submit { [self] in

@@ -60,6 +60,8 @@ final class PluginRegistry: Sendable {
         }
         evictor = Mutex(nil)
         if proving {
+            factory.isProving.store(true, ordering: .sequentiallyConsistent)
+            defer { factory.isProving.store(false, ordering: .sequentiallyConsistent) }
             for instances in entries where prepared.contains(instances.entry.name) {
                 if let error = instances.prove() { problems.append("\(manifest.path): \(ManifestReader.path("keys", instances.entry.name)): \(error)") }
             }

@@ -51,10 +51,15 @@ final class ProcessBudget: Sendable {
             return .wait(evict: true)
         }
 
+        /// A place taken at once, past the bound if need be (a proof's worker).
+        mutating func overdraw() {
+            held += 1
+        }
+
         /// A worker is gone: the first waiter, if any, has its place (returned), else the
-        /// room is free.
+        /// room is free. A place past the bound (overdrawn) is not passed on.
         mutating func release() -> UInt64? {
-            guard !waiting.isEmpty else {
+            guard held <= limit, !waiting.isEmpty else {
                 held = max(0, held - 1)
                 return nil
             }
@@ -103,6 +108,12 @@ final class ProcessBudget: Sendable {
     func offerIdle() {
         let evictors = state.withLock { state in state.machine.waiting.isEmpty ? [] : Array(state.evictors.values) }
         for evictor in evictors where evictor() { break }
+    }
+
+    /// Runs `granted` now, taking a place past the bound if need be; call ``release()`` after.
+    func acquireNow(_ granted: @escaping @Sendable () -> Void) {
+        state.withLock { $0.machine.overdraw() }
+        granted()
     }
 
     func release() {

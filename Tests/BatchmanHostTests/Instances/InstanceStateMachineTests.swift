@@ -37,6 +37,20 @@ import Testing
         #expect(got11 == .wait(evict: true), "the place went to 2, not to 3")
     }
 
+    @Test func anOverdrawnPlaceIsGivenBackNotPassedOn() {
+        var budget = ProcessBudget.StateMachine(limit: 1)
+        let first = budget.acquire(1)
+        #expect(first == .granted)
+        let waiter = budget.acquire(2)
+        #expect(waiter == .wait(evict: true))
+        budget.overdraw()
+        #expect(budget.held == 2, "a proof's worker, past the bound")
+        let overdrawn = budget.release()
+        #expect(overdrawn == nil, "back under the bound, nobody gets it")
+        let freed = budget.release()
+        #expect(freed == 2, "the place within the bound goes to the waiter")
+    }
+
     @Test func theBoundFitsTheLimitOnOpenFiles() {
         #expect(ProcessBudget.limit(asked: 256, descriptorLimit: 1_048_576) == 256)
         #expect(ProcessBudget.limit(asked: 256, descriptorLimit: 1024) == 240)
