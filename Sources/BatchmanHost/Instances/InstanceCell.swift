@@ -155,6 +155,9 @@ final class InstanceCell: Sendable {
 
     var idleSince: UInt64? { state.withLock { $0.machine.idleSince } }
 
+    /// Retired: a batch for its key needs a new cell.
+    var isRetired: Bool { state.withLock { $0.machine.phase == .retired } }
+
     /// Runs `batch` on the instance, made first if need be. False: the cell was retired, and
     /// the batch is not taken (give it to the key's new cell).
     func run(_ batch: Batch<JobBytes>, completion: @escaping BatchCompletion) -> Bool {

@@ -20,9 +20,11 @@ final class PerKeyCells: Sendable {
         self.make = make
     }
 
+    /// The key's cell, made if it has none or its cell was retired (a retired cell stays in the
+    /// table until the scan that retired it takes it out).
     func cell(forKey key: String) -> InstanceCell {
         cells.withLock { cells in
-            if let cell = cells.byKey[ExactString(key)] { return cell }
+            if let cell = cells.byKey[ExactString(key)], !cell.isRetired { return cell }
             let cell = InstanceCell(key: key, workers: workers, onEnded: onEnded, make: make(key))
             // Closed: a cell that refuses the batch, never one that would make an instance.
             guard !cells.isClosed else {
@@ -36,17 +38,25 @@ final class PerKeyCells: Sendable {
 
     var instances: [any KeyInstance] { cells.withLock { Array($0.byKey.values) }.compactMap(\.instance) }
 
+    /// Retires every cell idle since `cutoff`. The table's lock is held only to copy it and to
+    /// take the retired cells out, not while each cell is asked: batches of other keys find
+    /// their cells meanwhile (at 200,000 keys the scan takes milliseconds).
     func retireIdle(since cutoff: UInt64) -> [any KeyInstance] {
-        cells.withLock { cells in
-            var retired: [any KeyInstance] = []
-            for (key, cell) in cells.byKey {
-                let (gone, instance) = cell.retire(idleSince: cutoff)
-                guard gone else { continue }
-                cells.byKey[key] = nil
-                if let instance { retired.append(instance) }
-            }
-            return retired
+        let all = cells.withLock { Array($0.byKey) }
+        var retired: [(key: ExactString, cell: InstanceCell)] = []
+        var instances: [any KeyInstance] = []
+        for (key, cell) in all {
+            let (gone, instance) = cell.retire(idleSince: cutoff)
+            guard gone else { continue }
+            retired.append((key, cell))
+            if let instance { instances.append(instance) }
         }
+        guard !retired.isEmpty else { return [] }
+        cells.withLock { cells in
+            // Only if it is still that cell: a batch may have put a new one in its place.
+            for (key, cell) in retired where cells.byKey[key] === cell { cells.byKey[key] = nil }
+        }
+        return instances
     }
 
     func retireLeastRecentlyUsed() -> (any KeyInstance)? {
