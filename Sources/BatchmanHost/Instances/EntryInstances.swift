@@ -22,17 +22,11 @@ final class EntryInstances: Sendable {
     let entry: Manifest.KeyEntry
     let placement: Manifest.Placement
     private let layout: Layout
-    private let make: Make
-    private let workers: WorkerPool
-    private let onEnded: @Sendable () -> Void
 
     init(entry: Manifest.KeyEntry, placement: Manifest.Placement, workers: WorkerPool, onEnded: @escaping @Sendable () -> Void,
          make: @escaping Make) {
         self.entry = entry
         self.placement = placement
-        self.make = make
-        self.workers = workers
-        self.onEnded = onEnded
         switch (placement.instances, placement.isolation) {
         case (.perKey, _):
             layout = .perKey(PerKeyCells(workers: workers, onEnded: onEnded, make: make))

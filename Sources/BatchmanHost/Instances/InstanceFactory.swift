@@ -30,6 +30,9 @@ final class InstanceFactory: Sendable {
 
     var paths: [String: String] { prepared.withLock { $0.mapValues(\.path) } }
 
+    /// An entry's batching settings (`debug`, `timeout`), read once with the manifest.
+    func settings(forEntry name: String) -> BatcherConfig { config.config(forKey: name) }
+
     func pluginName(ofEntry name: String) -> String? { prepared.withLock { $0[name]?.plugin?.name } }
 
     /// "echo 1.0.0 (/path)", or the file alone for an isolated plugin (only its worker loads it).

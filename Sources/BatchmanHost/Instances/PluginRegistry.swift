@@ -215,7 +215,7 @@ final class PluginRegistry: Sendable {
                 if let counts = instance.isolationStatistics { statistics[instance.key, default: IsolationStatistics()].add(counts) }
             }
         }
-        let debug = manifest.batchmanConfig().config(forKey: instances.entry.name).debug
+        let debug = factory.settings(forEntry: instances.entry.name).debug
         for instance in retired {
             if debug { logger.log(.debug, "key \"\(instance.key)\": plugin \"\(instance.pluginName)\" instance retired: \(why)") }
             if instance.close(destroyingLaterOn: control) { control.submit { instance.destroyNow() } }

@@ -36,8 +36,8 @@ final class ProcessBudget: Sendable {
 
         enum Acquire: Equatable {
             case granted
-            /// Wait your turn; `evict`: ask for an idle worker to be retired to make room.
-            case wait(evict: Bool)
+            /// Wait your turn; the caller asks for an idle worker to be retired to make room.
+            case wait
         }
 
         init(limit: Int) { self.limit = limit }
@@ -48,7 +48,7 @@ final class ProcessBudget: Sendable {
                 return .granted
             }
             waiting.append(token)
-            return .wait(evict: true)
+            return .wait
         }
 
         /// A place taken at once, past the bound if need be (a proof's worker).
@@ -84,8 +84,6 @@ final class ProcessBudget: Sendable {
     }
 
     var limit: Int { state.withLock { $0.machine.limit } }
-    /// Worker processes alive (or starting) now.
-    var live: Int { state.withLock { $0.machine.held } }
 
     /// Runs `granted` once a worker may be started: now, on this thread, or later on the
     /// thread that frees a place. Call ``release()`` once that worker is gone for good.
@@ -98,9 +96,9 @@ final class ProcessBudget: Sendable {
         }
         switch action {
         case .granted: granted()
-        case .wait(let evict):
+        case .wait:
             // An idle worker retired frees a place, which goes to the first waiter.
-            if evict { for evictor in evictors where evictor() { break } }
+            for evictor in evictors where evictor() { break }
         }
     }
 
