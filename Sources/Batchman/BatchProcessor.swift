@@ -26,10 +26,18 @@ public protocol BatchProcessor<Payload, Output>: Sendable {
 
     /// Whether ``enqueueIfQueueing(_:completion:)`` takes batches (implemented for you, as it is).
     var queuesItsBatches: Bool { get }
+
+    /// True if this processor always returns one outcome per job, in the batch's order: Batchman
+    /// then takes each outcome for the job at its position without comparing ids. False (the
+    /// default): outcomes in another order, or as many as the jobs but for other ids, are matched
+    /// by key and id.
+    var answersInOrder: Bool { get }
 }
 
 extension BatchProcessor {
     public var queuesItsBatches: Bool { false }
+
+    public var answersInOrder: Bool { false }
 
     public func enqueueIfQueueing(
         _ batch: Batch<Payload>, completion: @escaping @Sendable (Result<[JobOutcome<Output>], any Error>) -> Void

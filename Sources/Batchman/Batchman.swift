@@ -282,10 +282,11 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         }
     }
 
-    /// The job with `id` under `key` while it is submitted or processing; nil otherwise.
-    @inlinable public func getJob(key: String, id: String) -> Job<Payload>? {
+    /// The job with `id` under `key` (and `scope`, see ``JobTag``) while it is submitted or
+    /// processing; nil otherwise.
+    @inlinable public func getJob(key: String, id: String, scope: UInt32 = 0) -> Job<Payload>? {
         let batcher = state.withLock { $0.batchers[ExactString(batcherKey(for: key))]?.batcher }
-        return batcher?.job(JobIdentity(key: key, id: id))
+        return batcher?.job(JobIdentity(key: key, id: id, scope: scope))
     }
 
     /// Where this instance's batch ids come from (to share with an instance that replaces it).

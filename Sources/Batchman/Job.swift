@@ -24,6 +24,8 @@ public struct Job<Payload: Sendable>: Sendable {
     public var status: JobStatus
     /// Which try this is, starting at 1.
     public var attempt: Int
+    /// The submitter's tag, carried to the job's result (see ``JobTag``).
+    public let tag: JobTag
     /// When Batchman accepted the job (wall-clock time).
     @inlinable public var submittedAt: Date { Date(timeIntervalSince1970: submittedAtSeconds) }
     /// Kept as seconds since 1970 rather than a `Date`: a frozen layout, so copying a job in
@@ -32,37 +34,42 @@ public struct Job<Payload: Sendable>: Sendable {
 
     /// A job as Batchman makes it on submission; public so that processors can be tested with
     /// batches built by hand.
-    @inlinable public init(id: String, key: String, payload: Payload, submittedAt: Date = Date(), attempt: Int = 1) {
+    @inlinable public init(id: String, key: String, payload: Payload, submittedAt: Date = Date(), attempt: Int = 1, tag: JobTag = JobTag()) {
         self.id = id
         self.key = key
         self.payload = payload
         self.status = .submitted
         self.attempt = attempt
+        self.tag = tag
         self.submittedAtSeconds = submittedAt.timeIntervalSince1970
     }
 
-    @inlinable var identity: JobIdentity { JobIdentity(key: key, id: id) }
+    @inlinable var identity: JobIdentity { JobIdentity(key: key, id: id, scope: tag.scope) }
 }
 
-/// A job's identity: ids are unique per key, so the pair is unique per Batchman.
+/// A job's identity: ids are unique per key and scope (``JobTag/scope``), so the three are
+/// unique per Batchman.
 @usableFromInline struct JobIdentity: Hashable, Sendable {
-    @inlinable init(key: String, id: String) {
+    @inlinable init(key: String, id: String, scope: UInt32 = 0) {
         self.key = key
         self.id = id
+        self.scope = scope
     }
 
     @usableFromInline let key: String
     @usableFromInline let id: String
+    @usableFromInline let scope: UInt32
 
     /// Byte for byte: canonically equivalent but different ids are different jobs (see
     /// ``ExactString``).
     @inlinable static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.id.hasSameBytes(as: rhs.id) && lhs.key.hasSameBytes(as: rhs.key)
+        lhs.scope == rhs.scope && lhs.id.hasSameBytes(as: rhs.id) && lhs.key.hasSameBytes(as: rhs.key)
     }
 
-    /// Only the id is hashed: in a per-key batcher the key never varies, so hashing it would
-    /// double the cost for nothing. Equality still compares both.
+    /// Only the id and scope are hashed: in a per-key batcher the key never varies, so hashing
+    /// it would double the cost for nothing. Equality still compares all three.
     @inlinable func hash(into hasher: inout Hasher) {
         id.hashBytes(into: &hasher)
+        if scope != 0 { hasher.combine(scope) }
     }
 }

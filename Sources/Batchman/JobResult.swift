@@ -17,6 +17,8 @@ public struct JobResult<Payload: Sendable, Output: Sendable>: Sendable {
     public let batchId: UInt64?
     /// How many times a processor was given the job (0 if it never reached one).
     public let attempts: Int
+    /// The tag the job was submitted with (see ``JobTag``).
+    public let tag: JobTag
     @inlinable public var submittedAt: Date { Date(timeIntervalSince1970: submittedAtSeconds) }
     @inlinable public var completedAt: Date { Date(timeIntervalSince1970: completedAtSeconds) }
     /// Seconds since 1970, not `Date`s: a frozen layout keeps copies free of runtime metadata.
@@ -38,6 +40,7 @@ public struct JobResult<Payload: Sendable, Output: Sendable>: Sendable {
         self.errorMessage = errorMessage
         self.batchId = batchId
         self.attempts = attempts
+        self.tag = job.tag
         self.submittedAtSeconds = job.submittedAtSeconds
         self.completedAtSeconds = completedAt.timeIntervalSince1970
     }

@@ -37,6 +37,8 @@ func perform(_ arguments: [String]) async throws(HostError) {
         let (report, isDamaged) = try SpoolCheck.report(directory: directory)
         print(report)
         ProcessExitGuard.exit(isDamaged ? 1 : 0)
+    case .submit(let options):
+        ProcessExitGuard.exit(SubmitClient.run(options))
     case .run(let options):
         try await Host.run(options)
     }

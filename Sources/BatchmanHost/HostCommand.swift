@@ -6,6 +6,7 @@ public enum HostCommand: Equatable, Sendable {
     case check(manifest: String)
     case pluginTest(PluginTestOptions)
     case spoolCheck(directory: String)
+    case submit(SubmitOptions)
     /// The usage of one command (`run --help`), or of all (nil).
     case help(Verb?)
     case version
@@ -15,12 +16,13 @@ public enum HostCommand: Equatable, Sendable {
         case run, check
         case pluginTest = "plugin-test"
         case spoolCheck = "spool check"
+        case submit
     }
 
     public static let versionNumber = "0.1.0"
 
     /// Every command in one line each, for "missing command" and "unknown command".
-    static let commands = "run, check, plugin-test or spool check (batchman --help says what each does)"
+    static let commands = "run, check, submit, plugin-test or spool check (batchman --help says what each does)"
 
     static let runUsage = """
         Usage: batchman run [MANIFEST] [options]
@@ -28,10 +30,15 @@ public enum HostCommand: Equatable, Sendable {
           result line per job on standard output (or --output). MANIFEST defaults to ./plugins.json.
 
         Options:
-          --input FILE          read jobs from FILE instead of standard input
+          --input FILE          read jobs from FILE instead of standard input (- for standard input, with --listen)
+          --listen ADDRESS      serve clients on unix:PATH or tcp:HOST:PORT (repeatable; HOST numeric or localhost,
+                                PORT 0 picks one and the log says which): each sends job lines and reads its own
+                                results on its connection; standard input is then read only with --input
+          --max-connections N   clients connected at once at most (default 1024); one more is closed at once
           --output FILE         write results to FILE instead of standard output
           --max-line-bytes N    longest accepted input line (default 1048576); longer lines fail with invalid_input
           --max-output-bytes N  results waiting for a slow consumer at most (default 8388608); then reading pauses
+                                (per client with --listen: only that client's lines wait)
           --max-pending-bytes N memory accepted jobs without a result take at most (default 67108864: each line's
                                 bytes plus 512 per job); then reading pauses until results free room
           --workers N           threads that call plugins, shared by all keys, 1 to 1024 (default: the number of cores)
@@ -48,7 +55,8 @@ public enum HostCommand: Equatable, Sendable {
         Input, one JSON object per line:  {"key":"logger","id":"42","payload":<any JSON>}
         Output, one line per job:         {"key","id","status","result","errorReason","errorMessage","batchId","attempts","submittedAt","completedAt"}
 
-        Signals: SIGINT, SIGTERM or SIGQUIT stop reading and drain (a second one exits at once);
+        Signals: SIGINT, SIGTERM or SIGQUIT stop reading (and accepting clients) and drain, answering the
+        clients still connected (a second one exits at once);
         SIGHUP reloads the manifest and plugins; SIGUSR1 prints the statistics line, SIGUSR2 the
         per-key lines too.
 
@@ -79,6 +87,15 @@ public enum HostCommand: Equatable, Sendable {
         Exit status: 0 every check passed, 1 a check failed, 64 usage error.
         """
 
+    static let submitUsage = """
+        Usage: batchman submit --connect ADDRESS [--input FILE]
+          Send NDJSON jobs (standard input, or FILE) to a host started with --listen ADDRESS and print
+          each result line on standard output as it comes; ADDRESS is unix:PATH or tcp:HOST:PORT.
+
+        Exit status: 0 every job sent has its result, 64 usage error, 66 FILE cannot be read,
+        69 cannot connect, 70 the connection ended before every result came back.
+        """
+
     static let spoolCheckUsage = """
         Usage: batchman spool check DIR
           Report a spool's state (segments, records, how many are not answered, the ledger, damage,
@@ -91,6 +108,8 @@ public enum HostCommand: Equatable, Sendable {
         Usage:
           batchman run [MANIFEST] [options]   Batch NDJSON jobs from standard input through the manifest's plugins
           batchman check [MANIFEST]           Load every plugin and create every instance; report every problem
+          batchman submit --connect ADDRESS [--input FILE]
+                                              Send jobs to a host's --listen socket; print their results
           batchman plugin-test LIB.so [--config JSON] [--key K] [--timeout S]
                                               Check a plugin against the ABI's contract, one line per check
           batchman spool check DIR            Report a spool's state (records, answered, damage, lock) without running
@@ -111,10 +130,11 @@ public enum HostCommand: Equatable, Sendable {
         case .check: checkUsage
         case .pluginTest: pluginTestUsage
         case .spoolCheck: spoolCheckUsage
+        case .submit: submitUsage
         }
     }
 
-    static let runOptions = ["--input", "--output", "--max-line-bytes", "--max-output-bytes", "--max-pending-bytes", "--max-processes", "--workers", "--stats-interval",
+    static let runOptions = ["--input", "--output", "--listen", "--max-connections", "--max-line-bytes", "--max-output-bytes", "--max-pending-bytes", "--max-processes", "--workers", "--stats-interval",
                              "--stats-per-key", "--watch", "--spool", "--fsync", "--spool-max-bytes", "--help"]
 
     /// "unknown option --wokers for run; did you mean --workers? (batchman run --help lists them)"
@@ -129,7 +149,7 @@ public enum HostCommand: Equatable, Sendable {
     /// - Throws: ``HostError`` of kind `.usage` with what is wrong.
     public static func parse(_ arguments: [String]) throws(HostError) -> HostCommand {
         guard let verb = arguments.first else { throw HostError(.usage, "missing command: \(commands)") }
-        var rest = Array(arguments.dropFirst())
+        let rest = Array(arguments.dropFirst())
         switch verb {
         case "--help", "-h", "help": return .help(rest.first.flatMap { Verb(rawValue: $0) })
         case "--version": return .version
@@ -141,6 +161,9 @@ public enum HostCommand: Equatable, Sendable {
         case "plugin-test":
             if wantsHelp(rest) { return .help(.pluginTest) }
             return .pluginTest(try parsePluginTest(rest))
+        case "submit":
+            if wantsHelp(rest) { return .help(.submit) }
+            return .submit(try parseSubmit(rest))
         case "spool":
             if wantsHelp(rest) { return .help(.spoolCheck) }
             guard rest.first == "check", rest.count == 2, !rest[1].hasPrefix("-") else {
@@ -151,12 +174,9 @@ public enum HostCommand: Equatable, Sendable {
             if wantsHelp(rest) { return .help(.run) }
             var options = RunOptions()
             var manifest: String?
-            while !rest.isEmpty {
-                let argument = rest.removeFirst()
-                func value() throws(HostError) -> String {
-                    guard !rest.isEmpty else { throw HostError(.usage, "\(argument) needs a value") }
-                    return rest.removeFirst()
-                }
+            var rest = Arguments(rest)
+            while let argument = rest.next() {
+                func value() throws(HostError) -> String { try rest.value(of: argument) }
                 func count(atMost maximum: Int = .max) throws(HostError) -> Int {
                     let text = try value()
                     guard let number = Int(text), number > 0, number <= maximum else {
@@ -168,6 +188,8 @@ public enum HostCommand: Equatable, Sendable {
                 switch argument {
                 case "--input": options.inputPath = try value()
                 case "--output": options.outputPath = try value()
+                case "--listen": options.listen.append(try ServiceAddress.parse(value(), option: "--listen"))
+                case "--max-connections": options.maxConnections = try count()
                 case "--max-line-bytes": options.maxLineBytes = try count()
                 case "--workers": options.workers = try count(atMost: RunOptions.maxWorkers)
                 case "--max-output-bytes": options.maxOutputBytes = try count()
@@ -197,25 +219,38 @@ public enum HostCommand: Equatable, Sendable {
             options.manifestPath = manifest ?? options.manifestPath
             return .run(options)
         default:
-            let suggestion = ManifestReader.closest(to: verb, in: ["run", "check", "plugin-test", "spool"]).map { "; did you mean \($0)?" } ?? ""
+            let suggestion = ManifestReader.closest(to: verb, in: ["run", "check", "submit", "plugin-test", "spool"]).map { "; did you mean \($0)?" } ?? ""
             throw HostError(.usage, "unknown command \"\(verb)\"\(suggestion); the commands are \(commands)")
         }
     }
 }
 
 extension HostCommand {
+    static func parseSubmit(_ arguments: [String]) throws(HostError) -> SubmitOptions {
+        var rest = Arguments(arguments)
+        var address: ServiceAddress?
+        var input: String?
+        while let argument = rest.next() {
+            func value() throws(HostError) -> String { try rest.value(of: argument) }
+            switch argument {
+            case "--connect": address = try ServiceAddress.parse(value(), option: "--connect")
+            case "--input": input = try value()
+            case _ where argument.hasPrefix("-"): throw unknownOption(argument, of: .submit, among: ["--connect", "--input", "--help"])
+            default: throw HostError(.usage, "submit takes no argument \(argument); give --connect ADDRESS [--input FILE]")
+            }
+        }
+        guard let address else { throw HostError(.usage, "submit needs --connect ADDRESS (unix:PATH or tcp:HOST:PORT), where the host was started with --listen") }
+        return SubmitOptions(address: address, inputPath: input)
+    }
+
     static func parsePluginTest(_ arguments: [String]) throws(HostError) -> PluginTestOptions {
-        var rest = arguments
+        var rest = Arguments(arguments)
         var library: String?
         var config = "{}", key = "plugin-test"
         var check: PluginContractCheck?
         var timeout = 10
-        while !rest.isEmpty {
-            let argument = rest.removeFirst()
-            func value() throws(HostError) -> String {
-                guard !rest.isEmpty else { throw HostError(.usage, "\(argument) needs a value") }
-                return rest.removeFirst()
-            }
+        while let argument = rest.next() {
+            func value() throws(HostError) -> String { try rest.value(of: argument) }
             switch argument {
             case "--config": config = try value()
             case "--key": key = try value()
@@ -246,11 +281,30 @@ extension HostCommand {
     }
 }
 
+/// A command's arguments still to read, one at a time.
+struct Arguments {
+    private var rest: [String]
+
+    init(_ arguments: [String]) { rest = arguments }
+
+    mutating func next() -> String? { rest.isEmpty ? nil : rest.removeFirst() }
+
+    /// The value that follows `option`.
+    mutating func value(of option: String) throws(HostError) -> String {
+        guard let value = next() else { throw HostError(.usage, "\(option) needs a value") }
+        return value
+    }
+}
+
 /// How `batchman run` is set up.
 public struct RunOptions: Equatable, Sendable {
     public var manifestPath = "plugins.json"
-    /// Read jobs from this file instead of standard input.
+    /// Read jobs from this file instead of standard input (`-`: standard input, with `--listen`).
     public var inputPath: String?
+    /// `--listen`: serve clients on these sockets.
+    public var listen: [ServiceAddress] = []
+    /// `--max-connections`: clients connected at once at most.
+    public var maxConnections = 1024
     /// Write results to this file instead of standard output.
     public var outputPath: String?
     public var maxLineBytes = 1 << 20

@@ -28,9 +28,10 @@ final class HostSession {
     /// `--spool DIR`: the write-ahead log of accepted lines, and what opening it found.
     private var spool: Spool?
     private var recovery: Spool.Recovery?
-    private var spoolTracker: SpoolTracker?
-    /// A spool write that failed: the run then ends with status 70.
-    private let spoolFailure = FirstFailure()
+    /// `--listen`: bound at open(), closed when reading ends (the input loop) or at close().
+    private var listeners: [Listener] = []
+    /// Clients connected, and results nobody could receive.
+    private let counters = ServiceCounters()
 
     init(options: RunOptions, logger: BatchmanLogger) throws(HostError) {
         self.options = options
@@ -48,11 +49,14 @@ final class HostSession {
         self.budget = ProcessBudget(limit: processes)
     }
 
-    /// Opens input and output and loads every plugin; instances are made as jobs need them.
+    /// Opens input, output and `--listen` sockets, and loads every plugin; instances are made as
+    /// jobs need them.
     func open() throws(HostError) {
-        input = try openInput()
+        // With --listen, standard input is read only when --input - asks for it.
+        if options.listen.isEmpty || options.inputPath != nil { input = try openInput() }
         output = try openOutput()
         try openSpool()
+        for address in options.listen { listeners.append(try Listener.open(address, logger: logger)) }
         if output == STDOUT_FILENO, let results = LineForwarder.protectStandardOutput(logger: logger) {
             output = results
             ownsOutput = true
@@ -63,18 +67,20 @@ final class HostSession {
         generations = Generations(first: first, logger: logger)
     }
 
-    /// Reads every job, drains, and writes every result.
+    /// Reads every job (the stream's, and every client's until a stop signal), drains, and
+    /// writes every result.
     /// - Throws: ``HostError`` (`.runtime`) if input or output failed; nothing accepted is lost
     ///   unless output failed, and then every accepted job is failed and counted.
     func run() async throws(HostError) {
-        guard let generations, let input, let output else { preconditionFailure("open() first") }
-        let reader = InputReader(fileDescriptor: input, maxLineBytes: options.maxLineBytes)
+        guard let generations, let output else { preconditionFailure("open() first") }
         let spool = spool
         let pending = pending
+        let counters = counters
+        let loopBox = LoopBox()
         let writer = ResultWriter(fileDescriptor: output, maxBufferedBytes: options.maxOutputBytes,
                                   onWritten: { spool?.markDone($0) }) { [logger] failure in
             logger.log(.error, "writing results failed: \(Errno(rawValue: failure)); reading no more input and failing every accepted job")
-            reader.stop()
+            loopBox.loop?.stop()
             spool?.interrupt()
             pending.close()
             // At once, not after reading stops: a reader blocked on a full key (a hung plugin)
@@ -82,14 +88,17 @@ final class HostSession {
             Task { for generation in generations.live { await generation.core.abandon(Self.unanswered(failure)) } }
         }
         let reloads = ReloadCoordinator(manifestPath: options.manifestPath, generations: generations, control: control,
-                                        workers: workers, budget: budget, logger: logger) { reader.wake() }
+                                        workers: workers, budget: budget, logger: logger) { loopBox.loop?.wake() }
+        let listening = !listeners.isEmpty
         let reportStatistics = { @Sendable [logger, invalidLines] (perKey: Bool) in
             let (statistics, reloadCount, lastReload) = generations.statistics()
             let isolation = generations.current.registry.isolationStatistics
             // Every configuration still alive holds instances: a replaced one until it drains.
             let counts = generations.live.flatMap(\.registry.counts)
+            let service = listening || counters.orphans > 0 ? StatsReporter.Service(connections: counters.connections, orphaned: counters.orphans) : nil
             logger.log(.info, StatsReporter.summary(statistics, invalidLines: invalidLines.count, outputPauses: writer.pauses,
-                                                    isolation: isolation, reloads: reloadCount, lastReload: lastReload, instances: counts))
+                                                    isolation: isolation, reloads: reloadCount, lastReload: lastReload, instances: counts,
+                                                    service: service))
             if perKey {
                 for line in StatsReporter.perKey(statistics, isolation: isolation) { logger.log(.info, line) }
                 for line in StatsReporter.perEntry(generations.current.registry.counts) { logger.log(.info, line) }
@@ -105,10 +114,19 @@ final class HostSession {
             let current = generations.current
             return [current.manifest.path] + current.registry.pluginFiles.values
         }, reload: { reloads.request($0) }) : nil
+        let intake = JobIntake(spool: spool, pending: pending, invalidLines: invalidLines, logger: logger)
+        let stream = input.map { InputLoop.Stream(reader: InputReader(fileDescriptor: $0, maxLineBytes: options.maxLineBytes),
+                                                  destination: OutputSink(writer: writer, pending: pending), writer: writer) }
+        let loop = InputLoop(configuration: InputLoop.Configuration(maxConnections: options.maxConnections, maxOutputBytes: options.maxOutputBytes,
+                                                                    streamIsResumable: isFileInput),
+                             stream: stream, listeners: listeners, maxLineBytes: options.maxLineBytes, intake: intake, generations: generations,
+                             reloads: reloads, pending: pending, spool: spool, counters: counters, logger: logger)
+        loopBox.loop = loop
         SignalWatcher.shared.running(SignalWatcher.Responses(
             stop: { [logger] name in
-                logger.log(.info, "received \(name): reading no more input, draining accepted jobs (a second signal exits at once)")
-                reader.stop()
+                let what = listening ? "accepting no more clients and reading no more lines" : "reading no more input"
+                logger.log(.info, "received \(name): \(what), draining accepted jobs (a second signal exits at once)")
+                loop.stop()
                 spool?.interrupt()
                 pending.close()
             },
@@ -116,18 +134,21 @@ final class HostSession {
             reload: { reloads.request("received SIGHUP") }))
         if let recovery, !recovery.pending.isEmpty {
             logger.log(.info, "spool: replaying \(recovery.pending.count) accepted lines that had no result written (results say \"replayed\":true)")
-            replay(recovery.pending, into: generations.current, writer: writer)
+            intake.replay(recovery.pending, output: OutputSink(writer: writer, pending: pending, replayed: true),
+                          orphans: OrphanDestination(spool: spool, pending: pending, counters: counters), into: generations.current.core)
         }
-        logger.log(.info, "reading jobs from \(options.inputPath ?? "standard input") (\(Self.count(manifest.keys.count, "key")) in \(manifest.path))")
+        let keys = Self.count(manifest.keys.count, "key")
+        if stream != nil { logger.log(.info, "reading jobs from \(isFileInput ? options.inputPath! : "standard input") (\(keys) in \(manifest.path))") }
+        for listener in listeners { logger.log(.info, "listening on \(listener.address) (\(keys) in \(manifest.path))") }
 
-        let (end, lastLine) = await readAll(from: reader, into: generations, reloads: reloads, writer: writer)
+        let (end, lastLine) = await loop.run()
         watcher?.stop()
         reloads.close()
         generations.close()?.registry.destroyAll()
         switch end {
-        case .stopped: logger.log(.info, "stopped reading after line \(lastLine)")
-        case .readError(let code): logger.log(.error, "reading input failed after line \(lastLine): \(Errno(rawValue: code))")
-        case .endOfInput: break
+        case .stopped: logger.log(.info, stream == nil ? "stopped serving clients" : "stopped reading after line \(lastLine)")
+        case .readError(let code) where !listening: logger.log(.error, "reading input failed after line \(lastLine): \(Errno(rawValue: code))")
+        case .readError, .endOfInput: break
         }
         let current = generations.current
         if let failure = writer.failure {
@@ -137,6 +158,9 @@ final class HostSession {
         }
         // Generations a reload replaced finish (or time out) on their own; wait for them.
         for generation in generations.live where generation !== current { await generation.drained.wait() }
+        // Every accepted job has its result: clients still connected get theirs written.
+        loop.finish(within: Self.clientGraceSeconds)
+        await loop.closed.wait()
         periodicStatistics?.cancel()
         reportStatistics(statsPerKey)
         let writeError = await writer.finish()
@@ -148,212 +172,40 @@ final class HostSession {
                             + "stopped reading after line \(lastLine), and \(unanswered) accepted jobs were failed without an answer")
         }
         if case .readError = end { throw HostError(.runtime, "input could not be read to its end") }
-        if let spoolError = spoolFailure.error, let directory = options.spoolPath {
+        if let spoolError = intake.spoolFailure.error, let directory = options.spoolPath {
             throw HostError(.runtime, "--spool \(directory) could not be written (\(spoolError)); reading stopped after line \(lastLine), "
                             + "and every line accepted before was answered")
         }
+    }
+
+    /// Seconds clients still connected after the drain get to read their last results.
+    static let clientGraceSeconds = 10
+
+    /// The input loop, for the callbacks made before it (the writer's, the reload's) to reach it.
+    private final class LoopBox: @unchecked Sendable {
+        // @unchecked: set once, before any callback that reads it can run (the loop's sources
+        // are read only once the loop runs).
+        var loop: InputLoop?
     }
 
     /// Destroys the plugin instances and closes what this session opened; safe after any
     /// failed step.
     func close() {
         spool?.close()
+        for listener in listeners { listener.close() }
         if let generations {
             for instance in generations.current.registry.destroyAll() {
                 let what = instance.terminate() ? "killed its worker process" : "its instance is not destroyed (destroy never runs during a call)"
                 logger.log(.warning, "key \"\(instance.key)\": plugin \"\(instance.pluginName)\" is still inside process_batch; \(what)")
             }
         }
-        if let input, options.inputPath != nil { Glibc.close(input) }
+        if let input, isFileInput { Glibc.close(input) }
         if let output, movedStandardOutput { LineForwarder.restoreStandardOutput(from: output) }
         if let output, ownsOutput { Glibc.close(output) }
         control.stop()
         workers.stop()
         // What plugins and workers wrote to their standard output is logged before we exit.
         LineForwarder.waitForAll()
-    }
-
-    /// Reads input on a dedicated thread, submitting each job to the current generation (taking
-    /// over a staged one between lines); returns how reading ended and the last line's number.
-    /// With a spool, each read's lines are appended to it before their jobs reach the batchers.
-    private func readAll(
-        from reader: InputReader, into generations: Generations, reloads: ReloadCoordinator, writer: ResultWriter
-    ) async -> (InputReader.End, Int) {
-        let invalidLines = invalidLines
-        let logger = logger
-        let maxOutputBytes = options.maxOutputBytes
-        let pending = pending
-        let spool = spool
-        let tracker = spoolTracker
-        let resumable = options.inputPath != nil
-        let spoolFailure = self.spoolFailure
-        return await withCheckedContinuation { continuation in
-            DedicatedThread.start(name: "batchman-input") {
-                var lastLine = 0
-                var generation = generations.current
-                let sink = OutputSink(writer: writer, tracker: tracker, pending: pending)
-                // The lines of one read, handled together: spooled in one write, their jobs
-                // submitted with one lock per key. They share the read's time as their
-                // submission time.
-                var lines: [ReadLine] = []
-                var readAt = Date()
-                func handlePending() {
-                    guard !lines.isEmpty else { return }
-                    var sequences: [UInt64]?
-                    if let spool {
-                        switch Self.spool(lines, in: spool, resumable: resumable, logger: logger) {
-                        case .spooled(let spooled):
-                            sequences = spooled
-                        case let unspooled:
-                            // Not in the spool: from a file they are read again by the next run
-                            // (the spool resumes before them); from a pipe they are all there is.
-                            if case .failed(let error) = unspooled { spoolFailure.record(error) }
-                            reader.stop()
-                            if resumable {
-                                logger.log(.warning, "spool: \(lines.count) lines read after line \(lines[0].number - 1) are not spooled; they stay in "
-                                           + "--input for the next run, which resumes before them")
-                                lines.removeAll(keepingCapacity: true)
-                                return
-                            }
-                            logger.log(.warning, "spool: \(lines.count) lines read from standard input could not be spooled; they are processed without it")
-                        }
-                    }
-                    let jobs = Self.jobs(of: lines, sequences: sequences, submittedAt: readAt, replayed: false, spool: spool, tracker: tracker,
-                                         writer: writer, invalidLines: invalidLines)
-                    lines.removeAll(keepingCapacity: true)
-                    guard !jobs.isEmpty else { return }
-                    pending.accepted(jobs.reduce(0) { $0 + PendingBytes.charge(key: $1.key, id: $1.id, payload: $1.payload) })
-                    generation.core.submit(contentsOf: jobs, to: sink)
-                }
-                func takeOverStaged() {
-                    guard generations.isStaged else { return }
-                    handlePending()  // what was read before the switch belongs to the old configuration
-                    generation = generations.switchIfStaged(describe: ReloadReport.describe)
-                    reloads.didSwitch()
-                }
-                func waitForRoom() {
-                    pending.waitForRoom {
-                        logger.log(.info, "reading input paused: accepted jobs without a result take --max-pending-bytes (\(pending.limit)); "
-                                   + "reading resumes as their results are written")
-                    }
-                    waitForOutput()
-                }
-                func waitForOutput() {
-                    writer.waitForRoom { pause in
-                        guard pause == 1 else { return }
-                        logger.log(.info, "output is not being read: \(maxOutputBytes) bytes of results are waiting; "
-                                   + "reading input paused until the consumer catches up (counted as outputPauses in the statistics)")
-                    }
-                }
-                let end = reader.run(onWake: takeOverStaged, onChunkEnd: handlePending) { event in
-                    takeOverStaged()
-                    if lines.isEmpty {
-                        waitForRoom()
-                        readAt = Date()
-                    }
-                    switch event {
-                    case .line(let number, let bytes, let end):
-                        lastLine = number
-                        let parsed = bytes.withUnsafeBufferPointer { JobLine.parse($0) }
-                        if parsed != .blank { lines.append(ReadLine(bytes: bytes, number: number, end: end, parsed: parsed)) }
-                    case .tooLong(let number, let length, let end):
-                        lastLine = number
-                        // Spooled as an empty record: the line's bytes were never kept.
-                        lines.append(ReadLine(bytes: [], number: number, end: end, parsed: nil, tooLongBy: length))
-                    case .cutShort(let number):
-                        Self.reportInvalid(line: number, "input stopped in the middle of this line; it was not read whole", writer: writer, invalidLines: invalidLines)
-                    case .putBack(let number, let offset):
-                        logger.log(.info, "line \(number) was only partly read: input wound back to its start (byte \(offset)) for the next run")
-                    }
-                }
-                handlePending()
-                continuation.resume(returning: (end, lastLine))
-            }
-        }
-    }
-
-    /// Appends a read's lines to the spool, saying when reading pauses (the spool full, the
-    /// disk full), resumes, or the spool cannot be written.
-    private static func spool(_ lines: [ReadLine], in spool: Spool, resumable: Bool, logger: BatchmanLogger) -> Spool.AppendResult {
-        let result = spool.append(lines.map { Spool.Line(bytes: $0.bytes, number: $0.number, inputEnd: resumable ? $0.end : 0) }, onPause: { why in
-            switch why {
-            case .full:
-                logger.log(.info, "spool: \(spool.directory) holds --spool-max-bytes (\(spool.maxBytes)) of lines not yet answered; "
-                           + "reading input paused until answered lines free room")
-            case .diskFull:
-                logger.log(.warning, "spool: \(spool.directory): the disk is full (\(Errno.noSpace)); reading input paused until answered lines free "
-                           + "room or the disk has room again (nothing read is dropped)")
-            }
-        }, onResume: {
-            logger.log(.info, "spool: \(spool.directory) has room again; reading input resumed")
-        })
-        if case .failed(let error) = result {
-            logger.log(.error, "spool: \(spool.directory) cannot be written (\(error)); reading no more input")
-        }
-        return result
-    }
-
-    /// A line read and parsed, waiting for the end of its read (or read back from the spool).
-    private struct ReadLine {
-        let bytes: ArraySlice<UInt8>
-        let number: Int
-        let end: UInt64
-        /// Nil for a line longer than --max-line-bytes, whose bytes were not kept.
-        let parsed: JobLine?
-        /// The too-long line's length, when known (a line replayed from the spool has lost it).
-        var tooLongBy: Int?
-    }
-
-    /// Answers the lines that are not jobs at once (their results carry their spool sequences)
-    /// and returns the jobs of the others, registered with `tracker` under their sequences
-    /// before anything submits them: a refused job is answered at once.
-    private static func jobs(
-        of lines: [ReadLine], sequences: [UInt64]?, submittedAt time: Date, replayed: Bool, spool: Spool?, tracker: SpoolTracker?,
-        writer: ResultWriter, invalidLines: LineCounter
-    ) -> [Job<JobBytes>] {
-        var jobs: [Job<JobBytes>] = []
-        jobs.reserveCapacity(lines.count)
-        var spooled: [(key: String, id: String, sequence: UInt64)] = []
-        var blank: [UInt64] = []
-        for (index, line) in lines.enumerated() {
-            let sequence = sequences?[index]
-            switch line.parsed {
-            case .job(let key, let id, let payload)?:
-                if let sequence { spooled.append((key, id, sequence)) }
-                let start = line.bytes.startIndex
-                jobs.append(Job(id: id, key: key, payload: line.bytes[(start + payload.lowerBound)..<(start + payload.upperBound)], submittedAt: time))
-            case .invalid(let message, let key, let id)?:
-                reportInvalid(line: line.number, message, key: key, id: id, sequence: sequence, replayed: replayed, writer: writer,
-                              invalidLines: invalidLines)
-            case nil:
-                let message = line.tooLongBy.map { "line is \($0) bytes, longer than --max-line-bytes" } ?? "line was longer than --max-line-bytes"
-                reportInvalid(line: line.number, message, sequence: sequence, replayed: replayed, writer: writer, invalidLines: invalidLines)
-            case .blank?:
-                if let sequence { blank.append(sequence) }  // never spooled; answered by nothing
-            }
-        }
-        tracker?.register(spooled)
-        spool?.markDone(blank)
-        SupervisorBoard.shared?.accepted(jobs.count)
-        return jobs
-    }
-
-    /// Replays the lines a previous run spooled and did not answer: before any new input, with
-    /// `"replayed":true` on their results.
-    private func replay(_ records: [SpoolRecord], into generation: HostGeneration, writer: ResultWriter) {
-        guard let tracker = spoolTracker, !records.isEmpty else { return }
-        let lines = records.map { record in
-            let bytes = record.line[...]
-            return ReadLine(bytes: bytes, number: Int(record.lineNumber), end: record.inputEnd,
-                            parsed: bytes.isEmpty ? nil : bytes.withUnsafeBufferPointer { JobLine.parse($0) })
-        }
-        let jobs = Self.jobs(of: lines, sequences: records.map(\.sequence), submittedAt: Date(), replayed: true, spool: spool,
-                             tracker: tracker, writer: writer, invalidLines: invalidLines)
-        let sink = OutputSink(writer: writer, tracker: tracker, pending: pending, replayed: true)
-        pending.accepted(jobs.reduce(0) { $0 + PendingBytes.charge(key: $1.key, id: $1.id, payload: $1.payload) })
-        for start in stride(from: 0, to: jobs.count, by: 1000) {
-            generation.core.submit(contentsOf: Array(jobs[start..<min(jobs.count, start + 1000)]), to: sink)
-        }
     }
 
     /// "1 key", "3 keys".
@@ -365,29 +217,17 @@ final class HostSession {
         "results cannot be written (\(Errno(rawValue: failure))); the job was not answered"
     }
 
-    private static func reportInvalid(
-        line number: Int, _ message: String, key: String? = nil, id: String? = nil, sequence: UInt64? = nil, replayed: Bool = false,
-        writer: ResultWriter, invalidLines: LineCounter
-    ) {
-        invalidLines.add()
-        SupervisorBoard.shared?.accepted(1)
-        var line: [UInt8] = []
-        ResultEncoder.appendInvalidInput(line: number, key: key, id: id, message: message, at: Date(), replayed: replayed, to: &line)
-        writer.append(line, count: 1, done: sequence.map { [$0] } ?? [])
-    }
-
     /// Takes the spool (`--spool`), repairs what a crash left, says so, and moves a file input
     /// to where the spool says reading stopped.
     private func openSpool() throws(HostError) {
-        guard let directory = options.spoolPath, let input else { return }
+        guard let directory = options.spoolPath else { return }
         let (spool, recovery) = try Spool.open(directory: directory, policy: options.fsync, maxBytes: options.spoolMaxBytes,
-                                               input: options.inputPath != nil ? input : nil, logger: logger)
+                                               input: isFileInput ? input : nil, logger: logger)
         self.spool = spool
         self.recovery = recovery
         SupervisorBoard.shared?.setSpool(directory)
-        spoolTracker = SpoolTracker()
         for line in recovery.report { logger.log(.warning, "spool: \(line)") }
-        if options.inputPath != nil, recovery.inputOffset > 0 {
+        if isFileInput, let input, recovery.inputOffset > 0 {
             guard lseek(input, off_t(recovery.inputOffset), SEEK_SET) >= 0 else {
                 throw HostError(.runtime, "--input \(options.inputPath!): cannot resume at byte \(recovery.inputOffset), where the spool says "
                                 + "reading stopped: \(Errno.current)")
@@ -396,8 +236,11 @@ final class HostSession {
         }
     }
 
+    /// `--input FILE`, not standard input (`--input -`, or none).
+    private var isFileInput: Bool { options.inputPath.map { $0 != "-" } ?? false }
+
     private func openInput() throws(HostError) -> Int32 {
-        guard let path = options.inputPath else {
+        guard let path = options.inputPath, path != "-" else {
             if StandardDescriptors.closedAtStart.contains(STDIN_FILENO) {
                 logger.log(.warning, "standard input was closed: there are no jobs to read (give jobs on standard input or with --input FILE)")
             }

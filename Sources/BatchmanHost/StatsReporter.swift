@@ -8,7 +8,7 @@ enum StatsReporter {
     /// `invalid_input` failures, and how often reading paused for a slow consumer.
     static func summary(
         _ statistics: BatchmanStatistics, invalidLines: Int, outputPauses: Int, isolation: [String: IsolationStatistics] = [:],
-        reloads: Int = 0, lastReload: String? = nil, instances: [EntryCount] = []
+        reloads: Int = 0, lastReload: String? = nil, instances: [EntryCount] = [], service: Service? = nil
     ) -> String {
         var total = statistics.total
         if invalidLines > 0 { total.failed[.invalidInput, default: 0] += invalidLines }
@@ -19,7 +19,8 @@ enum StatsReporter {
             IsolationStatistics(crashes: $0.crashes + $1.crashes, restarts: $0.restarts + $1.restarts)
         })
         let reloaded = reloads > 0 ? " reloads=\(reloads) lastReload=\(lastReload ?? "?")" : ""
-        let alive = " instances=\(instances.reduce(0) { $0 + $1.instances }) processes=\(instances.reduce(0) { $0 + $1.processes })"
+        let clients = service.map { " connections=\($0.connections) orphaned=\($0.orphaned)" } ?? ""
+        let alive = "\(clients) instances=\(instances.reduce(0) { $0 + $1.instances }) processes=\(instances.reduce(0) { $0 + $1.processes })"
         return "stats: \(describe(total))\(workers)\(pauses)\(reloaded)\(alive) peakRSS=\(peakResidentMiB().map { String(format1: $0) + "MiB" } ?? "?")"
     }
 
@@ -28,6 +29,12 @@ enum StatsReporter {
         statistics.perKey.keys.sorted().map { key in
             "stats: key \"\(key)\": \(describe(statistics.perKey[key]!))\(isolation[key].map(describe) ?? "")"
         }
+    }
+
+    /// Clients of `--listen`: connections open now, and results dropped because their client was gone.
+    struct Service: Equatable, Sendable {
+        var connections: Int
+        var orphaned: Int
     }
 
     /// A manifest entry's plugin instances and worker processes alive now.

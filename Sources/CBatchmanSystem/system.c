@@ -2,6 +2,7 @@
 #include "batchman_system.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <malloc.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -16,6 +17,10 @@ int bm_set_parent_death_signal(int signal) {
 
 int bm_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
+}
+
+int bm_accept_nonblocking(int listener) {
+    return accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
 
 int bm_sigwaitinfo(const void *set, int *code, int *pid, int *value) {

@@ -7,15 +7,17 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct InputReaderTests {
     /// Runs a reader over a pipe fed with `writes`, then closed (or, with `stop`, stopped after
-    /// the last complete line while the pipe stays open).
+    /// the last complete line while the pipe stays open), as the input loop drives it.
     func read(_ writes: [[UInt8]], maxLineBytes: Int = 1 << 20, stop: Bool = false) async -> (events: [String], end: InputReader.End) {
         var ends: [Int32] = [0, 0]
         #expect(pipe(&ends) == 0)
-        let reader = InputReader(fileDescriptor: ends[0], maxLineBytes: maxLineBytes)
         let events = RecordLog<String>()
         let finished = RecordLog<InputReader.End>()
+        let complete = writes.flatMap { $0 }.filter { $0 == UInt8(ascii: "\n") }.count
+        let descriptor = ends[0]
         Thread.detachNewThread {
-            let end = reader.run { event in
+            let reader = InputReader(fileDescriptor: descriptor, maxLineBytes: maxLineBytes)
+            func record(_ event: InputReader.Event) {
                 switch event {
                 case .line(let number, let bytes, _): events.append("\(number):\(String(decoding: bytes, as: UTF8.self))")
                 case .tooLong(let number, let length, _): events.append("\(number):too long \(length)")
@@ -23,18 +25,21 @@ struct InputReaderTests {
                 case .putBack(let number, let offset): events.append("\(number):put back to \(offset)")
                 }
             }
-            finished.append(end)
+            var end: InputReader.End?
+            while end == nil {
+                end = reader.readChunk(record)
+                // Stopped once every complete line is in, mid-line, with the pipe still open.
+                if stop, end == nil, events.elements.count == complete {
+                    reader.stop(record)
+                    end = .stopped
+                }
+            }
+            finished.append(end!)
         }
         let writer = ends[1]
         Thread.detachNewThread {
             for chunk in writes { chunk.withUnsafeBytes { _ = Glibc.write(writer, $0.baseAddress, $0.count) } }
             if !stop { close(writer) }
-        }
-        if stop {
-            // Wait until every complete line is in, then stop mid-line.
-            let complete = writes.flatMap { $0 }.filter { $0 == UInt8(ascii: "\n") }.count
-            await events.wait(forCount: complete)
-            reader.stop()
         }
         let end = await finished.wait(forCount: 1)[0]
         if stop { close(writer) }

@@ -294,6 +294,17 @@ final class HostProcess: Sendable {
         return nil
     }
 
+    /// Asks for the statistics line (SIGUSR1) until it shows at least `minimum` accepted jobs.
+    func waitUntilAccepted(atLeast minimum: Int) async {
+        while true {
+            let seen = stderr.elements.count
+            signal(SIGUSR1)
+            guard let line = await waitForLog(containing: "stats: accepted=", skipping: seen) else { return }
+            let count = line.split(separator: "accepted=").last?.split(separator: " ").first.flatMap { Int($0) } ?? 0
+            if count >= minimum { return }
+        }
+    }
+
     /// Asks for the statistics line (SIGUSR1) until it shows `accepted` jobs.
     func waitUntilAccepted(_ accepted: Int) async {
         while true {

@@ -422,22 +422,35 @@ where C.Duration == Duration {
         // outcome is copied through its generic value witness, which showed in profiles.
         var inOrder = outcomes.count == jobs.count
         var allCompleted = true
+        // A processor that answers by position (the host's plugins) is taken at its word: no
+        // ids are compared again.
+        let byPosition = inOrder && processor.answersInOrder
         for index in outcomes.indices where inOrder {
-            inOrder = outcomes[index].id.hasSameBytes(as: jobs[index].id) && outcomes[index].key.hasSameBytes(as: jobs[index].key)
+            inOrder = byPosition
+                || (outcomes[index].id.hasSameBytes(as: jobs[index].id) && outcomes[index].key.hasSameBytes(as: jobs[index].key))
             allCompleted = allCompleted && outcomes[index].status != .failed
         }
         if inOrder {
             return (allCompleted ? .allCompleted : .each(outcomes.map(Self.verdict)), .inOrder(outcomes))
         }
-        var indexByIdentity: [JobIdentity: Int] = [:]
-        indexByIdentity.reserveCapacity(jobs.count)
-        for (index, job) in jobs.enumerated() { indexByIdentity[job.identity] = index }
+        // By key and id. Jobs of different scopes may share both in one batch: an outcome goes
+        // to the first of them still undecided (`sameAfter` chains them in batch order).
+        var firstByIdentity: [JobIdentity: Int] = [:]
+        firstByIdentity.reserveCapacity(jobs.count)
+        var sameAfter = [Int](repeating: -1, count: jobs.count)
+        var lastByIdentity: [JobIdentity: Int] = [:]
+        for index in jobs.indices {
+            let identity = JobIdentity(key: jobs[index].key, id: jobs[index].id)
+            if let last = lastByIdentity[identity] { sameAfter[last] = index } else { firstByIdentity[identity] = index }
+            lastByIdentity[identity] = index
+        }
         var decided = [JobOutcome<Output>?](repeating: nil, count: jobs.count)
         for outcome in outcomes {
-            guard let index = indexByIdentity[outcome.identity] else {
+            guard var index = firstByIdentity[outcome.identity] else {
                 warnings.append("batch \(batch.id) (key \"\(key)\"): ignoring a result for job \"\(outcome.id)\" (key \"\(outcome.key)\"), which is not in the batch")
                 continue
             }
+            while decided[index] != nil, sameAfter[index] >= 0 { index = sameAfter[index] }
             guard decided[index] == nil else {
                 warnings.append("batch \(batch.id) (key \"\(key)\"): ignoring a second result for job \"\(outcome.id)\"")
                 continue

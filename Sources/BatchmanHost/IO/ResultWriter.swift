@@ -10,9 +10,9 @@ import Synchronization
 /// buffer to fill: a result is written as soon as the writer is free, and under load many
 /// results share one write(2).
 ///
-/// The bytes waiting to be written are bounded: the input reader calls ``waitForRoom()`` per
-/// line, which blocks while `maxBufferedBytes` are waiting, so a consumer that stops reading
-/// stops the host reading instead of growing its memory. Once a write fails (the consumer is
+/// The bytes waiting to be written are bounded: the input loop asks ``hasRoom(onPause:onRoom:)``
+/// before it reads the stream, and does not read it while `maxBufferedBytes` are waiting, so a
+/// consumer that stops reading stops the host reading instead of growing its memory. Once a write fails (the consumer is
 /// gone), nothing more is buffered, waiting readers are released, and `onFailure` runs once.
 final class ResultWriter: Sendable {
     private struct State {
@@ -25,8 +25,8 @@ final class ResultWriter: Sendable {
         var isFinishing = false
         var drained: [CheckedContinuation<Void, Never>] = []
         var writeError: Int32?
-        /// The reader waits in ``waitForRoom()`` for the buffer to drain to half the bound.
-        var isReaderWaiting = false
+        /// Called once the buffer has drained to half the bound (the input loop waits for it).
+        var roomWaiter: (@Sendable () -> Void)?
         /// How many times the reader had to wait.
         var pauses = 0
     }
@@ -41,7 +41,6 @@ final class ResultWriter: Sendable {
     /// without the lock on every line.
     private let bufferedBytes = Atomic<Int>(0)
     private let wakeWriter = DispatchSemaphore(value: 0)
-    private let wakeReader = DispatchSemaphore(value: 0)
 
     init(
         fileDescriptor: Int32, maxBufferedBytes: Int, onWritten: @escaping @Sendable ([UInt64]) -> Void = { _ in },
@@ -84,22 +83,22 @@ final class ResultWriter: Sendable {
         if mustWake { wakeWriter.signal() }
     }
 
-    /// Returns at once while fewer than `maxBufferedBytes` wait to be written; otherwise blocks
-    /// the calling thread (the input reader) until half of them are written or output fails.
-    /// - Parameter onPause: called before blocking, with the number of this pause (1 for the
-    ///   first).
-    func waitForRoom(onPause: (Int) -> Void) {
-        while bufferedBytes.load(ordering: .relaxed) >= maxBufferedBytes {
-            let pause = state.withLock { state -> Int? in
-                guard state.writeError == nil, bufferedBytes.load(ordering: .relaxed) >= maxBufferedBytes else { return nil }
-                state.isReaderWaiting = true
-                state.pauses += 1
-                return state.pauses
-            }
-            guard let pause else { return }
-            onPause(pause)
-            wakeReader.wait()
+    /// True while fewer than `maxBufferedBytes` wait to be written (or output has failed:
+    /// nothing waits any more). Otherwise false, and `onRoom` is called once half of them are
+    /// written or output fails.
+    /// - Parameter onPause: called when this starts a pause, with its number (1 for the first).
+    func hasRoom(onPause: (Int) -> Void, onRoom: @escaping @Sendable () -> Void) -> Bool {
+        guard bufferedBytes.load(ordering: .relaxed) >= maxBufferedBytes else { return true }
+        let pause = state.withLock { state -> Int?? in
+            guard state.writeError == nil, bufferedBytes.load(ordering: .relaxed) >= maxBufferedBytes else { return .none }
+            let isNew = state.roomWaiter == nil
+            state.roomWaiter = onRoom
+            if isNew { state.pauses += 1 }
+            return .some(isNew ? state.pauses : nil)
         }
+        guard let pause else { return true }
+        if let pause { onPause(pause) }
+        return false
     }
 
     /// Writes everything appended so far, stops the writer thread, and returns the errno of a
@@ -151,18 +150,17 @@ final class ResultWriter: Sendable {
                 if !chunkDone.isEmpty { onWritten(chunkDone) }
             }
             chunkDone.removeAll(keepingCapacity: true)
-            let wakesReader = state.withLock { state -> Bool in
+            let roomWaiter = state.withLock { state -> (@Sendable () -> Void)? in
                 if let failure, state.writeError == nil {
                     state.writeError = failure
                     bufferedBytes.subtract(state.pending.count, ordering: .relaxed)
                     state.pending = []
                 }
-                guard state.isReaderWaiting,
-                      state.writeError != nil || bufferedBytes.load(ordering: .relaxed) < maxBufferedBytes / 2 else { return false }
-                state.isReaderWaiting = false
-                return true
+                guard state.writeError != nil || bufferedBytes.load(ordering: .relaxed) < maxBufferedBytes / 2 else { return nil }
+                defer { state.roomWaiter = nil }
+                return state.roomWaiter
             }
-            if wakesReader { wakeReader.signal() }
+            roomWaiter?()
             if let failure { onFailure(failure) }
         }
     }

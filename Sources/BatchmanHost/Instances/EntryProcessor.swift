@@ -7,6 +7,9 @@ struct EntryProcessor: QueueingBatchProcessor {
 
     let instances: EntryInstances
 
+    /// Every path (in-process, isolated, a crash's search) answers job by job, in order.
+    var answersInOrder: Bool { true }
+
     func enqueue(_ batch: Batch<JobBytes>, completion: @escaping @Sendable (Result<[JobOutcome<JobBytes>], any Error>) -> Void) {
         instances.run(batch, completion: completion)
     }

@@ -12,6 +12,9 @@ struct PluginProcessor: QueueingBatchProcessor {
     let instance: PluginInstance
     let workers: WorkerPool
 
+    /// Outcomes are made by position from what the plugin emitted (see EmitCollector).
+    var answersInOrder: Bool { true }
+
     func enqueue(_ batch: Batch<JobBytes>, completion: @escaping @Sendable (Result<[JobOutcome<JobBytes>], any Error>) -> Void) {
         instance.run(batch, on: workers, completion: completion)
     }

@@ -72,6 +72,8 @@ struct AfterEventProcessor: QueueingBatchProcessor {
     let inner: any BatchProcessor<JobBytes, JobBytes>
     let event: OneTimeEvent
 
+    var answersInOrder: Bool { inner.answersInOrder }
+
     func enqueue(_ batch: Batch<JobBytes>, completion: @escaping @Sendable (Result<[JobOutcome<JobBytes>], any Error>) -> Void) {
         // `inner` is the host's own queueing processor: it starts the batch's call itself.
         if inner.queuesItsBatches {

@@ -135,7 +135,7 @@ final class Spool: Sendable {
                 buffer.reserveCapacity(bytes)
                 var inputEnd: UInt64 = 0
                 for (offset, line) in lines.enumerated() {
-                    SpoolRecord(sequence: first + UInt64(offset), inputEnd: line.inputEnd, lineNumber: UInt64(line.number), line: Array(line.bytes))
+                    SpoolRecord(sequence: first + UInt64(offset), inputEnd: line.inputEnd, lineNumber: UInt64(bitPattern: Int64(line.number)), line: Array(line.bytes))
                         .encode(into: &buffer)
                     inputEnd = max(inputEnd, line.inputEnd)
                 }

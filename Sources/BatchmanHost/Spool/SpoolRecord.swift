@@ -2,13 +2,21 @@
 ///
 /// On disk, little-endian: `length: UInt32` (of the line), `crc: UInt32` (CRC-32C of everything
 /// after it), `sequence: UInt64`, `inputEnd: UInt64` (the input file's offset just after the
-/// line, 0 for a pipe), `lineNumber: UInt64`, then the line's bytes. A record is valid only whole and with its
+/// line, 0 for a pipe), `lineNumber: UInt64` (its top bit set for a line a client sent over
+/// `--listen`: after a crash nobody waits for its result), then the line's bytes. A record is valid only whole and with its
 /// checksum: a torn write (power cut) or a flipped bit shows as an invalid record.
 struct SpoolRecord: Equatable {
     static let headerSize = 32
     /// No input line is longer (the host's --max-line-bytes is below it); a larger length field
     /// is damage, not a record.
     static let maxLineBytes = 1 << 30
+
+    /// The top bit of `lineNumber`: the line came from a client's connection.
+    static let fromClientBit: UInt64 = 1 << 63
+
+    static func clientLineNumber(_ number: Int) -> Int { Int(bitPattern: UInt(UInt64(number) | fromClientBit)) }
+    static func isFromClient(_ lineNumber: UInt64) -> Bool { lineNumber & fromClientBit != 0 }
+    static func lineNumber(_ lineNumber: UInt64) -> UInt64 { lineNumber & ~fromClientBit }
 
     let sequence: UInt64
     let inputEnd: UInt64

@@ -79,7 +79,7 @@ enum Syscall {
         var offset = 0
         while offset < bytes.count {
             let start = bytes.baseAddress! + offset, count = bytes.count - offset
-            switch valueOrErrno(isSocket ? { send(descriptor, start, count, Int32(MSG_NOSIGNAL)) } : { Glibc.write(descriptor, start, count) }) {
+            switch valueOrErrno(isSocket ? { Glibc.send(descriptor, start, count, Int32(MSG_NOSIGNAL)) } : { Glibc.write(descriptor, start, count) }) {
             case .success(let written): offset += written
             case .failure(let error): return .failure(error)
             }

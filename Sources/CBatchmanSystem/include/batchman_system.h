@@ -9,6 +9,10 @@ int bm_set_parent_death_signal(int signal);
 /* pipe2(fds, O_CLOEXEC): a pipe whose ends are not inherited by programs the host starts. */
 int bm_pipe_cloexec(int fds[2]);
 
+/// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC: a client socket that never leaks into a worker
+/// process. (accept4 needs _GNU_SOURCE, which Swift's Glibc module does not define.)
+int bm_accept_nonblocking(int listener);
+
 /* sigwaitinfo(set) (`set` is a sigset_t; void here, so that this header stays free of system
  * headers and the types they declare stay Glibc's), EINTR retried: the signal taken, and who sent it: `code` is si_code
  * (SI_USER for kill, SI_QUEUE for sigqueue, SI_TKILL for tgkill, SI_KERNEL and others for the

@@ -1,0 +1,36 @@
+import Batchman
+
+/// Where the results of a source's jobs go: standard output (or `--output`), the connection that
+/// sent them, or nobody (``OrphanDestination``).
+///
+/// Each source submits its jobs with its destination as their ``ResultSink``, so the core hands
+/// a batch's results to each destination the batch's jobs name, and no table maps a job back to
+/// where it came from. A result's ``JobTag`` carries the job's spool sequence, which the
+/// destination marks done once the result is out.
+protocol ResultDestination: ResultSink where Payload == JobBytes, Output == JobBytes {
+    /// Result lines the host wrote itself (a line that is not a job gets its `invalid_input`
+    /// result here), `count` of them, with the spool sequences they answer.
+    func answer(_ lines: [UInt8], count: Int, done: [UInt64])
+}
+
+extension Array where Element == JobResult<JobBytes, JobBytes> {
+    /// The spool sequences of these results' jobs (0 in a tag: the job was not spooled).
+    var spoolSequences: [UInt64] {
+        compactMap { $0.tag.value == 0 ? nil : $0.tag.value }
+    }
+
+    /// The `--max-pending-bytes` these results' jobs held.
+    var pendingCharge: Int {
+        reduce(0) { $0 + PendingBytes.charge(key: $1.key, id: $1.id, payload: $1.payload) }
+    }
+
+    /// Every result as a line, encoded without a lock held.
+    func encodedLines(replayed: Bool) -> [UInt8] {
+        var lines: [UInt8] = []
+        // About what a result line of a small job takes; more is grown as needed.
+        lines.reserveCapacity(count * 256)
+        var timestamps = ResultEncoder.Timestamps()
+        for result in self { ResultEncoder.append(result, timestamps: &timestamps, replayed: replayed, to: &lines) }
+        return lines
+    }
+}
