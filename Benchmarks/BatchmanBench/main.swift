@@ -17,7 +17,7 @@ struct Options {
             case "--only": only = Set((rest.popFirst() ?? "").split(separator: ",").map { String($0).uppercased() })
             case "--runs": runs = max(1, Int(rest.popFirst() ?? "") ?? 5)
             case "--help", "-h":
-                print("usage: batchman-bench [--json] [--only W1,W2,W3,W4,W5,W6,W7,H1,H2,H3,H4,H5] [--runs N]")
+                print("usage: batchman-bench [--json] [--only W1,W2,W3,W4,W5,W6,W7,H1,H2,H3,H4,H5,H6] [--runs N]")
                 exit(0)
             default:
                 FileHandle.standardError.write(Data("batchman-bench: unknown argument \(argument)\n".utf8))
@@ -49,7 +49,7 @@ FileHandle.standardError.write(Data("batchman-bench: this is a debug build; figu
 
 // H1 and H2 run the host and plugins that `swift build` puts beside this executable; `swift run`
 // builds only what this executable links. Say so instead of failing half-way.
-if options.wants("H1") || options.wants("H2") || options.wants("H3") || options.wants("H4") || options.wants("H5") {
+if options.wants("H1") || options.wants("H2") || options.wants("H3") || options.wants("H4") || options.wants("H5") || options.wants("H6") {
     let missing = ["batchman", "libNoopPlugin.so", "libEchoPlugin.so"].filter {
         !FileManager.default.fileExists(atPath: HostWorkloads.products.appendingPathComponent($0).path)
     }
@@ -134,11 +134,11 @@ if options.wants("W7") {
     record("W7", "200k idle keys", "heap_bytes_per_idle_key", "B", [heapBytes])
 }
 
-if options.wants("H5") {
-    // H5: 200,000 distinct keys with one job each through one shared EchoPlugin instance, against
+if options.wants("H6") {
+    // H6: 200,000 distinct keys with one job each through one shared EchoPlugin instance, against
     // the same 200,000 jobs on one key in the same run: the whole run's time (read, batch, answer,
     // drain, exit) and the peak resident memory each key adds.
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("batchman-bench-h5-\(getpid())")
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("batchman-bench-h6-\(getpid())")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: folder) }
     let keys = 200_000
@@ -155,18 +155,18 @@ if options.wants("H5") {
             times.append(run.seconds)
             if let peak = run.errorOutput.split(separator: "peakRSS=").last.flatMap({ Double($0.prefix { $0 != "M" }) }) { peaks.append(peak) }
         }
-        record("H5", name, "run_s", "s", times)
-        record("H5", name, "peak_rss", "MiB", peaks)
+        record("H6", name, "run_s", "s", times)
+        record("H6", name, "peak_rss", "MiB", peaks)
         medians[name] = (Figure(workload: "", variant: "", metric: "", unit: "", values: times).median,
                          Figure(workload: "", variant: "", metric: "", unit: "", values: peaks).median)
     }
     if let one = medians["1 key, shared echo"], let many = medians["200k keys, shared echo"] {
-        record("H5", "200k keys, shared echo", "rss_bytes_per_key_beyond_1_key", "B", [(many.peak - one.peak) * 1_048_576 / Double(keys)])
-        record("H5", "200k keys, shared echo", "x_1_key", "ratio", [many.seconds / one.seconds])
+        record("H6", "200k keys, shared echo", "rss_bytes_per_key_beyond_1_key", "B", [(many.peak - one.peak) * 1_048_576 / Double(keys)])
+        record("H6", "200k keys, shared echo", "x_1_key", "ratio", [many.seconds / one.seconds])
     }
 }
 
-if options.wants("H1") || options.wants("H3") || options.wants("H4") {
+if options.wants("H1") || options.wants("H3") || options.wants("H4") || options.wants("H5") {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("batchman-bench-\(getpid())")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: folder) }
@@ -223,6 +223,27 @@ if options.wants("H1") || options.wants("H3") || options.wants("H4") {
         // What isolation adds per job, against the in-process run of the same input.
         record("H3", "host + echo plugin, isolated", "overhead_ns_per_job", "ns", [(isolated - echo) * 1e9 / Double(jobs)])
         record("H3", "host + echo plugin, isolated", "x_in_process", "ratio", [isolated / echo])
+    }
+    if options.wants("H5"), let echo = medians["host + echo plugin"] {
+        // H5: the same million jobs from 8 clients at once on a Unix socket (125,000 each), next
+        // to H1's run of them from a file: throughput as a service, and each job's round trip.
+        let manifest = try HostWorkloads.makeManifest(plugin: "EchoPlugin", in: folder)
+        var times: [Double] = [], p50: [Double] = [], p99: [Double] = [], peaks: [Double] = []
+        for _ in 0..<max(1, runs / 2 + 1) {
+            var outcome = try SocketWorkload.run(batchman: batchman, manifest: manifest, clients: 8, jobs: jobs, in: folder)
+            outcome.roundTrips.sort()
+            times.append(outcome.seconds)
+            p50.append(outcome.roundTrips[outcome.roundTrips.count / 2] / 1000)
+            p99.append(outcome.roundTrips[outcome.roundTrips.count * 99 / 100] / 1000)
+            if let peak = outcome.peakMiB { peaks.append(peak) }
+        }
+        let name = "8 clients, unix socket, echo plugin"
+        record("H5", name, "lines_per_s", "lines/s", times.map { Double(jobs) / $0 })
+        record("H5", name, "round_trip_p50", "ms", p50)
+        record("H5", name, "round_trip_p99", "ms", p99)
+        if !peaks.isEmpty { record("H5", name, "peak_rss", "MiB", peaks) }
+        // Throughput as a share of H1's (H1's time over H5's): the target is at least 0.7.
+        record("H5", name, "x_H1_throughput", "ratio", [echo / Figure(workload: "", variant: "", metric: "", unit: "", values: times).median])
     }
 }
 

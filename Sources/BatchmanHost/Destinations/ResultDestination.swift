@@ -13,6 +13,12 @@ protocol ResultDestination: ResultSink where Payload == JobBytes, Output == JobB
     func answer(_ lines: [UInt8], count: Int, done: [UInt64])
 }
 
+extension ResultDestination {
+    /// This destination as the core's sink type: what `submit(contentsOf:to:)` takes without
+    /// being generic over it (see there).
+    var sink: any ResultSink<JobBytes, JobBytes> { self }
+}
+
 extension Array where Element == JobResult<JobBytes, JobBytes> {
     /// The spool sequences of these results' jobs (0 in a tag: the job was not spooled).
     var spoolSequences: [UInt64] {

@@ -55,7 +55,7 @@ final class JobIntake {
         let jobs = jobs(of: lines, sequences: sequences, submittedAt: readAt, origin: origin)
         guard !jobs.isEmpty else { return taken }
         pending.accepted(jobs.reduce(0) { $0 + PendingBytes.charge(key: $1.key, id: $1.id, payload: $1.payload) })
-        core.submit(contentsOf: jobs, to: origin.destination)
+        core.submit(contentsOf: jobs, to: origin.destination.sink)
         return taken
     }
 
@@ -77,7 +77,7 @@ final class JobIntake {
                 }
                 let jobs = jobs(of: lines, sequences: part.map(\.sequence), submittedAt: now, origin: origin)
                 pending.accepted(jobs.reduce(0) { $0 + PendingBytes.charge(key: $1.key, id: $1.id, payload: $1.payload) })
-                core.submit(contentsOf: jobs, to: origin.destination)
+                core.submit(contentsOf: jobs, to: origin.destination.sink)
             }
         }
     }
