@@ -18,15 +18,39 @@ public struct BatchmanLogger: Sendable {
         }
     }
 
-    let handler: @Sendable (Level, String) -> Void
+    /// What a message is about, for a logger that writes fields (JSON lines): each nil where it
+    /// does not apply.
+    public struct Context: Sendable, Hashable {
+        public var key: String?
+        public var plugin: String?
+        /// The number of the reload the message is about.
+        public var reload: Int?
+
+        public init(key: String? = nil, plugin: String? = nil, reload: Int? = nil) {
+            self.key = key
+            self.plugin = plugin
+            self.reload = reload
+        }
+    }
+
+    let handler: @Sendable (Level, String, Context) -> Void
 
     /// A logger that hands every message to `handler`.
     public init(_ handler: @escaping @Sendable (Level, String) -> Void) {
+        self.handler = { level, message, _ in handler(level, message) }
+    }
+
+    /// A logger that hands every message to `handler` with what it is about.
+    public init(withContext handler: @escaping @Sendable (Level, String, Context) -> Void) {
         self.handler = handler
     }
 
     public func log(_ level: Level, _ message: @autoclosure () -> String) {
-        handler(level, message())
+        handler(level, message(), Context())
+    }
+
+    public func log(_ level: Level, _ message: @autoclosure () -> String, context: Context) {
+        handler(level, message(), context)
     }
 
     /// Writes `batchman: <level>: <message>` lines to standard error (the default).

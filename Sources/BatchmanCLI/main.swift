@@ -1,5 +1,6 @@
 // The `batchman` executable: parse arguments, run, map errors to exit codes. Everything else
 // lives in BatchmanHost, where tests can reach it.
+import Batchman
 import BatchmanHost
 import Dispatch
 import Glibc
@@ -55,8 +56,13 @@ Task.detached {
     do throws(HostError) {
         try await perform(commandArguments)
     } catch {
-        var message = "batchman: \(error.message)\n"
-        message.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+        // In the format the run's log was asked for.
+        if case .run(let options)? = try? HostCommand.parse(commandArguments), options.logFormat == .json {
+            options.logFormat.logger().log(.error, error.message)
+        } else {
+            var message = "batchman: \(error.message)\n"
+            message.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+        }
         ProcessExitGuard.exit(error.exitCode)
     }
     finished.signal()

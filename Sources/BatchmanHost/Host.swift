@@ -10,11 +10,22 @@ public enum Host {
     /// (standard error), results to the output.
     /// - Throws: ``HostError``; nothing accepted is lost when it is thrown after start-up,
     ///   unless output failed (then every accepted job is failed and counted).
-    public static func run(_ options: RunOptions, logger: BatchmanLogger = .standardError) async throws(HostError) {
-        let session = try HostSession(options: options, logger: logger)
+    public static func run(_ options: RunOptions, logger given: BatchmanLogger? = nil) async throws(HostError) {
+        LogFormat.setCurrent(options.logFormat)
+        let progress = wantsProgress(options) ? ProgressReporter() : nil
+        var clearProgress: (@Sendable () -> String)?
+        if let progress { clearProgress = { progress.clearLine() } }
+        let logger = given ?? options.logFormat.logger(timestamps: options.logTimestamps, beforeEachLine: clearProgress)
+        let session = try HostSession(options: options, logger: logger, progress: progress)
         defer { session.close() }
         try session.open()
         try await session.run()
+    }
+
+    /// `--progress` is drawn for `--input FILE`: when asked, or by default on a terminal.
+    static func wantsProgress(_ options: RunOptions) -> Bool {
+        guard let input = options.inputPath, input != "-" else { return false }
+        return options.progress ?? (isatty(STDERR_FILENO) == 1)
     }
 
     /// Loads every plugin and makes one instance of each entry (one worker, for an isolated

@@ -35,6 +35,11 @@ public enum HostCommand: Equatable, Sendable {
                                 PORT 0 picks one and the log says which): each sends job lines and reads its own
                                 results on its connection; standard input is then read only with --input
           --max-connections N   clients connected at once at most (default 1024); one more is closed at once
+          --http HOST:PORT      serve /metrics (Prometheus), /health and /ready over HTTP (PORT 0 picks one)
+          --log-format FORMAT   text (the default) or json: one JSON object per log line on standard error
+          --log-timestamps      start each text log line with its time (RFC 3339, UTC)
+          --progress            show progress of --input FILE on standard error (the default on a terminal)
+          --no-progress         never show it
           --output FILE         write results to FILE instead of standard output
           --max-line-bytes N    longest accepted input line (default 1048576); longer lines fail with invalid_input
           --max-output-bytes N  results waiting for a slow consumer at most (default 8388608); then reading pauses
@@ -134,7 +139,8 @@ public enum HostCommand: Equatable, Sendable {
         }
     }
 
-    static let runOptions = ["--input", "--output", "--listen", "--max-connections", "--max-line-bytes", "--max-output-bytes", "--max-pending-bytes", "--max-processes", "--workers", "--stats-interval",
+    static let runOptions = ["--input", "--output", "--listen", "--max-connections", "--http", "--log-format", "--log-timestamps", "--progress",
+                             "--no-progress", "--max-line-bytes", "--max-output-bytes", "--max-pending-bytes", "--max-processes", "--workers", "--stats-interval",
                              "--stats-per-key", "--watch", "--spool", "--fsync", "--spool-max-bytes", "--help"]
 
     /// "unknown option --wokers for run; did you mean --workers? (batchman run --help lists them)"
@@ -190,6 +196,16 @@ public enum HostCommand: Equatable, Sendable {
                 case "--output": options.outputPath = try value()
                 case "--listen": options.listen.append(try ServiceAddress.parse(value(), option: "--listen"))
                 case "--max-connections": options.maxConnections = try count()
+                case "--http":
+                    let text = try value()
+                    options.http = try ServiceAddress.parse("tcp:" + text, option: "--http")
+                case "--log-format":
+                    let text = try value()
+                    guard let format = LogFormat(rawValue: text) else { throw HostError(.usage, "--log-format needs text or json, got \(text)") }
+                    options.logFormat = format
+                case "--log-timestamps": options.logTimestamps = true
+                case "--progress": options.progress = true
+                case "--no-progress": options.progress = false
                 case "--max-line-bytes": options.maxLineBytes = try count()
                 case "--workers": options.workers = try count(atMost: RunOptions.maxWorkers)
                 case "--max-output-bytes": options.maxOutputBytes = try count()
@@ -305,6 +321,13 @@ public struct RunOptions: Equatable, Sendable {
     public var listen: [ServiceAddress] = []
     /// `--max-connections`: clients connected at once at most.
     public var maxConnections = 1024
+    /// `--http HOST:PORT`: `/metrics`, `/health` and `/ready`.
+    public var http: ServiceAddress?
+    /// `--log-format`, `--log-timestamps`: how the log on standard error is written.
+    public var logFormat = LogFormat.text
+    public var logTimestamps = false
+    /// `--progress` (true), `--no-progress` (false); nil: on when standard error is a terminal.
+    public var progress: Bool?
     /// Write results to this file instead of standard output.
     public var outputPath: String?
     public var maxLineBytes = 1 << 20

@@ -32,10 +32,21 @@ final class HostSession {
     private var listeners: [Listener] = []
     /// Clients connected, and results nobody could receive.
     private let counters = ServiceCounters()
+    /// The phase operators see (`/health`, `/ready`, systemd), and `--http`'s server.
+    private let status: HostStatus
+    private let endpoints: OperatorEndpoints
+    private var http: HTTPServer?
+    private let progress: ProgressReporter?
 
-    init(options: RunOptions, logger: BatchmanLogger) throws(HostError) {
+    init(options: RunOptions, logger: BatchmanLogger, progress: ProgressReporter? = nil) throws(HostError) {
         self.options = options
         self.logger = logger
+        self.progress = progress
+        let environment = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"].reduce(into: [String: String]()) { found, name in
+            if let value = getenv(name) { found[name] = String(cString: value) }
+        }
+        self.status = HostStatus(notifier: SystemdNotifier.fromEnvironment(environment, logger: logger))
+        self.endpoints = OperatorEndpoints(status: status)
         self.manifest = try Host.loadManifest(options.manifestPath)
         self.workers = WorkerPool(name: "batchman-worker", threads: options.workers)
         self.pending = PendingBytes(limit: options.maxPendingBytes)
@@ -57,6 +68,12 @@ final class HostSession {
         output = try openOutput()
         try openSpool()
         for address in options.listen { listeners.append(try Listener.open(address, logger: logger)) }
+        if let address = options.http {
+            let endpoints = endpoints
+            let server = try HTTPServer(address: address) { endpoints.respond(to: $0) }
+            http = server
+            logger.log(.info, "http on \(HTTPServer.hostPort(server.address)): /metrics, /health, /ready")
+        }
         if output == STDOUT_FILENO, let results = LineForwarder.protectStandardOutput(logger: logger) {
             output = results
             ownsOutput = true
@@ -88,17 +105,31 @@ final class HostSession {
             Task { for generation in generations.live { await generation.core.abandon(Self.unanswered(failure)) } }
         }
         let reloads = ReloadCoordinator(manifestPath: options.manifestPath, generations: generations, control: control,
-                                        workers: workers, budget: budget, logger: logger) { loopBox.loop?.wake() }
+                                        workers: workers, budget: budget, logger: logger, status: status) { loopBox.loop?.wake() }
+        let status = status
         let listening = !listeners.isEmpty
-        let reportStatistics = { @Sendable [logger, invalidLines] (perKey: Bool) in
+        HostMetrics.shared.resolveEntries { key in generations.current.manifest.entryName(forKey: key) }
+        let invalidLines = invalidLines
+        endpoints.serveMetrics {
+            let (statistics, _, _) = generations.statistics()
+            let reloadResults = generations.reloadResults
+            return PrometheusExposition.render(PrometheusExposition.Snapshot(
+                perKey: statistics.perKey, invalidLines: invalidLines.count, isolation: generations.current.registry.isolationStatistics,
+                reloadsSucceeded: reloadResults.succeeded, reloadsFailed: reloadResults.failed, outputPauses: writer.pauses,
+                spoolBytes: spool?.bytes, connections: listening ? counters.connections : nil, orphaned: counters.orphans,
+                histograms: HostMetrics.shared.all, entryName: { key in generations.current.manifest.entryName(forKey: key) }))
+        }
+        let reportStatistics = { @Sendable [logger, invalidLines, status] (perKey: Bool) in
             let (statistics, reloadCount, lastReload) = generations.statistics()
             let isolation = generations.current.registry.isolationStatistics
             // Every configuration still alive holds instances: a replaced one until it drains.
             let counts = generations.live.flatMap(\.registry.counts)
             let service = listening || counters.orphans > 0 ? StatsReporter.Service(connections: counters.connections, orphaned: counters.orphans) : nil
-            logger.log(.info, StatsReporter.summary(statistics, invalidLines: invalidLines.count, outputPauses: writer.pauses,
-                                                    isolation: isolation, reloads: reloadCount, lastReload: lastReload, instances: counts,
-                                                    service: service))
+            let summary = StatsReporter.summary(statistics, invalidLines: invalidLines.count, outputPauses: writer.pauses,
+                                                isolation: isolation, reloads: reloadCount, lastReload: lastReload, instances: counts,
+                                                service: service)
+            logger.log(.info, summary)
+            status.report(summary)
             if perKey {
                 for line in StatsReporter.perKey(statistics, isolation: isolation) { logger.log(.info, line) }
                 for line in StatsReporter.perEntry(generations.current.registry.counts) { logger.log(.info, line) }
@@ -126,6 +157,7 @@ final class HostSession {
             stop: { [logger] name in
                 let what = listening ? "accepting no more clients and reading no more lines" : "reading no more input"
                 logger.log(.info, "received \(name): \(what), draining accepted jobs (a second signal exits at once)")
+                status.draining()
                 loop.stop()
                 spool?.interrupt()
                 pending.close()
@@ -138,10 +170,19 @@ final class HostSession {
                           orphans: OrphanDestination(spool: spool, pending: pending, counters: counters), into: generations.current.core)
         }
         let keys = Self.count(manifest.keys.count, "key")
+        status.ready(status: "reading jobs (\(keys) in \(manifest.path))")
         if stream != nil { logger.log(.info, "reading jobs from \(isFileInput ? options.inputPath! : "standard input") (\(keys) in \(manifest.path))") }
         for listener in listeners { logger.log(.info, "listening on \(listener.address) (\(keys) in \(manifest.path))") }
 
+        if let stream, let progress, isFileInput {
+            var file = stat()
+            _ = fstat(stream.reader.fileDescriptor, &file)
+            stream.reader.progress = progress.input
+            progress.start(fileSize: UInt64(max(0, file.st_size)), resultsWritten: { writer.written })
+        }
         let (end, lastLine) = await loop.run()
+        status.draining()
+        await progress?.stop()
         watcher?.stop()
         reloads.close()
         generations.close()?.registry.destroyAll()
@@ -164,6 +205,9 @@ final class HostSession {
         periodicStatistics?.cancel()
         reportStatistics(statsPerKey)
         let writeError = await writer.finish()
+        await http?.stop()
+        http = nil
+        status.stop()
         spool?.close()
         if let writeError {
             // Jobs the batchers held and failed; lines refused after output failed are not jobs.
@@ -192,6 +236,8 @@ final class HostSession {
     /// failed step.
     func close() {
         spool?.close()
+        http?.requestStop()
+        status.stop()
         for listener in listeners { listener.close() }
         if let generations {
             for instance in generations.current.registry.destroyAll() {

@@ -33,6 +33,10 @@ import Testing
         try Self.replay("worker", seeds: 10) { bytes in bytes.withUnsafeBytes { ParserChecks.workerBytes($0.bindMemory(to: UInt8.self)) } }
     }
 
+    @Test func everyKnownHTTPRequestKeepsTheParsersPromises() throws {
+        try Self.replay("http", seeds: 10) { bytes in bytes.withUnsafeBytes { ParserChecks.httpRequest($0.bindMemory(to: UInt8.self)) } }
+    }
+
     @Test func everyKnownManifestKeepsTheReadersPromises() throws {
         try Self.replay("manifest", seeds: 5, ParserChecks.manifest)
     }

@@ -183,9 +183,10 @@ final class HostProcess: Sendable {
     ///     own into every child, which it watches to see the child end: it must stay open).
     init(
         _ arguments: [String], directory: String? = nil, standardInput: FileHandle? = nil, readsOutput: Bool = true,
-        listingInheritedDescriptorsIn inheritedList: String? = nil
+        listingInheritedDescriptorsIn inheritedList: String? = nil, environment: [String: String] = [:]
     ) throws {
         let process = Process()
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         if let inheritedList {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
             process.arguments = ["-c", #"ls /proc/$$/fd > "$0"; exec "$@""#, inheritedList, Products.batchman] + arguments

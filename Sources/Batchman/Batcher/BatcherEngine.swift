@@ -387,6 +387,7 @@
             }
             lastStart = now
             counters.batches += 1
+            counters.batchesByReason[next.reason, default: 0] += 1
             counters.batchedJobs += next.slots.count
             effects.started.append(StartedBatch(id: next.id, reason: next.reason, slots: next.slots))
         }

@@ -10,6 +10,8 @@ public struct BatcherStatistics: Sendable, Hashable {
     public var retried = 0
     /// Batches handed to a processor.
     public var batches = 0
+    /// Batches handed to a processor, by what cut them.
+    public var batchesByReason: [FlushReason: Int] = [:]
     /// Jobs handed to a processor, over all batches (retries count again).
     public var batchedJobs = 0
     /// Jobs held now: waiting, processing, or awaiting a retry.
@@ -29,6 +31,7 @@ public struct BatcherStatistics: Sendable, Hashable {
         sum.failed.merge(rhs.failed, uniquingKeysWith: +)
         sum.retried += rhs.retried
         sum.batches += rhs.batches
+        sum.batchesByReason.merge(rhs.batchesByReason, uniquingKeysWith: +)
         sum.batchedJobs += rhs.batchedJobs
         sum.pending += rhs.pending
         sum.inFlight += rhs.inFlight

@@ -19,6 +19,7 @@ final class OutputSink: ResultDestination {
     func receive(_ results: [JobResult<JobBytes, JobBytes>]) {
         writer.append(results.encodedLines(replayed: replayed), count: results.count, done: results.spoolSequences)
         pending?.answered(results.pendingCharge)
+        HostMetrics.shared.answered(results)
     }
 
     func answer(_ lines: [UInt8], count: Int, done: [UInt64]) {

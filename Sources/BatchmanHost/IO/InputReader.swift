@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Reads NDJSON input from standard input or a file, a chunk per call, and hands over each line.
 ///
@@ -29,6 +30,8 @@ final class InputReader {
 
     let fileDescriptor: Int32
     private var splitter: LineSplitter
+    /// Told how far reading has come, per chunk (`--progress`).
+    var progress: InputProgress?
 
     init(fileDescriptor: Int32, maxLineBytes: Int) {
         self.fileDescriptor = fileDescriptor
@@ -54,6 +57,10 @@ final class InputReader {
         case .success:
             chunk = Self.compacted(chunk)
             splitter.feed(chunk) { handle(Self.event($0)) }
+            if let progress {
+                progress.bytesRead.store(splitter.offset, ordering: .relaxed)
+                progress.linesRead.store(splitter.lineNumber, ordering: .relaxed)
+            }
             return nil
         case .failure(.wouldBlock):
             return nil

@@ -19,6 +19,23 @@ package enum ParserChecks {
         return nil
     }
 
+    /// Checks bytes a client of `--http` could send as a request head: the parser must end with
+    /// a request, more to read or a refusal, and a request must say only what the bytes said.
+    package static func httpRequest(_ input: UnsafeBufferPointer<UInt8>) -> String? {
+        let bytes = ArraySlice(input)
+        switch HTTPRequestHead.parse(bytes) {
+        case .request(let head):
+            if head.method.isEmpty || !head.path.hasPrefix("/") { return "a request without a method or an absolute path" }
+            if head.path.contains("?") { return "a path that kept its query" }
+            if !bytes.starts(with: Array(head.method.utf8) + [UInt8(ascii: " ")]) { return "a method that is not the line's" }
+        case .incomplete:
+            if bytes.count > HTTPRequestHead.maxBytes { return "more than the bound still read as incomplete" }
+        case .malformed:
+            break
+        }
+        return nil
+    }
+
     /// Checks bytes a worker process could send: the first byte picks what they are read as. Even:
     /// a frame's body; odd: an outcome log for a batch of `byte / 2 + 1` jobs whose
     /// `maxResultBytes` is the next byte times 16. Returns what was broken, or nil.

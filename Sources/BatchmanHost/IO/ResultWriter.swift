@@ -41,6 +41,8 @@ final class ResultWriter: Sendable {
     /// without the lock on every line.
     private let bufferedBytes = Atomic<Int>(0)
     private let wakeWriter = DispatchSemaphore(value: 0)
+    /// Result lines written so far (`--progress`).
+    private let linesWritten = Atomic<Int>(0)
 
     init(
         fileDescriptor: Int32, maxBufferedBytes: Int, onWritten: @escaping @Sendable ([UInt64]) -> Void = { _ in },
@@ -55,6 +57,9 @@ final class ResultWriter: Sendable {
 
     /// The errno of the failed write, once output has failed.
     var failure: Int32? { state.withLock { $0.writeError } }
+
+    /// Result lines written so far.
+    var written: Int { linesWritten.load(ordering: .relaxed) }
 
     /// How many times reading paused because output was not being consumed.
     var pauses: Int { state.withLock { $0.pauses } }
@@ -146,6 +151,7 @@ final class ResultWriter: Sendable {
             bufferedBytes.subtract(chunk.count, ordering: .relaxed)
             chunk.removeAll(keepingCapacity: true)
             if failure == nil {
+                linesWritten.add(chunkLines, ordering: .relaxed)
                 SupervisorBoard.shared?.answered(chunkLines)
                 if !chunkDone.isEmpty { onWritten(chunkDone) }
             }

@@ -1,16 +1,29 @@
 import Batchman
 
-/// The core's processor for a key: hands its batches to the key's instance in its entry.
+/// The core's processor for a key: hands its batches to the key's instance in its entry, and
+/// measures each batch for `/metrics` (its size, and the time until its outcomes).
 struct EntryProcessor: QueueingBatchProcessor {
     typealias Payload = JobBytes
     typealias Output = JobBytes
 
     let instances: EntryInstances
+    let metrics: HostMetrics.Entry
+
+    init(instances: EntryInstances, metrics: HostMetrics = .shared) {
+        self.instances = instances
+        self.metrics = metrics.entry(named: instances.entry.name)
+    }
 
     /// Every path (in-process, isolated, a crash's search) answers job by job, in order.
     var answersInOrder: Bool { true }
 
     func enqueue(_ batch: Batch<JobBytes>, completion: @escaping @Sendable (Result<[JobOutcome<JobBytes>], any Error>) -> Void) {
-        instances.run(batch, completion: completion)
+        let metrics = metrics
+        metrics.batchSize.observe(Double(batch.jobs.count))
+        let handedOver = Syscall.monotonicNanoseconds()
+        instances.run(batch) { outcomes in
+            metrics.batchDuration.observe(Double(Syscall.monotonicNanoseconds() - handedOver) / 1e9)
+            completion(outcomes)
+        }
     }
 }

@@ -134,7 +134,7 @@ final class IsolatedInstance: @unchecked Sendable {
                 for index in batch.jobs.indices where outcomes[index] == nil {
                     outcomes[index] = .retry(batch.jobs[index], message, reason: .timeout)
                 }
-                logger.log(.warning, "key \"\(batch.key)\": \(message) and is restarted")
+                logger.log(.warning, "key \"\(batch.key)\": \(message) and is restarted", context: .init(key: batch.key, plugin: pluginName))
                 break search
             case .died(let how):
                 self.worker = nil
@@ -145,7 +145,7 @@ final class IsolatedInstance: @unchecked Sendable {
                 let next = poisoned != nil ? "that job crashes alone: it fails with crashed"
                     : unanswered.isEmpty ? "every job had its outcome" : "they go to a fresh worker"
                 logger.log(.warning, "key \"\(batch.key)\": plugin \"\(pluginName)\" crashed (\(how)) in batch \(batch.id) with \(unanswered.count) of "
-                           + "\(part.count) jobs unanswered; \(next)")
+                           + "\(part.count) jobs unanswered; \(next)", context: .init(key: batch.key, plugin: pluginName))
                 if let poisoned {
                     outcomes[poisoned] = .retry(batch.jobs[poisoned], "plugin \"\(pluginName)\" crashed (\(how)) while processing this job", reason: .crashed)
                 }

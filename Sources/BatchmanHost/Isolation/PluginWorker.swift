@@ -3,7 +3,7 @@ import CBatchmanPlugin
 import CBatchmanSystem
 import Glibc
 
-/// The worker process of an isolated key: `batchman __worker PARENT MEMORY_LIMIT`, started by the
+/// The worker process of an isolated key: `batchman __worker PARENT MEMORY_LIMIT LOG_FORMAT`, started by the
 /// host with its end of a socket as descriptor 3 and the shared outcome log as 4. It loads the
 /// plugin, creates the key's instance, and serves batches one at a time over the socket
 /// (``WorkerFrame``), publishing each outcome in the log as the plugin emits it. The plugin sees
@@ -30,6 +30,8 @@ public enum PluginWorker {
             var bound = rlimit(rlim_cur: rlim_t(limit), rlim_max: rlim_t(limit))
             setrlimit(__rlimit_resource_t(RLIMIT_DATA.rawValue), &bound)
         }
+        // The host's --log-format: a plugin's log lines look alike wherever it runs.
+        let logFormat = arguments.dropFirst(2).first.flatMap(LogFormat.init(rawValue:)) ?? .text
         closeInheritedDescriptors()
         let channel = FrameChannel(fileDescriptor: socketDescriptor)
         let log = OutcomeLog.Writer(fileDescriptor: OutcomeLog.workerDescriptor)
@@ -38,7 +40,7 @@ public enum PluginWorker {
         do throws(PluginLoadError) {
             let plugin = try PluginLoader(manifestDirectory: "/").load(start.pluginPath, forKey: start.key)
             instance = try plugin.createInstance(plugin: start.pluginPath, key: start.key, config: start.config, debug: start.debug,
-                                                 logger: .standardError, maxResultBytes: start.maxResultBytes)
+                                                 logger: logFormat.logger(), maxResultBytes: start.maxResultBytes)
         } catch {
             _ = channel.write(.refused(code: error.code.description, detail: error.detail))
             _exit(0)

@@ -46,7 +46,7 @@ final class WorkerProcess {
         let workerLog = (try? Syscall.duplicate(log.fileDescriptor, atLeast: 10).get()) ?? -1
         close(workerEnd)
         let spawned = SelfSpawn.start(
-            ["batchman", PluginWorker.subcommand, "\(getpid())", "\(memoryLimit ?? 0)"],
+            ["batchman", PluginWorker.subcommand, "\(getpid())", "\(memoryLimit ?? 0)", LogFormat.current.rawValue],
             descriptors: [(output.write, STDOUT_FILENO), (workerSocket, PluginWorker.socketDescriptor), (workerLog, OutcomeLog.workerDescriptor)],
             // A process group of its own: Ctrl-C at a terminal reaches the host, which drains,
             // and not the workers, which would die mid-batch; and a kill takes what it started.

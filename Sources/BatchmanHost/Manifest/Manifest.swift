@@ -207,6 +207,12 @@ public struct Manifest: Sendable {
         public var maxResultBytes: Int
     }
 
+    /// The entry that serves `key`: its own, or `default` for a key the manifest does not name.
+    /// What metrics label a key with, so that their series are bounded by the manifest.
+    public func entryName(forKey key: String) -> String {
+        keys.first { ExactString($0.name) == ExactString(key) }?.name ?? Self.defaultKey
+    }
+
     /// Where `key`'s instance lives and its bounds: the key's own settings, else (for keys the
     /// manifest does not name) the `default` entry's, then `defaults`.
     public func placement(forKey key: String) -> Placement {

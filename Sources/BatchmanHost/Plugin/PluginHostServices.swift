@@ -13,23 +13,25 @@ final class PluginHostServices: @unchecked Sendable {
 
     final class LogContext: Sendable {
         let prefix: String
+        let context: BatchmanLogger.Context
         let logger: PluginLogger
         /// Debug lines are shown only for keys configured with `debug: true`.
         let showsDebug: Bool
-        init(prefix: String, logger: PluginLogger, showsDebug: Bool) {
+        init(prefix: String, context: BatchmanLogger.Context, logger: PluginLogger, showsDebug: Bool) {
             self.prefix = prefix
+            self.context = context
             self.logger = logger
             self.showsDebug = showsDebug
         }
 
         func log(_ level: BatchmanLogger.Level, _ message: String) {
             guard level != .debug || showsDebug else { return }
-            logger.log(level, "\(prefix): \(message)")
+            logger.log(level, "\(prefix): \(message)", context: context)
         }
     }
 
     init(key: String, pluginName: String, logger: PluginLogger, showsDebug: Bool) {
-        context = Unmanaged.passRetained(LogContext(prefix: "plugin \(pluginName) (key \"\(key)\")", logger: logger, showsDebug: showsDebug))
+        context = Unmanaged.passRetained(LogContext(prefix: "plugin \(pluginName) (key \"\(key)\")", context: .init(key: key, plugin: pluginName), logger: logger, showsDebug: showsDebug))
         pointer = .allocate(capacity: 1)
         pointer.initialize(to: bm_host(
             struct_size: UInt32(MemoryLayout<bm_host>.size),

@@ -13,6 +13,8 @@ final class Generations: Sendable {
         /// Counters of generations that have finished, added up.
         var finished = BatchmanStatistics(total: BatcherStatistics(), perKey: [:])
         var reloads = 0
+        var reloadsSucceeded = 0
+        var reloadsFailed = 0
         var lastReload: String?
         var isClosed = false
     }
@@ -41,7 +43,10 @@ final class Generations: Sendable {
     }
 
     func reloadFailed() {
-        state.withLock { $0.lastReload = "failed" }
+        state.withLock {
+            $0.lastReload = "failed"
+            $0.reloadsFailed += 1
+        }
     }
 
     /// Hands `next`, built by reload number `reload`, to the reader. False once reading has
@@ -71,10 +76,11 @@ final class Generations: Sendable {
             state.staged = nil
             state.retiring.append(old)
             state.lastReload = "ok"
+            state.reloadsSucceeded += 1
             return (old, staged, reload)
         }
         guard let old else { return new }
-        logger.log(.info, "reload \(reload): ok, \(describe(old, new))")
+        logger.log(.info, "reload \(reload): ok, \(describe(old, new))", context: .init(reload: reload))
         Task { [logger] in
             await old.retire(logger: logger)
             let statistics = old.core.statistics()
@@ -95,6 +101,9 @@ final class Generations: Sendable {
             return state.staged?.generation
         }
     }
+
+    /// Reloads that took over, and reloads that failed (`batchman_reloads_total`).
+    var reloadResults: (succeeded: Int, failed: Int) { state.withLock { ($0.reloadsSucceeded, $0.reloadsFailed) } }
 
     /// The counters of every generation, added up, and the reloads so far.
     func statistics() -> (BatchmanStatistics, reloads: Int, lastReload: String?) {

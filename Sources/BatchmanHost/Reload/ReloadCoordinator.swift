@@ -19,6 +19,8 @@ final class ReloadCoordinator: Sendable {
     private let workers: WorkerPool
     private let budget: ProcessBudget
     private let logger: BatchmanLogger
+    /// Told when a reload begins and ends (`/ready`, systemd's RELOADING=1).
+    private let status: HostStatus?
     /// Wakes the reader so that it takes a staged generation even while input is idle.
     private let wakeReader: @Sendable () -> Void
     private let state = Mutex(State())
@@ -27,8 +29,9 @@ final class ReloadCoordinator: Sendable {
 
     init(
         manifestPath: String, generations: Generations, control: WorkerPool, workers: WorkerPool, budget: ProcessBudget,
-        logger: BatchmanLogger, wakeReader: @escaping @Sendable () -> Void
+        logger: BatchmanLogger, status: HostStatus? = nil, wakeReader: @escaping @Sendable () -> Void
     ) {
+        self.status = status
         self.manifestPath = manifestPath
         self.generations = generations
         self.control = control
@@ -78,6 +81,7 @@ final class ReloadCoordinator: Sendable {
     }
 
     private func reload() {
+        status?.reloading()
         let number = generations.beginReload()
         let current = generations.current
         let next: HostGeneration
@@ -88,8 +92,9 @@ final class ReloadCoordinator: Sendable {
                                       proving: true, logger: logger)
         } catch {
             generations.reloadFailed()
-            for problem in error.message.split(separator: "\n") { logger.log(.error, "reload failed: \(problem)") }
-            logger.log(.error, "reload \(number): failed, kept the running configuration")
+            for problem in error.message.split(separator: "\n") { logger.log(.error, "reload failed: \(problem)", context: .init(reload: number)) }
+            logger.log(.error, "reload \(number): failed, kept the running configuration", context: .init(reload: number))
+            status?.reloaded()
             return
         }
         guard generations.stage(next, reload: number) else {
@@ -98,5 +103,6 @@ final class ReloadCoordinator: Sendable {
         }
         wakeReader()
         switched.wait()
+        status?.reloaded()
     }
 }

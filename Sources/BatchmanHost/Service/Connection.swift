@@ -53,6 +53,7 @@ final class Connection: ResultDestination {
     func receive(_ results: [JobResult<JobBytes, JobBytes>]) {
         deliver(results.encodedLines(replayed: false), count: results.count, done: results.spoolSequences)
         pending?.answered(results.pendingCharge)
+        HostMetrics.shared.answered(results)
     }
 
     func answer(_ lines: [UInt8], count: Int, done: [UInt64]) {

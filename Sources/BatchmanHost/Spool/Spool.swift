@@ -73,6 +73,9 @@ final class Spool: Sendable {
     let directory: String
     let policy: SpoolSyncPolicy
     let maxBytes: Int
+
+    /// Bytes in the spool's segments now (`batchman_spool_bytes`).
+    var bytes: Int { state.withLock { $0.machine.liveBytes } }
     private let lock: Int32
     private let state: Mutex<State>
     private let logger: BatchmanLogger

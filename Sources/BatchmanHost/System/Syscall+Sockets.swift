@@ -65,6 +65,11 @@ extension Syscall {
         return valueOrErrno { socket(family, type, 0) }
     }
 
+    /// A datagram socket of the Unix family, close-on-exec (systemd's notification socket).
+    static func datagramSocket() -> Result<Int32, Errno> {
+        valueOrErrno { socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+    }
+
     static func bind(_ descriptor: Int32, to address: SocketAddress) -> Result<Void, Errno> {
         address.withPointer { pointer, length in valueOrErrno { Glibc.bind(descriptor, pointer, length) } }.map { _ in () }
     }

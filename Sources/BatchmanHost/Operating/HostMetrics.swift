@@ -1,0 +1,51 @@
+import Batchman
+import FoundationEssentials
+import Synchronization
+
+/// What the host measures as it goes for `/metrics`, beyond the counters the core and the
+/// registry keep: the histograms of batch sizes, plugin call times and job latencies, by
+/// manifest entry. An entry's histograms are made on first use; entries come from manifests,
+/// so their number is bounded by the manifests a run loads, never by the keys it sees.
+final class HostMetrics: Sendable {
+    final class Entry: Sendable {
+        let batchSize = Histogram(bounds: Histogram.sizeBounds)
+        let batchDuration = Histogram(bounds: Histogram.secondsBounds)
+        let jobLatency = Histogram(bounds: Histogram.secondsBounds)
+    }
+
+    /// The process's: plugin calls are measured wherever they run, and a run scrapes them.
+    static let shared = HostMetrics()
+
+    private let entries = Mutex<[String: Entry]>([:])
+    /// The entry that serves a key, in the configuration running now (set by the run).
+    private let entryName = Mutex<@Sendable (String) -> String>({ _ in Manifest.defaultKey })
+
+    /// Says which entry serves a key from now on.
+    func resolveEntries(with entryName: @escaping @Sendable (String) -> String) {
+        self.entryName.withLock { $0 = entryName }
+    }
+
+    func entry(named name: String) -> Entry {
+        entries.withLock { entries in
+            if let entry = entries[name] { return entry }
+            let entry = Entry()
+            entries[name] = entry
+            return entry
+        }
+    }
+
+    func entry(forKey key: String) -> Entry { entry(named: entryName.withLock { $0 }(key)) }
+
+    func entryName(forKey key: String) -> String { entryName.withLock { $0 }(key) }
+
+    /// Every entry's histograms so far, by name.
+    var all: [String: Entry] { entries.withLock { $0 } }
+
+    /// A batch's results are out: each job's latency, from its line's read to now.
+    func answered(_ results: [JobResult<JobBytes, JobBytes>]) {
+        guard let first = results.first else { return }
+        let now = Date().timeIntervalSince1970
+        // One batch's results: one key, so one entry.
+        entry(forKey: first.key).jobLatency.observe(results.lazy.map { max(0, now - $0.submittedAt.timeIntervalSince1970) })
+    }
+}
