@@ -183,7 +183,7 @@ final class HostProcess: Sendable {
     ///     own into every child, which it watches to see the child end: it must stay open).
     init(
         _ arguments: [String], directory: String? = nil, standardInput: FileHandle? = nil, readsOutput: Bool = true,
-        listingInheritedDescriptorsIn inheritedList: String? = nil, environment: [String: String] = [:]
+        listingInheritedDescriptorsIn inheritedList: String? = nil, environment: [String: String] = [:], executable: String? = nil
     ) throws {
         let process = Process()
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
@@ -191,7 +191,7 @@ final class HostProcess: Sendable {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
             process.arguments = ["-c", #"ls /proc/$$/fd > "$0"; exec "$@""#, inheritedList, Products.batchman] + arguments
         } else {
-            process.executableURL = URL(fileURLWithPath: Products.batchman)
+            process.executableURL = URL(fileURLWithPath: executable ?? Products.batchman)
             process.arguments = arguments
         }
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }

@@ -52,6 +52,10 @@ final class InputLoop: @unchecked Sendable {
     private var listeners: [Listener]
     private var clients: [Client] = []
     private var nextScope: UInt32 = 1
+    /// Out of descriptors: listeners are not polled until then (monotonic nanoseconds), or the
+    /// loop would wake at once, again and again, for a client it cannot take.
+    private var acceptPausedUntil: UInt64?
+    static let acceptPauseNanoseconds: UInt64 = 1_000_000_000
     private var generation: HostGeneration
 
     /// A connection and what the loop keeps of it.
@@ -141,11 +145,13 @@ final class InputLoop: @unchecked Sendable {
             let streamIndex = streamEnd == nil && streamHasRoom() ? descriptors.count : nil
             if let streamIndex, let stream { descriptors.insert(pollfd(fd: stream.reader.fileDescriptor, events: Int16(POLLIN), revents: 0), at: streamIndex) }
             let listenersStart = descriptors.count
-            for listener in listeners { descriptors.append(pollfd(fd: listener.descriptor, events: Int16(POLLIN), revents: 0)) }
+            if let until = acceptPausedUntil, Syscall.monotonicNanoseconds() >= until { acceptPausedUntil = nil }
+            let accepting = acceptPausedUntil == nil
+            for listener in listeners { descriptors.append(pollfd(fd: listener.descriptor, events: accepting ? Int16(POLLIN) : 0, revents: 0)) }
             let clientsStart = descriptors.count
             let polled = clients  // accepting below adds clients that were not polled
             for client in polled { descriptors.append(pollfd(fd: client.connection.descriptor, events: Self.events(of: client.connection), revents: 0)) }
-            guard case .success(let ready) = Syscall.poll(&descriptors, milliseconds: -1) else { continue }
+            guard case .success(let ready) = Syscall.poll(&descriptors, milliseconds: Syscall.pollMilliseconds(until: acceptPausedUntil)) else { continue }
             if ready == 0 { continue }
             if descriptors[0].revents != 0 { drainWakePipe() }
             if isStopped.load(ordering: .relaxed) { break }
@@ -242,8 +248,15 @@ final class InputLoop: @unchecked Sendable {
             switch Syscall.accept(listener.descriptor) {
             case .success(let accepted): descriptor = accepted
             case .failure(.wouldBlock), .failure(.interrupted): return
+            case .failure(let error) where error.rawValue == EMFILE || error.rawValue == ENFILE:
+                // The client waits in the listen backlog; accepting resumes in a second.
+                acceptPausedUntil = Syscall.monotonicNanoseconds() + Self.acceptPauseNanoseconds
+                var limit = rlimit()
+                getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+                logger.log(.warning, "--listen \(listener.address): cannot accept a client: \(error) (ulimit -n \(limit.rlim_cur), \(clients.count) "
+                           + "clients connected); raise ulimit -n or lower --max-connections; accepting again in a second")
+                return
             case .failure(let error):
-                // Out of descriptors, say: the client waits in the backlog until one is free.
                 logger.log(.warning, "--listen \(listener.address): cannot accept a client: \(error)")
                 return
             }

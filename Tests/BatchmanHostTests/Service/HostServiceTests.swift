@@ -259,6 +259,29 @@ struct HostServiceTests {
         #expect(await host.process.exitStatus() == 0)
     }
 
+    @Test func waitsForDescriptorsInsteadOfSpinningWhenClientsExhaustThem() async throws {
+        let scratch = try Scratch()
+        let socketPath = scratch.path("batchman.sock")
+        // 64 descriptors: the host's own and some clients; the rest wait in the listen backlog.
+        let host = try HostProcess(["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", Products.batchman, "run", try echoManifest(scratch),
+                                    "--listen", "unix:\(socketPath)"], executable: "/bin/sh")
+        await host.waitForLog(containing: "listening on unix:")
+        let clients = try (0..<80).map { _ in try TestClient(unixPath: socketPath) }
+        for (number, client) in clients.enumerated() { client.send([Self.job("k", "\(number)")]) }
+        #expect(await host.waitForLog(containing: "cannot accept a client: Too many open files") != nil)
+
+        // The clients that were taken finish and go; those waiting are taken then.
+        for client in clients {
+            _ = await client.lines.wait(forCount: 1)
+            client.hangUp()
+        }
+        host.signal(SIGTERM)
+        #expect(await host.exitStatus() == 0)
+        let warnings = host.stderr.elements.count { $0.contains("cannot accept a client") }
+        #expect(warnings >= 1 && warnings <= 20, "a pause of a second after each refusal, not a loop that spins: \(warnings) warnings")
+        #expect(host.stderr.elements.contains { $0.contains("stats: accepted=80 completed=80") })
+    }
+
     @Test func readsStandardInputTooWhenAskedWithInputDash() async throws {
         let scratch = try Scratch()
         let host = try HostProcess(["run", try echoManifest(scratch), "--listen", "unix:\(scratch.path("b.sock"))", "--input", "-"])
