@@ -58,7 +58,17 @@ final class HostSession {
                        + "leaves room for that many worker processes; raise it with ulimit -n")
         }
         self.budget = ProcessBudget(limit: processes)
+        // A client is a descriptor: past the limit on open files, accepting fails, and so does
+        // whatever else needs one (a plugin's file, the runtime's own). 64 stay the host's.
+        self.maxConnections = min(options.maxConnections, max(1, descriptors - 64))
+        if maxConnections < options.maxConnections, !options.listen.isEmpty {
+            logger.log(.info, "--max-connections \(options.maxConnections) lowered to \(maxConnections): the limit on open files (ulimit -n \(descriptors)) "
+                       + "leaves room for that many clients; raise it with ulimit -n")
+        }
     }
+
+    /// `--max-connections`, within what the limit on open files allows.
+    private let maxConnections: Int
 
     /// Opens input, output and `--listen` sockets, and loads every plugin; instances are made as
     /// jobs need them.
@@ -148,7 +158,7 @@ final class HostSession {
         let intake = JobIntake(spool: spool, pending: pending, invalidLines: invalidLines, logger: logger)
         let stream = input.map { InputLoop.Stream(reader: InputReader(fileDescriptor: $0, maxLineBytes: options.maxLineBytes),
                                                   destination: OutputSink(writer: writer, pending: pending), writer: writer) }
-        let loop = InputLoop(configuration: InputLoop.Configuration(maxConnections: options.maxConnections, maxOutputBytes: options.maxOutputBytes,
+        let loop = InputLoop(configuration: InputLoop.Configuration(maxConnections: maxConnections, maxOutputBytes: options.maxOutputBytes,
                                                                     streamIsResumable: isFileInput),
                              stream: stream, listeners: listeners, maxLineBytes: options.maxLineBytes, intake: intake, generations: generations,
                              reloads: reloads, pending: pending, spool: spool, counters: counters, logger: logger)

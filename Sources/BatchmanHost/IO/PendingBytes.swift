@@ -2,7 +2,7 @@ import Dispatch
 import Synchronization
 
 /// `--max-pending-bytes`: the memory that accepted jobs without a result may take, bounded.
-/// The reader waits at the bound before it reads on, so a slow plugin never has the whole
+/// The reader does not read on at the bound, so a slow plugin never has the whole
 /// input loaded ahead of it, whatever `maxPending` says (none, by default).
 ///
 /// A job counts its line's bytes (key, id and payload) plus ``bookkeepingBytes`` for what the
@@ -40,11 +40,21 @@ final class PendingBytes: Sendable {
 
         /// The reader wants to read on. A lone job larger than the bound still goes: the bound
         /// is for what waits, and nothing waiting means there is room.
+        /// Asked again while waiting (the loop polls on), it says wait again, as one pause.
         mutating func waitForRoom() -> WaitAction {
-            guard phase == .flowing, held >= limit else { return .proceed }
-            phase = .readerWaiting
-            pauses += 1
-            return .wait(firstPause: pauses == 1)
+            switch phase {
+            case .closed:
+                return .proceed
+            case .flowing, .readerWaiting:
+                guard held >= limit else {
+                    phase = .flowing
+                    return .proceed
+                }
+                if phase == .readerWaiting { return .wait(firstPause: false) }
+                phase = .readerWaiting
+                pauses += 1
+                return .wait(firstPause: pauses == 1)
+            }
         }
 
         /// Results of `bytes` were handed to the writer; true: wake the reader.
@@ -63,7 +73,8 @@ final class PendingBytes: Sendable {
     }
 
     private let state: Mutex<StateMachine>
-    private let wakeReader = DispatchSemaphore(value: 0)
+    /// Called once there is room again (the input loop waits for it in its poll).
+    private let waker = Mutex<(@Sendable () -> Void)?>(nil)
 
     init(limit: Int) {
         state = Mutex(StateMachine(limit: limit))
@@ -80,23 +91,27 @@ final class PendingBytes: Sendable {
         state.withLock { $0.accepted(bytes) }
     }
 
-    /// Blocks the reader while the bound is reached; `onFirstPause` is told before the first wait.
-    func waitForRoom(onFirstPause: () -> Void) {
+    /// True while there is room. Otherwise false, and `onRoom` is called once there is (or the
+    /// run stops); the reader does not block on it: the input loop goes on writing to clients,
+    /// whose unwritten results hold part of the bound. `onFirstPause` is told at the first pause.
+    func hasRoom(onFirstPause: () -> Void, onRoom: @escaping @Sendable () -> Void) -> Bool {
+        // The waker is set before the state says "waiting": an answer in between finds it.
+        waker.withLock { $0 = onRoom }
         switch state.withLock({ $0.waitForRoom() }) {
         case .proceed:
-            return
+            return true
         case .wait(let firstPause):
             if firstPause { onFirstPause() }
-            wakeReader.wait()
+            return false
         }
     }
 
     func answered(_ bytes: Int) {
-        if state.withLock({ $0.answered(bytes) }) { wakeReader.signal() }
+        if state.withLock({ $0.answered(bytes) }) { waker.withLock { $0 }?() }
     }
 
     /// The run stops: a waiting reader goes on, and nobody waits any more.
     func close() {
-        if state.withLock({ $0.close() }) { wakeReader.signal() }
+        if state.withLock({ $0.close() }) { waker.withLock { $0 }?() }
     }
 }

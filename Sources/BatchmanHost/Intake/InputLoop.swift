@@ -137,12 +137,14 @@ final class InputLoop: @unchecked Sendable {
         var lines: [ReadLine] = []
         while !isStopped.load(ordering: .relaxed) {
             takeOverStaged()
-            pending.waitForRoom { [logger, pending] in
+            // At the memory bound no source is read, but the loop goes on: it writes to clients,
+            // whose unwritten results hold part of the bound.
+            let reading = pending.hasRoom(onFirstPause: { [logger, pending] in
                 logger.log(.info, "reading input paused: accepted jobs without a result take --max-pending-bytes (\(pending.limit)); "
                            + "reading resumes as their results are written")
-            }
+            }, onRoom: { [self] in wake() })
             var descriptors = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-            let streamIndex = streamEnd == nil && streamHasRoom() ? descriptors.count : nil
+            let streamIndex = reading && streamEnd == nil && streamHasRoom() ? descriptors.count : nil
             if let streamIndex, let stream { descriptors.insert(pollfd(fd: stream.reader.fileDescriptor, events: Int16(POLLIN), revents: 0), at: streamIndex) }
             let listenersStart = descriptors.count
             if let until = acceptPausedUntil, Syscall.monotonicNanoseconds() >= until { acceptPausedUntil = nil }
@@ -150,7 +152,9 @@ final class InputLoop: @unchecked Sendable {
             for listener in listeners { descriptors.append(pollfd(fd: listener.descriptor, events: accepting ? Int16(POLLIN) : 0, revents: 0)) }
             let clientsStart = descriptors.count
             let polled = clients  // accepting below adds clients that were not polled
-            for client in polled { descriptors.append(pollfd(fd: client.connection.descriptor, events: Self.events(of: client.connection), revents: 0)) }
+            for client in polled {
+                descriptors.append(pollfd(fd: client.connection.descriptor, events: Self.events(of: client.connection, reading: reading), revents: 0))
+            }
             guard case .success(let ready) = Syscall.poll(&descriptors, milliseconds: Syscall.pollMilliseconds(until: acceptPausedUntil)) else { continue }
             if ready == 0 { continue }
             if descriptors[0].revents != 0 { drainWakePipe() }
@@ -171,7 +175,7 @@ final class InputLoop: @unchecked Sendable {
                 let events = descriptors[clientsStart + offset].revents
                 guard events != 0 else { continue }
                 if events & Int16(POLLOUT) != 0 { client.connection.writable() }
-                if events & Int16(POLLIN) != 0, client.connection.wantsInput {
+                if events & Int16(POLLIN) != 0, reading, client.connection.wantsInput {
                     readClient(client, into: &lines)
                 } else if events & Int16(POLLHUP | POLLERR) != 0 {
                     _ = client.connection.clientLeft()  // hung up without being read to its end
@@ -194,8 +198,8 @@ final class InputLoop: @unchecked Sendable {
         return streamEnd ?? .stopped
     }
 
-    private static func events(of connection: Connection) -> Int16 {
-        Int16((connection.wantsInput ? POLLIN : 0) | (connection.wantsWritable ? POLLOUT : 0))
+    private static func events(of connection: Connection, reading: Bool = true) -> Int16 {
+        Int16((reading && connection.wantsInput ? POLLIN : 0) | (connection.wantsWritable ? POLLOUT : 0))
     }
 
     /// Whether the stream's output has room; if not, the writer wakes the loop once it has.

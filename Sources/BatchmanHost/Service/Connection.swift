@@ -50,24 +50,31 @@ final class Connection: ResultDestination {
         state.withLock { $0.accepted(count) }
     }
 
+    /// The results keep their jobs' `--max-pending-bytes` charge until they are written: clients
+    /// that stop reading hold the host's memory bound, not more.
     func receive(_ results: [JobResult<JobBytes, JobBytes>]) {
-        deliver(results.encodedLines(replayed: false), count: results.count, done: results.spoolSequences)
-        pending?.answered(results.pendingCharge)
         HostMetrics.shared.answered(results)
+        deliver(results.encodedLines(replayed: false), count: results.count, done: results.spoolSequences, charge: results.pendingCharge)
     }
 
     func answer(_ lines: [UInt8], count: Int, done: [UInt64]) {
-        deliver(lines, count: count, done: done)
+        deliver(lines, count: count, done: done, charge: 0)
     }
 
-    private func deliver(_ lines: [UInt8], count: Int, done: [UInt64]) {
+    private func deliver(_ lines: [UInt8], count: Int, done: [UInt64], charge: Int) {
         spool?.markDone(done)
         SupervisorBoard.shared?.answered(count)
-        switch state.withLock({ $0.deliver(lines, count: count) }) {
+        let (action, released) = state.withLock { ($0.deliver(lines, count: count, charge: charge), $0.takeReleasedCharge()) }
+        release(released)
+        switch action {
         case .write(let bytes): write(bytes)
         case .queued: break
         case .orphaned: counters.orphaned(count)
         }
+    }
+
+    private func release(_ charge: Int) {
+        if charge > 0 { pending?.answered(charge) }
     }
 
     /// The socket is writable: the input loop writes what waits, if it is its turn.
@@ -82,7 +89,9 @@ final class Connection: ResultDestination {
 
     /// The client is gone: true if the loop closes the connection now.
     func clientLeft() -> Bool {
-        state.withLock { $0.clientLeft() }
+        let (closes, released) = state.withLock { ($0.clientLeft(), $0.takeReleasedCharge()) }
+        release(released)
+        return closes
     }
 
     /// Writes `bytes` and whatever arrives meanwhile, as the one thread allowed to, until
@@ -101,7 +110,9 @@ final class Connection: ResultDestination {
                     }
                 }
             }
-            switch state.withLock({ $0.wrote(unwritten: bytes[written...], failed: failed) }) {
+            let (action, released) = state.withLock { ($0.wrote(unwritten: bytes[written...], failed: failed), $0.takeReleasedCharge()) }
+            release(released)
+            switch action {
             case .write(let more): bytes = more
             case .done: return
             case .resumeReading, .waitForWritable, .close:

@@ -45,6 +45,13 @@ struct ConnectionStateMachine: Equatable {
     private(set) var inHand = 0
     /// Results dropped because the client went away before they were written.
     private(set) var dropped = 0
+    /// The `--max-pending-bytes` charge of the results the writer holds and of the backlog's:
+    /// a result keeps its job's charge until it is written (or dropped), so clients that do not
+    /// read cannot hold more memory than the host's bound.
+    private(set) var inHandCharge = 0
+    private(set) var backlogCharge = 0
+    /// Charge released since the owner last took it (``takeReleasedCharge()``).
+    private(set) var releasedCharge = 0
     /// Whether the client went away before its results (counted once it closes).
     private(set) var clientIsGone = false
 
@@ -72,18 +79,23 @@ struct ConnectionStateMachine: Equatable {
         case orphaned
     }
 
-    /// Results for `count` jobs, encoded as `lines`.
-    mutating func deliver(_ lines: [UInt8], count: Int) -> DeliverAction {
-        guard case .open(let reading, let writing) = phase else { return .orphaned }
+    /// Results for `count` jobs, encoded as `lines`, whose jobs were charged `charge` bytes.
+    mutating func deliver(_ lines: [UInt8], count: Int, charge: Int = 0) -> DeliverAction {
+        guard case .open(let reading, let writing) = phase else {
+            releasedCharge += charge
+            return .orphaned
+        }
         outstanding -= count
         switch writing {
         case .idle:
             phase = .open(reading, .busy)
             inHand = count
+            inHandCharge = charge
             return .write(lines)
         case .busy, .blocked:
             backlog += lines
             backlogResults += count
+            backlogCharge += charge
             if reading == .open, backlog.count >= maxBacklogBytes { phase = .open(.paused, writing) }
             return .queued
         }
@@ -108,6 +120,7 @@ struct ConnectionStateMachine: Equatable {
         if phase == .leaving {
             if failed || !unwritten.isEmpty { dropped += inHand }
             inHand = 0
+            releaseInHand()
             phase = .closed
             return .close
         }
@@ -120,11 +133,14 @@ struct ConnectionStateMachine: Equatable {
         if !unwritten.isEmpty {
             backlog = Array(unwritten) + backlog
             backlogResults += inHand
+            backlogCharge += inHandCharge
             inHand = 0
+            inHandCharge = 0
             phase = .open(reading == .open && backlog.count >= maxBacklogBytes ? .paused : reading, .blocked)
             return .waitForWritable
         }
         inHand = 0
+        releaseInHand()
         if !backlog.isEmpty {
             defer { takeBacklog() }
             phase = .open(reading, .busy)
@@ -158,16 +174,32 @@ struct ConnectionStateMachine: Equatable {
     /// The writer takes the backlog whole.
     private mutating func takeBacklog() {
         inHand = backlogResults
+        inHandCharge = backlogCharge
         backlogResults = 0
+        backlogCharge = 0
         backlog = []
+    }
+
+    private mutating func releaseInHand() {
+        releasedCharge += inHandCharge
+        inHandCharge = 0
+    }
+
+    /// The charge released since the last call: the owner hands it back to the bound.
+    mutating func takeReleasedCharge() -> Int {
+        defer { releasedCharge = 0 }
+        return releasedCharge
     }
 
     /// The client is gone: what waits to be written, and what the writer holds, is dropped.
     private mutating func dropAll() {
         clientIsGone = true
         dropped += inHand + backlogResults
+        releasedCharge += inHandCharge + backlogCharge
         inHand = 0
+        inHandCharge = 0
         backlogResults = 0
+        backlogCharge = 0
         backlog = []
     }
 
@@ -189,9 +221,12 @@ struct ConnectionStateMachine: Equatable {
         guard case .open(_, let writing) = phase else { return false }
         // What the busy writer holds is counted when it reports: it may yet be written.
         let held = writing == .busy ? inHand : 0
+        let heldCharge = writing == .busy ? inHandCharge : 0
         dropAll()
         dropped -= held
+        releasedCharge -= heldCharge
         inHand = held
+        inHandCharge = heldCharge
         phase = writing == .busy ? .leaving : .closed
         return phase == .closed
     }

@@ -12,7 +12,10 @@ import Testing
         init(maxBacklogBytes: Int) { state = ConnectionStateMachine(maxBacklogBytes: maxBacklogBytes) }
         subscript<Value>(dynamicMember path: KeyPath<ConnectionStateMachine, Value>) -> Value { state[keyPath: path] }
         func accepted(_ count: Int) { state.accepted(count) }
-        func deliver(_ lines: [UInt8], count: Int) -> ConnectionStateMachine.DeliverAction { state.deliver(lines, count: count) }
+        func deliver(_ lines: [UInt8], count: Int, charge: Int = 0) -> ConnectionStateMachine.DeliverAction {
+            state.deliver(lines, count: count, charge: charge)
+        }
+        func takeReleasedCharge() -> Int { state.takeReleasedCharge() }
         func wrote(unwritten: ArraySlice<UInt8>, failed: Bool) -> ConnectionStateMachine.WroteAction { state.wrote(unwritten: unwritten, failed: failed) }
         func writable() -> [UInt8]? { state.writable() }
         func inputEnded() -> Bool { state.inputEnded() }
@@ -79,6 +82,27 @@ import Testing
         #expect(machine.dropped == 3, "the two queued and the one whose write did not finish")
         #expect(machine.deliver(bytes(10), count: 1) == .orphaned)
         #expect(!machine.clientLeft())
+    }
+
+    @Test func aResultKeepsItsJobsChargeUntilItIsWrittenOrDropped() {
+        let machine = Machine(maxBacklogBytes: 100)
+        machine.accepted(3)
+        #expect(machine.deliver(bytes(10), count: 1, charge: 600) == .write(bytes(10)))
+        #expect(machine.deliver(bytes(10), count: 1, charge: 700) == .queued)
+        #expect(machine.takeReleasedCharge() == 0, "nothing is written yet")
+
+        #expect(machine.wrote(unwritten: bytes(4)[...], failed: false) == .waitForWritable)
+        #expect(machine.takeReleasedCharge() == 0, "a partly written result still holds its charge")
+        #expect(machine.writable() == bytes(14))
+        #expect(machine.wrote(unwritten: [], failed: false) == .done)
+        #expect(machine.takeReleasedCharge() == 1300)
+
+        #expect(machine.deliver(bytes(10), count: 1, charge: 500) == .write(bytes(10)))
+        #expect(!machine.clientLeft())
+        #expect(machine.wrote(unwritten: bytes(10)[...], failed: false) == .close)
+        #expect(machine.takeReleasedCharge() == 500, "dropped: the charge goes back too")
+        #expect(machine.deliver(bytes(10), count: 1, charge: 800) == .orphaned)
+        #expect(machine.takeReleasedCharge() == 800)
     }
 
     @Test func aFailedWriteClosesTheConnectionAndDropsWhatWaits() {

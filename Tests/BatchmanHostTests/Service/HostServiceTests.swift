@@ -110,6 +110,27 @@ struct HostServiceTests {
         #expect(host.lastStatistics?.contains("accepted=40200 completed=40200") == true)
     }
 
+    @Test func clientsThatStopReadingHoldNoMoreThanTheMemoryBound() async throws {
+        let scratch = try Scratch()
+        // Each client's unwritten results would be bounded only per client (1 MiB); together,
+        // eight clients that read nothing hit --max-pending-bytes, and the host reads no more.
+        let host = try await ServiceHost(scratch, manifest: try echoManifest(scratch, maxBatchSize: 1000),
+                                         arguments: ["--max-output-bytes", "1048576", "--max-pending-bytes", "4194304"])
+        let padding = String(repeating: "x", count: 200)
+        let clients = try (0..<8).map { _ in try host.client(reads: false) }
+        for client in clients { client.send((1...20_000).map { Self.job("k", "\($0)", #""\#(padding)""#) }, thenShutDown: true) }
+        #expect(await host.process.waitForLog(containing: "reading input paused: accepted jobs without a result take --max-pending-bytes") != nil)
+
+        // Nothing was lost: once they read, every client gets all of its results.
+        for client in clients { client.startReading() }
+        for client in clients {
+            await client.ended.wait(forCount: 1)
+            #expect(client.lines.elements.count == 20_000)
+        }
+        host.process.signal(SIGTERM)
+        #expect(await host.process.exitStatus() == 0)
+    }
+
     @Test func runsTheJobsOfAClientThatLeftAndCountsTheirResultsAsOrphans() async throws {
         let scratch = try Scratch()
         let host = try await ServiceHost(scratch, manifest: try echoManifest(scratch, frequency: 60000, maxBatchSize: 1000))
@@ -259,27 +280,25 @@ struct HostServiceTests {
         #expect(await host.process.exitStatus() == 0)
     }
 
-    @Test func waitsForDescriptorsInsteadOfSpinningWhenClientsExhaustThem() async throws {
+    @Test func takesNoMoreClientsThanTheLimitOnOpenFilesLeavesRoomFor() async throws {
         let scratch = try Scratch()
         let socketPath = scratch.path("batchman.sock")
-        // 64 descriptors: the host's own and some clients; the rest wait in the listen backlog.
-        let host = try HostProcess(["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", Products.batchman, "run", try echoManifest(scratch),
+        // 128 descriptors: 64 stay the host's, 64 clients; the other 16 are closed at once, and
+        // nothing runs out of descriptors (the runtime's own needs some).
+        let host = try HostProcess(["-c", "ulimit -n 128 && exec \"$0\" \"$@\"", Products.batchman, "run", try echoManifest(scratch),
                                     "--listen", "unix:\(socketPath)"], executable: "/bin/sh")
+        #expect(await host.waitForLog(containing: "--max-connections 1024 lowered to 64: the limit on open files (ulimit -n 128)") != nil)
         await host.waitForLog(containing: "listening on unix:")
         let clients = try (0..<80).map { _ in try TestClient(unixPath: socketPath) }
-        for (number, client) in clients.enumerated() { client.send([Self.job("k", "\(number)")]) }
-        #expect(await host.waitForLog(containing: "cannot accept a client: Too many open files") != nil)
+        for (number, client) in clients.enumerated() { client.send([Self.job("k", "\(number)")], thenShutDown: true) }
+        for client in clients { await client.ended.wait(forCount: 1) }
 
-        // The clients that were taken finish and go; those waiting are taken then.
-        for client in clients {
-            _ = await client.lines.wait(forCount: 1)
-            client.hangUp()
-        }
         host.signal(SIGTERM)
         #expect(await host.exitStatus() == 0)
-        let warnings = host.stderr.elements.count { $0.contains("cannot accept a client") }
-        #expect(warnings >= 1 && warnings <= 20, "a pause of a second after each refusal, not a loop that spins: \(warnings) warnings")
-        #expect(host.stderr.elements.contains { $0.contains("stats: accepted=80 completed=80") })
+        let answered = clients.filter { $0.lines.elements.count == 1 }.count
+        #expect(answered == 64, "the clients within the bound")
+        #expect(host.stderr.elements.count { $0.contains("closed a new client at once: --max-connections 64 reached") } == 16)
+        #expect(host.stderr.elements.contains { $0.contains("stats: accepted=64 completed=64") })
     }
 
     @Test func readsStandardInputTooWhenAskedWithInputDash() async throws {
