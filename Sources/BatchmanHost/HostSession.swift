@@ -156,10 +156,10 @@ final class HostSession {
             return [current.manifest.path] + current.registry.pluginFiles.values
         }, reload: { reloads.request($0) }) : nil
         let intake = JobIntake(spool: spool, pending: pending, invalidLines: invalidLines, logger: logger)
-        let stream = input.map { InputLoop.Stream(reader: InputReader(fileDescriptor: $0, maxLineBytes: options.maxLineBytes),
-                                                  destination: OutputSink(writer: writer, pending: pending), writer: writer) }
-        let loop = InputLoop(configuration: InputLoop.Configuration(maxConnections: maxConnections, maxOutputBytes: options.maxOutputBytes,
-                                                                    streamIsResumable: isFileInput),
+        let stream = input.map { StreamSource(reader: InputReader(fileDescriptor: $0, maxLineBytes: options.maxLineBytes),
+                                              destination: OutputSink(writer: writer, pending: pending), writer: writer,
+                                              isResumable: isFileInput, maxOutputBytes: options.maxOutputBytes) }
+        let loop = InputLoop(configuration: InputLoop.Configuration(maxConnections: maxConnections, maxOutputBytes: options.maxOutputBytes),
                              stream: stream, listeners: listeners, maxLineBytes: options.maxLineBytes, intake: intake, generations: generations,
                              reloads: reloads, pending: pending, spool: spool, counters: counters, logger: logger)
         loopBox.loop = loop
