@@ -41,6 +41,15 @@ final class HostMetrics: Sendable {
     /// Every entry's histograms so far, by name.
     var all: [String: Entry] { entries.withLock { $0 } }
 
+    /// Runs the plugin call for `batch` and observes how long it took (from the call's start:
+    /// time waiting for a worker thread or a worker process's start is not the plugin's).
+    func timeCall<Outcomes>(of batch: Batch<JobBytes>, _ call: () -> Outcomes) -> Outcomes {
+        let started = Syscall.monotonicNanoseconds()
+        let outcomes = call()
+        entry(forKey: batch.key).batchDuration.observe(Double(Syscall.monotonicNanoseconds() - started) / 1e9)
+        return outcomes
+    }
+
     /// A batch's results are out: each job's latency, from its line's read to now.
     func answered(_ results: [JobResult<JobBytes, JobBytes>]) {
         guard let first = results.first else { return }

@@ -62,8 +62,7 @@ enum PrometheusExposition {
         for entry in entries { text.sample("batchman_jobs_in_flight", [("key", entry)], byEntry[entry]?.inFlight ?? 0) }
 
         histogram(&text, "batchman_batch_size", "Jobs per batch handed to a plugin.", entries, snapshot.histograms) { $0.batchSize }
-        histogram(&text, "batchman_batch_duration_seconds",
-                  "Time from a batch being handed to its plugin instance to its outcomes: the plugin call, and any wait for a worker thread.",
+        histogram(&text, "batchman_batch_duration_seconds", "Time a plugin call took, from its start to its return (a worker's: its round trip).",
                   entries, snapshot.histograms) { $0.batchDuration }
         histogram(&text, "batchman_job_latency_seconds", "Time from a job's line being read to its result being handed to its output.",
                   entries, snapshot.histograms) { $0.jobLatency }

@@ -39,7 +39,7 @@ extension PluginInstance: KeyInstance {
         schedule({ [self] in
             // Given up on while it waited (the shutdown timed out): never call the plugin.
             guard batch.beginCall() else { return { completion(.success([])) } }
-            let outcomes = process(batch)
+            let outcomes = HostMetrics.shared.timeCall(of: batch) { process(batch) }
             return { completion(.success(outcomes)) }
         }, on: workers)
     }
@@ -60,7 +60,7 @@ extension IsolatedInstance: KeyInstance {
             // start-up time is not the plugin's, and does not count against its timeout.
             prepareWorker()
             guard batch.beginCall() else { return { completion(.success([])) } }
-            let outcomes = process(batch)
+            let outcomes = HostMetrics.shared.timeCall(of: batch) { process(batch) }
             return { completion(.success(outcomes)) }
         }
     }

@@ -65,6 +65,23 @@ struct HostOperatingTests {
         #expect(host.stderr.elements.contains { $0.contains("stats: accepted=12 completed=12 failed=1 (invalid_input=1)") })
     }
 
+    @Test func batchDurationIsThePluginCallNotTheWaitForAWorkerThread() async throws {
+        let scratch = try Scratch()
+        let keys = #"{"slow": {"plugin": "\#(Self.testPlugin)", "config": {"sleep_ms": 1000}}, "fast": {"plugin": "\#(Self.testPlugin)"}}"#
+        // One worker thread: the fast key's batch waits a second behind the slow one's call.
+        let (host, port) = try await startedHost(scratch, keys: keys, defaults: #"{"frequency": 60000, "maxBatchSize": 1}"#, arguments: ["--workers", "1"])
+        host.send([Self.job("slow", "1"), Self.job("fast", "1")])
+        _ = try await host.results(count: 2)
+
+        let metrics = try await HTTPGet.request("/metrics", port: port).body
+        let slow = try #require(HTTPGet.sample(metrics, #"batchman_batch_duration_seconds_sum{key="slow"}"#))
+        let fast = try #require(HTTPGet.sample(metrics, #"batchman_batch_duration_seconds_sum{key="fast"}"#))
+        #expect(slow >= 1, "the call slept a second")
+        #expect(fast < 0.5, "the fast call is quick; the second it waited for the worker thread is not its: \(fast)")
+        let (status, _) = try await host.finish()
+        #expect(status == 0)
+    }
+
     @Test func answersHealthReadyAndErrorsAndSays503WhileDraining() async throws {
         let scratch = try Scratch()
         let gate = scratch.path("release")
