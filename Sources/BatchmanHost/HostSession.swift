@@ -127,7 +127,7 @@ final class HostSession {
                 perKey: statistics.perKey, invalidLines: invalidLines.count, isolation: generations.current.registry.isolationStatistics,
                 reloadsSucceeded: reloadResults.succeeded, reloadsFailed: reloadResults.failed, outputPauses: writer.pauses,
                 spoolBytes: spool?.bytes, connections: listening ? counters.connections : nil, orphaned: counters.orphans,
-                histograms: HostMetrics.shared.all, entryName: { key in generations.current.manifest.entryName(forKey: key) }))
+                histograms: HostMetrics.shared.all, entryName: HostMetrics.shared.entryName(forKey:)))
         }
         let reportStatistics = { @Sendable [logger, invalidLines, status] (perKey: Bool) in
             let (statistics, reloadCount, lastReload) = generations.statistics()

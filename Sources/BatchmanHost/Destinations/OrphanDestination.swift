@@ -1,5 +1,4 @@
 import Batchman
-import Synchronization
 
 /// The destination of jobs whose client is gone: a connection that closed before its results,
 /// or a connection's line replayed from the spool after a crash (its client went with the old
@@ -28,18 +27,4 @@ final class OrphanDestination: ResultDestination {
         spool?.markDone(done)
         SupervisorBoard.shared?.answered(count)
     }
-}
-
-/// What the statistics line says of clients: connections open now, and results dropped because
-/// their client was gone.
-final class ServiceCounters: Sendable {
-    private let open = Atomic<Int>(0)
-    private let dropped = Atomic<Int>(0)
-
-    var connections: Int { open.load(ordering: .relaxed) }
-    var orphans: Int { dropped.load(ordering: .relaxed) }
-
-    func connected() { open.add(1, ordering: .relaxed) }
-    func disconnected() { open.subtract(1, ordering: .relaxed) }
-    func orphaned(_ count: Int) { dropped.add(count, ordering: .relaxed) }
 }

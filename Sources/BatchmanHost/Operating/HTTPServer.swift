@@ -132,9 +132,12 @@ final class HTTPServer: @unchecked Sendable {
     /// Reads what the client sent and answers once its head is whole; false when done with it.
     private func read(_ client: Client) -> Bool {
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let count = (try? buffer.withUnsafeMutableBytes { Syscall.read(client.descriptor, into: $0) }.get()) ?? -1
-        if count < 0 { return errno == EAGAIN }
-        if count == 0 { return false }
+        let count: Int
+        switch buffer.withUnsafeMutableBytes({ Syscall.read(client.descriptor, into: $0) }) {
+        case .success(let read) where read > 0: count = read
+        case .failure(.wouldBlock): return true
+        default: return false  // the client closed its side, or its socket failed
+        }
         client.received += buffer[..<count]
         switch HTTPRequestHead.parse(client.received[...]) {
         case .incomplete:

@@ -14,7 +14,7 @@ public enum LogFormat: String, Equatable, Sendable, CaseIterable {
 
     /// The format of this run (set once by ``Host/run(_:logger:)``): its worker processes are
     /// told it.
-    static var current: LogFormat { LogFormat(rawValue: currentFormat.load(ordering: .relaxed) == 1 ? "json" : "text")! }
+    static var current: LogFormat { currentFormat.load(ordering: .relaxed) == 1 ? .json : .text }
     static func setCurrent(_ format: LogFormat) { currentFormat.store(format == .json ? 1 : 0, ordering: .relaxed) }
 
     /// The logger for this format, on standard error. `beforeEachLine` runs before each line is

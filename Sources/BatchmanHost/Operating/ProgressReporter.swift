@@ -16,10 +16,12 @@ final class ProgressReporter: Sendable {
     let input = InputProgress()
     private let isDrawn = Atomic<Bool>(false)
     private let isStopped = Atomic<Bool>(false)
+    private let isStarted = Atomic<Bool>(false)
     private let stopped = OneTimeEvent()
 
     /// Starts redrawing, for a file of `fileSize` bytes; `resultsWritten` reads the output's count.
     func start(fileSize: UInt64, resultsWritten: @escaping @Sendable () -> Int) {
+        isStarted.store(true, ordering: .relaxed)
         DedicatedThread.start(name: "batchman-progress") { [self] in
             let start = Syscall.monotonicNanoseconds()
             while !isStopped.load(ordering: .relaxed) {
@@ -40,9 +42,10 @@ final class ProgressReporter: Sendable {
         isDrawn.exchange(false, ordering: .relaxed) ? "\r\u{1B}[K" : ""
     }
 
-    /// Stops redrawing and erases the line.
+    /// Stops redrawing and erases the line (nothing to wait for if it never started).
     func stop() async {
         isStopped.store(true, ordering: .relaxed)
+        guard isStarted.load(ordering: .relaxed) else { return }
         await stopped.wait()
     }
 

@@ -28,7 +28,10 @@ enum PrometheusExposition {
 
     static func render(_ snapshot: Snapshot) -> String {
         var byEntry: [String: BatcherStatistics] = [:]
-        for (key, statistics) in snapshot.perKey { byEntry[snapshot.entryName(key), default: BatcherStatistics()] = byEntry[snapshot.entryName(key), default: BatcherStatistics()] + statistics }
+        for (key, statistics) in snapshot.perKey {
+            let entry = snapshot.entryName(key)
+            byEntry[entry] = (byEntry[entry] ?? BatcherStatistics()) + statistics
+        }
         var isolation: [String: IsolationStatistics] = [:]
         for (key, counts) in snapshot.isolation { isolation[snapshot.entryName(key), default: IsolationStatistics()].add(counts) }
         let entries = Set(byEntry.keys).union(isolation.keys).union(snapshot.histograms.keys).sorted()

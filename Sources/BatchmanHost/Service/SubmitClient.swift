@@ -80,7 +80,6 @@ public enum SubmitClient {
         private struct State {
             var sent = 0
             var error: Errno?
-            var isDone = false
         }
 
         private let state = Mutex(State())
@@ -115,7 +114,6 @@ public enum SubmitClient {
             state.withLock {
                 $0.sent = sent
                 $0.error = failure
-                $0.isDone = true
             }
             done.signal()
         }
