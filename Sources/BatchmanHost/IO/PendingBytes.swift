@@ -74,7 +74,7 @@ final class PendingBytes: Sendable {
 
     private let state: Mutex<StateMachine>
     /// Called once there is room again (the input loop waits for it in its poll).
-    private let waker = Mutex<(@Sendable () -> Void)?>(nil)
+    private let waker = Mutex<Callback?>(nil)
 
     init(limit: Int) {
         state = Mutex(StateMachine(limit: limit))
@@ -96,7 +96,7 @@ final class PendingBytes: Sendable {
     /// whose unwritten results hold part of the bound. `onFirstPause` is told at the first pause.
     func hasRoom(onFirstPause: () -> Void, onRoom: @escaping @Sendable () -> Void) -> Bool {
         // The waker is set before the state says "waiting": an answer in between finds it.
-        waker.withLock { $0 = onRoom }
+        waker.withLock { $0 = Callback(onRoom) }
         switch state.withLock({ $0.waitForRoom() }) {
         case .proceed:
             return true
@@ -107,11 +107,11 @@ final class PendingBytes: Sendable {
     }
 
     func answered(_ bytes: Int) {
-        if state.withLock({ $0.answered(bytes) }) { waker.withLock { $0 }?() }
+        if state.withLock({ $0.answered(bytes) }) { waker.withLock { $0 }?.call() }
     }
 
     /// The run stops: a waiting reader goes on, and nobody waits any more.
     func close() {
-        if state.withLock({ $0.close() }) { waker.withLock { $0 }?() }
+        if state.withLock({ $0.close() }) { waker.withLock { $0 }?.call() }
     }
 }

@@ -53,10 +53,10 @@ final class PluginRegistry: Sendable {
         guard problems.isEmpty || proving else { throw HostError(.configuration, problems.joined(separator: "\n")) }
         // Idle per-key instances make room for a key that waits for a worker: nudged after each
         // batch while someone waits.
-        let nudge = Mutex<(@Sendable () -> Void)?>(nil)
+        let nudge = Mutex<Callback?>(nil)
         entries = manifest.keys.map { entry in
             EntryInstances(entry: entry, placement: manifest.placement(forKey: entry.name), workers: workers,
-                           onEnded: { nudge.withLock { $0 }?() }) { key in factory.maker(key: key, entry: entry) }
+                           onEnded: { nudge.withLock { $0 }?.call() }) { key in factory.maker(key: key, entry: entry) }
         }
         evictor = Mutex(nil)
         if proving {
@@ -73,7 +73,7 @@ final class PluginRegistry: Sendable {
         }
         if entries.contains(where: { $0.placement.isolation == .process && $0.placement.instances == .perKey }) {
             evictor.withLock { $0 = budget.addEvictor { [weak self] in self?.retireOneIdleWorker() ?? false } }
-            nudge.withLock { $0 = { [weak self] in self?.budget.offerIdle() } }
+            nudge.withLock { $0 = Callback { [weak self] in self?.budget.offerIdle() } }
         }
         startReaper()
     }

@@ -18,11 +18,18 @@ final class HostMetrics: Sendable {
 
     private let entries = Mutex<[String: Entry]>([:])
     /// The entry that serves a key, in the configuration running now (set by the run).
-    private let entryName = Mutex<@Sendable (String) -> String>({ _ in Manifest.defaultKey })
+    /// (In a class: see ``Callback``.)
+    private let entryName = Mutex(Resolver { _ in Manifest.defaultKey })
+
+    private final class Resolver: Sendable {
+        let resolve: @Sendable (String) -> String
+        init(_ resolve: @escaping @Sendable (String) -> String) { self.resolve = resolve }
+    }
 
     /// Says which entry serves a key from now on.
     func resolveEntries(with entryName: @escaping @Sendable (String) -> String) {
-        self.entryName.withLock { $0 = entryName }
+        let resolver = Resolver(entryName)
+        self.entryName.withLock { $0 = resolver }
     }
 
     func entry(named name: String) -> Entry {
@@ -34,9 +41,9 @@ final class HostMetrics: Sendable {
         }
     }
 
-    func entry(forKey key: String) -> Entry { entry(named: entryName.withLock { $0 }(key)) }
+    func entry(forKey key: String) -> Entry { entry(named: entryName(forKey: key)) }
 
-    func entryName(forKey key: String) -> String { entryName.withLock { $0 }(key) }
+    func entryName(forKey key: String) -> String { entryName.withLock { $0 }.resolve(key) }
 
     /// Every entry's histograms so far, by name.
     var all: [String: Entry] { entries.withLock { $0 } }

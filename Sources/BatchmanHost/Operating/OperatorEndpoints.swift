@@ -5,21 +5,26 @@ final class OperatorEndpoints: Sendable {
     let status: HostStatus
     /// Renders `/metrics`; set once the run has its configuration (before that, the build's
     /// information alone).
-    private let metrics = Mutex<(@Sendable () -> String)?>(nil)
+    /// (In a struct: see ``Callback``.)
+    private let metrics = Mutex<Renderer?>(nil)
+
+    private struct Renderer: Sendable {
+        let render: @Sendable () -> String
+    }
 
     init(status: HostStatus) {
         self.status = status
     }
 
     func serveMetrics(with render: @escaping @Sendable () -> String) {
-        metrics.withLock { $0 = render }
+        metrics.withLock { $0 = Renderer(render: render) }
     }
 
     func respond(to request: HTTPRequestHead) -> HTTPServer.Response {
         switch request.path {
         case "/metrics":
             let render = metrics.withLock { $0 }
-            let body = render?() ?? PrometheusExposition.render(.empty)
+            let body = render?.render() ?? PrometheusExposition.render(.empty)
             return HTTPServer.Response(status: 200, contentType: PrometheusExposition.contentType, body: body)
         case "/health":
             return status.isHealthy ? HTTPServer.Response(status: 200, body: "ok\n") : HTTPServer.Response(status: 503, body: "draining\n")
