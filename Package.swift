@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "Batchman", targets: ["Batchman"]),
         .library(name: "BatchmanTesting", targets: ["BatchmanTesting"]),
         .library(name: "BatchmanHost", targets: ["BatchmanHost"]),
+        .library(name: "BatchmanNATS", targets: ["BatchmanNATS"]),
         .executable(name: "batchman", targets: ["BatchmanCLI"]),
         // Example plugins: each is a shared library the host loads with dlopen.
         .library(name: "EchoPlugin", type: .dynamic, targets: ["EchoPlugin"]),
@@ -24,7 +25,9 @@ let package = Package(
         .target(name: "BatchmanTesting", dependencies: ["Batchman"]),
         .target(name: "CBatchmanPlugin"),
         .target(name: "CBatchmanSystem"),
-        .target(name: "BatchmanHost", dependencies: ["Batchman", "CBatchmanPlugin", "CBatchmanSystem"]),
+        // A NATS and JetStream client of our own (no dependency): the host's scale-out.
+        .target(name: "BatchmanNATS"),
+        .target(name: "BatchmanHost", dependencies: ["Batchman", "BatchmanNATS", "CBatchmanPlugin", "CBatchmanSystem"]),
         .executableTarget(name: "BatchmanCLI", dependencies: ["BatchmanHost"]),
 
         .target(name: "EchoPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/EchoPlugin", publicHeadersPath: "."),
@@ -38,7 +41,8 @@ let package = Package(
                 publicHeadersPath: "."),
 
         .testTarget(name: "BatchmanTests", dependencies: ["Batchman", "BatchmanTesting"]),
-        .testTarget(name: "BatchmanHostTests", dependencies: ["BatchmanHost", "Batchman", "BatchmanTesting", "CBatchmanSystem"]),
+        .testTarget(name: "BatchmanNATSTests", dependencies: ["BatchmanNATS"]),
+        .testTarget(name: "BatchmanHostTests", dependencies: ["BatchmanHost", "Batchman", "BatchmanNATS", "BatchmanTesting", "CBatchmanSystem"]),
     ]
 )
 

@@ -40,6 +40,10 @@ func perform(_ arguments: [String]) async throws(HostError) {
         ProcessExitGuard.exit(isDamaged ? 1 : 0)
     case .submit(let options):
         ProcessExitGuard.exit(SubmitClient.run(options))
+    case .natsSetup(let options):
+        print(try NATSSetup.run(options))
+    case .natsPublish(let options):
+        ProcessExitGuard.exit(try NATSPublish.run(options))
     case .run(let options):
         try await Host.run(options)
     }

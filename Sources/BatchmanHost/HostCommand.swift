@@ -1,3 +1,4 @@
+import BatchmanNATS
 import Glibc
 
 /// What `batchman` was asked to do, parsed from its arguments.
@@ -7,6 +8,8 @@ public enum HostCommand: Equatable, Sendable {
     case pluginTest(PluginTestOptions)
     case spoolCheck(directory: String)
     case submit(SubmitOptions)
+    case natsSetup(NATSSetupOptions)
+    case natsPublish(NATSPublishOptions)
     /// The usage of one command (`run --help`), or of all (nil).
     case help(Verb?)
     case version
@@ -17,12 +20,14 @@ public enum HostCommand: Equatable, Sendable {
         case pluginTest = "plugin-test"
         case spoolCheck = "spool check"
         case submit
+        case natsSetup = "nats setup"
+        case natsPublish = "nats publish"
     }
 
     public static let versionNumber = "0.1.0"
 
     /// Every command in one line each, for "missing command" and "unknown command".
-    static let commands = "run, check, submit, plugin-test or spool check (batchman --help says what each does)"
+    static let commands = "run, check, submit, nats setup, nats publish, plugin-test or spool check (batchman --help says what each does)"
 
     static let runUsage = """
         Usage: batchman run [MANIFEST] [options]
@@ -35,6 +40,14 @@ public enum HostCommand: Equatable, Sendable {
                                 PORT 0 picks one and the log says which): each sends job lines and reads its own
                                 results on its connection; standard input is then read only with --input
           --max-connections N   clients connected at once at most (default 1024); one more is closed at once
+          --nats URLS           take jobs from NATS JetStream (nats://[user:pass@]HOST:PORT, comma-separated) instead of
+                                standard input, and store each result there (see batchman nats setup --help)
+          --partitions P        with --nats: auto (the default: a fair share of the partitions, rebalanced as hosts
+                                come and go) or a list such as 0,1,5-7 (those, whenever their lease is free)
+          --name NAME           with --nats: this host in leases and result lines (default hostname:pid)
+          --lease-seconds S     with --nats: a lease not renewed for S seconds (default 15) passes to another host
+          --fetch-batch N       with --nats: jobs asked for per pull request (default 1000)
+          --nats-prefix P       with --nats: the subjects' prefix given to nats setup (default jobs)
           --http HOST:PORT      serve /metrics (Prometheus), /health and /ready over HTTP (PORT 0 picks one)
           --log-format FORMAT   text (the default) or json: one JSON object per log line on standard error
           --log-timestamps      start each text log line with its time (RFC 3339, UTC)
@@ -101,6 +114,32 @@ public enum HostCommand: Equatable, Sendable {
         69 cannot connect, 70 the connection ended before every result came back.
         """
 
+    static let natsSetupUsage = """
+        Usage: batchman nats setup --server URLS --partitions N [--replicas R] [--prefix jobs]
+          Create, if missing, what hosts started with --nats share: the job stream JOBS (jobs.*.*), the
+          results stream RESULTS (results.>), and the bucket batchman-leases (partition leases, live hosts,
+          the partition count); then print what exists. Running it again changes nothing.
+
+        Options:
+          --server URLS         nats://[user:password@|token@]HOST:PORT, comma-separated (credentials may
+                                also come from BATCHMAN_NATS_USER, BATCHMAN_NATS_PASSWORD, BATCHMAN_NATS_TOKEN)
+          --partitions N        partitions of the job stream, 1 to 4096; a key's is FNV-1a-32(key) mod N
+          --replicas R          copies of each stream and the bucket, 1 to 5 (default 1; 3 for a 3-node cluster)
+          --prefix P            subjects' prefix (default jobs: the stream is JOBS)
+
+        Exit status: 0 done, 64 usage error, 69 no server, 70 JetStream refused, 78 a different partition count exists.
+        """
+
+    static let natsPublishUsage = """
+        Usage: batchman nats publish --server URLS [--input FILE] [--prefix jobs]
+          Publish NDJSON jobs (standard input, or FILE) to the job stream: each to jobs.<partition>.<key>
+          with Nats-Msg-Id <key>/<id>, retried until stored. Keys with '.', '*', '>', '%', spaces or
+          non-ASCII bytes are written %XX in the subject.
+
+        Exit status: 0 every job stored, 64 usage error, 65 some lines were not jobs (the others are stored),
+        66 FILE cannot be read, 69 no server, 70 the stream refused a job, 78 nats setup was not run.
+        """
+
     static let spoolCheckUsage = """
         Usage: batchman spool check DIR
           Report a spool's state (segments, records, how many are not answered, the ledger, damage,
@@ -115,6 +154,10 @@ public enum HostCommand: Equatable, Sendable {
           batchman check [MANIFEST]           Load every plugin and create every instance; report every problem
           batchman submit --connect ADDRESS [--input FILE]
                                               Send jobs to a host's --listen socket; print their results
+          batchman nats setup --server URLS --partitions N [--replicas R]
+                                              Create the JetStream streams and bucket that hosts run with --nats share
+          batchman nats publish --server URLS [--input FILE]
+                                              Publish jobs to the job stream, each to its key's partition
           batchman plugin-test LIB.so [--config JSON] [--key K] [--timeout S]
                                               Check a plugin against the ABI's contract, one line per check
           batchman spool check DIR            Report a spool's state (records, answered, damage, lock) without running
@@ -136,11 +179,13 @@ public enum HostCommand: Equatable, Sendable {
         case .pluginTest: pluginTestUsage
         case .spoolCheck: spoolCheckUsage
         case .submit: submitUsage
+        case .natsSetup: natsSetupUsage
+        case .natsPublish: natsPublishUsage
         }
     }
 
     static let runOptions = ["--input", "--output", "--listen", "--max-connections", "--http", "--log-format", "--log-timestamps", "--progress",
-                             "--no-progress", "--max-line-bytes", "--max-output-bytes", "--max-pending-bytes", "--max-processes", "--workers", "--stats-interval",
+                             "--no-progress", "--nats", "--partitions", "--name", "--lease-seconds", "--fetch-batch", "--nats-prefix", "--max-line-bytes", "--max-output-bytes", "--max-pending-bytes", "--max-processes", "--workers", "--stats-interval",
                              "--stats-per-key", "--watch", "--spool", "--fsync", "--spool-max-bytes", "--help"]
 
     /// "unknown option --wokers for run; did you mean --workers? (batchman run --help lists them)"
@@ -170,6 +215,17 @@ public enum HostCommand: Equatable, Sendable {
         case "submit":
             if wantsHelp(rest) { return .help(.submit) }
             return .submit(try parseSubmit(rest))
+        case "nats":
+            switch rest.first {
+            case "setup":
+                if wantsHelp(rest) { return .help(.natsSetup) }
+                return .natsSetup(try parseNATSSetup(Array(rest.dropFirst())))
+            case "publish":
+                if wantsHelp(rest) { return .help(.natsPublish) }
+                return .natsPublish(try parseNATSPublish(Array(rest.dropFirst())))
+            default:
+                throw HostError(.usage, "usage: batchman nats setup ... or batchman nats publish ... (batchman nats setup --help says more)")
+            }
         case "spool":
             if wantsHelp(rest) { return .help(.spoolCheck) }
             guard rest.first == "check", rest.count == 2, !rest[1].hasPrefix("-") else {
@@ -180,6 +236,8 @@ public enum HostCommand: Equatable, Sendable {
             if wantsHelp(rest) { return .help(.run) }
             var options = RunOptions()
             var manifest: String?
+            var nats = NATSRunOptions(servers: [])
+            let natsOnly = ["--partitions", "--name", "--lease-seconds", "--fetch-batch", "--nats-prefix"]
             var rest = Arguments(rest)
             while let argument = rest.next() {
                 func value() throws(HostError) -> String { try rest.value(of: argument) }
@@ -196,6 +254,15 @@ public enum HostCommand: Equatable, Sendable {
                 case "--output": options.outputPath = try value()
                 case "--listen": options.listen.append(try ServiceAddress.parse(value(), option: "--listen"))
                 case "--max-connections": options.maxConnections = try count()
+                case "--nats": nats.servers = try servers(try value(), option: "--nats")
+                case "--partitions": nats.partitions = try parsePartitions(try value())
+                case "--name":
+                    let name = try value()
+                    guard !name.isEmpty, name.utf8.count <= 200 else { throw HostError(.usage, "--name needs 1 to 200 bytes") }
+                    nats.name = name
+                case "--lease-seconds": nats.leaseSeconds = try count(atMost: 3600)
+                case "--fetch-batch": nats.fetchBatch = try count(atMost: 100_000)
+                case "--nats-prefix": nats.prefix = try prefix(try value())
                 case "--http":
                     let text = try value()
                     options.http = try ServiceAddress.parse("tcp:" + text, option: "--http")
@@ -233,9 +300,18 @@ public enum HostCommand: Equatable, Sendable {
                 }
             }
             options.manifestPath = manifest ?? options.manifestPath
+            if !nats.servers.isEmpty {
+                if options.spoolPath != nil {
+                    throw HostError(.usage, "--spool is not for --nats: the job stream keeps every job until its result is stored")
+                }
+                if options.inputPath != nil { throw HostError(.usage, "--input is not for --nats: jobs come from the job stream (batchman nats publish)") }
+                options.nats = nats
+            } else if let option = arguments.first(where: { natsOnly.contains($0) }) {
+                throw HostError(.usage, "\(option) goes with --nats URLS")
+            }
             return .run(options)
         default:
-            let suggestion = ManifestReader.closest(to: verb, in: ["run", "check", "submit", "plugin-test", "spool"]).map { "; did you mean \($0)?" } ?? ""
+            let suggestion = ManifestReader.closest(to: verb, in: ["run", "check", "submit", "plugin-test", "spool", "nats"]).map { "; did you mean \($0)?" } ?? ""
             throw HostError(.usage, "unknown command \"\(verb)\"\(suggestion); the commands are \(commands)")
         }
     }
@@ -257,6 +333,89 @@ extension HostCommand {
         }
         guard let address else { throw HostError(.usage, "submit needs --connect ADDRESS (unix:PATH or tcp:HOST:PORT), where the host was started with --listen") }
         return SubmitOptions(address: address, inputPath: input)
+    }
+
+    static func servers(_ text: String, option: String) throws(HostError) -> [NATSServerURL] {
+        do throws(NATSError) {
+            return try NATSServerURL.parseList(text)
+        } catch {
+            throw HostError(.usage, "\(option): \(error)")
+        }
+    }
+
+    static func prefix(_ text: String) throws(HostError) -> String {
+        guard !text.isEmpty, text.utf8.count <= 32, text.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
+            || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) else {
+            throw HostError(.usage, "the prefix needs 1 to 32 letters, digits, - or _, got \(text)")
+        }
+        return text
+    }
+
+    /// `auto`, or partitions such as `0,1,5-7`.
+    static func parsePartitions(_ text: String) throws(HostError) -> NATSRunOptions.PartitionChoice {
+        if text == "auto" { return .auto }
+        var list: [Int] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+            guard (1...2).contains(bounds.count), let low = Int(bounds[0]), let high = Int(bounds[bounds.count - 1]), low >= 0, low <= high, high < 4096
+            else { throw HostError(.usage, "--partitions needs auto or a list such as 0,1,5-7 (each below 4096), got \(text)") }
+            list += Array(low...high)
+        }
+        return .list(Array(Set(list)).sorted())
+    }
+
+    static func parseNATSSetup(_ arguments: [String]) throws(HostError) -> NATSSetupOptions {
+        var rest = Arguments(arguments)
+        var servers: [NATSServerURL]?
+        var partitions: Int?
+        var replicas = 1
+        var prefix = "jobs"
+        while let argument = rest.next() {
+            func number(_ range: ClosedRange<Int>) throws(HostError) -> Int {
+                let text = try rest.value(of: argument)
+                guard let value = Int(text), range.contains(value) else {
+                    throw HostError(.usage, "\(argument) needs a whole number from \(range.lowerBound) to \(range.upperBound), got \(text)")
+                }
+                return value
+            }
+            switch argument {
+            case "--server": servers = try Self.servers(try rest.value(of: argument), option: "--server")
+            case "--partitions": partitions = try number(1...4096)
+            case "--replicas": replicas = try number(1...5)
+            case "--prefix": prefix = try Self.prefix(try rest.value(of: argument))
+            case _ where argument.hasPrefix("-"):
+                throw unknownOption(argument, of: .natsSetup, among: ["--server", "--partitions", "--replicas", "--prefix", "--help"])
+            default: throw HostError(.usage, "nats setup takes no argument \(argument)")
+            }
+        }
+        guard let servers else { throw HostError(.usage, "nats setup needs --server URLS (nats://HOST:PORT, comma-separated)") }
+        guard let partitions else { throw HostError(.usage, "nats setup needs --partitions N (1 to 4096)") }
+        var options = NATSSetupOptions(servers: servers, partitions: partitions)
+        options.replicas = replicas
+        options.prefix = prefix
+        return options
+    }
+
+    static func parseNATSPublish(_ arguments: [String]) throws(HostError) -> NATSPublishOptions {
+        var rest = Arguments(arguments)
+        var servers: [NATSServerURL]?
+        var input: String?
+        var prefix = "jobs"
+        while let argument = rest.next() {
+            switch argument {
+            case "--server": servers = try Self.servers(try rest.value(of: argument), option: "--server")
+            case "--input": input = try rest.value(of: argument)
+            case "--prefix": prefix = try Self.prefix(try rest.value(of: argument))
+            case _ where argument.hasPrefix("-"):
+                throw unknownOption(argument, of: .natsPublish, among: ["--server", "--input", "--prefix", "--help"])
+            default: throw HostError(.usage, "nats publish takes no argument \(argument); give --input FILE or jobs on standard input")
+            }
+        }
+        guard let servers else { throw HostError(.usage, "nats publish needs --server URLS (nats://HOST:PORT, comma-separated)") }
+        var options = NATSPublishOptions(servers: servers)
+        options.inputPath = input
+        options.prefix = prefix
+        return options
     }
 
     static func parsePluginTest(_ arguments: [String]) throws(HostError) -> PluginTestOptions {
@@ -355,6 +514,8 @@ public struct RunOptions: Equatable, Sendable {
     public var fsync = SpoolSyncPolicy.interval
     /// `--spool-max-bytes`: at this size the spool stops the reading of input.
     public var spoolMaxBytes = Spool.defaultMaxBytes
+    /// `--nats`: jobs from JetStream partitions, results stored there.
+    public var nats: NATSRunOptions?
 
     public init() {}
 }

@@ -7,6 +7,8 @@ public struct HostError: Error, Sendable, CustomStringConvertible {
         case configuration
         /// Something failed while running: exit 70 (EX_SOFTWARE).
         case runtime
+        /// A server it needs cannot be reached (NATS): exit 69 (EX_UNAVAILABLE).
+        case unavailable
     }
 
     public let kind: Kind
@@ -22,6 +24,7 @@ public struct HostError: Error, Sendable, CustomStringConvertible {
         case .usage: 64
         case .configuration: 78
         case .runtime: 70
+        case .unavailable: 69
         }
     }
 

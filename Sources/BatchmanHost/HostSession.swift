@@ -37,6 +37,8 @@ final class HostSession {
     private let endpoints: OperatorEndpoints
     private var http: HTTPServer?
     private let progress: ProgressReporter?
+    /// `--nats`: the connection, the partitions owned, the results publisher.
+    private var scaleOut: ScaleOut?
 
     init(options: RunOptions, logger: BatchmanLogger, progress: ProgressReporter? = nil) throws(HostError) {
         self.options = options
@@ -74,10 +76,11 @@ final class HostSession {
     /// jobs need them.
     func open() throws(HostError) {
         // With --listen, standard input is read only when --input - asks for it.
-        if options.listen.isEmpty || options.inputPath != nil { input = try openInput() }
+        if options.nats == nil, options.listen.isEmpty || options.inputPath != nil { input = try openInput() }
         output = try openOutput()
         try openSpool()
         for address in options.listen { listeners.append(try Listener.open(address, logger: logger)) }
+        if let nats = options.nats { scaleOut = try ScaleOut(options: nats, logger: logger) }
         if let address = options.http {
             let endpoints = endpoints
             let server = try HTTPServer(address: address) { endpoints.respond(to: $0) }
@@ -163,6 +166,11 @@ final class HostSession {
                              stream: stream, listeners: listeners, maxLineBytes: options.maxLineBytes, intake: intake, generations: generations,
                              reloads: reloads, pending: pending, spool: spool, counters: counters, logger: logger)
         loopBox.loop = loop
+        let coordinator = scaleOut.map { scaleOut in
+            scaleOut.attach(wake: { [weak loop] in loop?.wake() })
+            loop.add(NATSSource(scaleOut: scaleOut, results: NATSResults(scaleOut: scaleOut, pending: pending)))
+            return PartitionCoordinator(scaleOut: scaleOut)
+        }
         SignalWatcher.shared.running(SignalWatcher.Responses(
             stop: { [logger] name in
                 let what = listening ? "accepting no more clients and reading no more lines" : "reading no more input"
@@ -183,6 +191,12 @@ final class HostSession {
         status.ready(status: "reading jobs (\(keys) in \(manifest.path))")
         if stream != nil { logger.log(.info, "reading jobs from \(isFileInput ? options.inputPath! : "standard input") (\(keys) in \(manifest.path))") }
         for listener in listeners { logger.log(.info, "listening on \(listener.address) (\(keys) in \(manifest.path))") }
+        if let scaleOut, let coordinator {
+            let which = if case .list(let list) = scaleOut.options.partitions { "partitions \(list.map(String.init).joined(separator: ","))" }
+                else { "a fair share of \(scaleOut.partitionCount) partitions" }
+            logger.log(.info, "taking jobs from \(scaleOut.layout.jobStream) as \(scaleOut.name): \(which) (\(keys) in \(manifest.path))")
+            coordinator.start()
+        }
 
         if let stream, let progress, isFileInput {
             var file = stat()
@@ -197,7 +211,9 @@ final class HostSession {
         reloads.close()
         generations.close()?.registry.destroyAll()
         switch end {
-        case .stopped: logger.log(.info, stream == nil ? "stopped serving clients" : "stopped reading after line \(lastLine)")
+        case .stopped:
+            let what = stream != nil ? "stopped reading after line \(lastLine)" : scaleOut != nil ? "stopped fetching jobs from NATS" : "stopped serving clients"
+            logger.log(.info, what)
         case .readError(let code) where !listening: logger.log(.error, "reading input failed after line \(lastLine): \(Errno(rawValue: code))")
         case .readError, .endOfInput: break
         }
@@ -246,6 +262,7 @@ final class HostSession {
     /// failed step.
     func close() {
         spool?.close()
+        scaleOut?.close()
         http?.requestStop()
         status.stop()
         for listener in listeners { listener.close() }

@@ -115,8 +115,8 @@ final class InputLoop: @unchecked Sendable {
     var servesClients: Bool { sources.contains { $0 is ListenerSource } }
 
     /// Hands a read's lines to the intake, for the configuration running now.
-    func take(_ lines: inout [ReadLine], from origin: LineOrigin, readAt: Date) {
-        if intake.take(&lines, from: origin, readAt: readAt, into: generation.core) == .stopReading { stop() }
+    func take(_ lines: inout [ReadLine], from origin: LineOrigin, readAt: Date, sequences: [UInt64]? = nil) {
+        if intake.take(&lines, from: origin, readAt: readAt, into: generation.core, sequences: sequences) == .stopReading { stop() }
     }
 
     /// A new source (a client a listener accepted), polled from the next turn.
@@ -151,6 +151,7 @@ final class InputLoop: @unchecked Sendable {
     /// One turn: poll every source (and the wake pipe), let the ready ones act, drop the finished.
     private func turn(reading: Bool, until deadline: UInt64? = nil) {
         let polled = sources  // sources added during the turn are polled from the next
+        for source in polled { source.prepare(reading: reading, loop: self) }
         var descriptors = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
         for source in polled { descriptors.append(pollfd(fd: source.descriptor, events: source.events(reading: reading, loop: self), revents: 0)) }
         let nearest = (polled.compactMap(\.deadline) + (deadline.map { [$0] } ?? [])).min()
@@ -187,7 +188,7 @@ final class InputLoop: @unchecked Sendable {
             if deadline != 0, Syscall.monotonicNanoseconds() >= deadline {
                 logger.log(.warning, "closing \(HostSession.count(clients, "client")) that did not read every result in time; "
                            + "the results not written are counted as orphaned")
-                for case let client as ClientSource in sources { client.abandon() }
+                for source in sources { source.abandon() }
                 sweepFinished()
                 break
             }

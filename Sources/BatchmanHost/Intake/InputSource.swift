@@ -11,6 +11,9 @@ protocol InputSource: AnyObject {
     /// When the loop must look at this source again even if nothing happens (monotonic
     /// nanoseconds), or nil.
     var deadline: UInt64? { get }
+    /// Called on every turn before the poll (a source fed by another thread takes what it was
+    /// handed here).
+    func prepare(reading: Bool, loop: InputLoop)
     /// `revents` came for the descriptor: read lines and hand them to `loop`, accept, or write.
     func ready(_ revents: Int16, reading: Bool, loop: InputLoop)
     /// Reading has ended (a stop signal, or the end of input): take no more lines.
@@ -18,8 +21,12 @@ protocol InputSource: AnyObject {
     /// Done with: the loop calls ``close(loop:)`` and drops it.
     var isFinished: Bool { get }
     func close(loop: InputLoop)
+    /// The grace after the drain is over: whatever is not answered is dropped.
+    func abandon()
 }
 
 extension InputSource {
     var deadline: UInt64? { nil }
+    func prepare(reading: Bool, loop: InputLoop) {}
+    func abandon() {}
 }

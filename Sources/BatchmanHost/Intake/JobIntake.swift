@@ -31,11 +31,12 @@ final class JobIntake {
     }
 
     /// Spools `lines` and submits their jobs to `core`; the lines share `readAt` as their
-    /// submission time. `lines` is emptied, its capacity kept.
-    func take(_ lines: inout [ReadLine], from origin: LineOrigin, readAt: Date, into core: Core) -> Taken {
+    /// submission time. `lines` is emptied, its capacity kept. Without a spool, `sequences`
+    /// (a stream's, one per line) go in the jobs' tags instead.
+    func take(_ lines: inout [ReadLine], from origin: LineOrigin, readAt: Date, into core: Core, sequences given: [UInt64]? = nil) -> Taken {
         guard !lines.isEmpty else { return .taken }
         defer { lines.removeAll(keepingCapacity: true) }
-        var sequences: [UInt64]?
+        var sequences = spool == nil ? given : nil
         var taken = Taken.taken
         if let spool {
             switch append(lines, to: spool, origin: origin) {
@@ -114,7 +115,11 @@ final class JobIntake {
                 if let sequence { blank.append(sequence) }  // never spooled; answered by nothing
             }
         }
-        spool?.markDone(blank)
+        if let spool {
+            spool.markDone(blank)
+        } else if !blank.isEmpty {
+            origin.destination.answer([], count: 0, done: blank)  // a stream's blank message: answered by nothing
+        }
         SupervisorBoard.shared?.accepted(jobs.count)
         origin.connection?.accepted(jobs.count)
         return jobs

@@ -1,0 +1,56 @@
+import BatchmanNATS
+import Foundation
+import Glibc
+
+/// What the scale-out tests share: waiting for a stream to fill, reading results.
+enum ScaleOutSupport {
+    /// Waits (polling the stream's state, at most `seconds`) until `stream` holds `count`
+    /// messages; returns how many it holds.
+    @discardableResult
+    static func waitForMessages(_ stream: String, count: Int, connection: NATSConnection, seconds: Int = 120) async throws -> Int {
+        try await offThePool {
+            let jetStream = JetStream(connection, timeout: .seconds(2))
+            var held = 0
+            for _ in 0..<(seconds * 10) {
+                held = Int((try? jetStream.streamInfo(stream))??.state.messages ?? 0)
+                if held >= count { return held }
+                usleep(100_000)
+            }
+            return held
+        }
+    }
+
+    /// Job lines: `count` jobs over `keys` keys named `prefix<n>`, ids in order per key.
+    static func jobs(_ count: Int, keys: [String]) -> [String] {
+        (0..<count).map { index in #"{"key":"\#(keys[index % keys.count])","id":"\#(index)","payload":{"n":\#(index)}}"# }
+    }
+
+    /// The echo manifest the hosts run: batches of up to 100, flushed after 20 ms; keys in
+    /// `ordered` keep one batch in flight at a time.
+    static func manifest(in scratch: Scratch, ordered: [String] = []) throws -> String {
+        let echo = Products.plugin("EchoPlugin")
+        let orderedEntries = ordered.map { #""\#($0)": {"plugin": "\#(echo)", "maxInFlight": 1}"# }
+        return try scratch.manifest("{" + ([#""default": {"plugin": "\#(echo)"}"#] + orderedEntries).joined(separator: ", ") + "}",
+                                    defaults: #"{"frequency": 20, "maxBatchSize": 100}"#)
+    }
+
+    /// Results read back, by their `host`, `partition`, `key` and `id`.
+    struct StoredResult {
+        var subject: String
+        var host: String
+        var partition: Int
+        var key: String
+        var id: String
+        var status: String
+        var errorReason: String?
+    }
+
+    static func results(_ connection: NATSConnection) async throws -> [StoredResult] {
+        try await StreamReader.readAll("RESULTS", connection: connection).map { stored in
+            let json = stored.json
+            return StoredResult(subject: stored.subject, host: json["host"] as? String ?? "?", partition: json["partition"] as? Int ?? -1,
+                                key: json["key"] as? String ?? "?", id: json["id"] as? String ?? "?", status: json["status"] as? String ?? "?",
+                                errorReason: json["errorReason"] as? String)
+        }
+    }
+}
