@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "SumPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/SumPlugin", publicHeadersPath: "."),
         .target(name: "LogPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/LogPlugin"),
         .target(name: "NoopPlugin", dependencies: ["CBatchmanPlugin"], path: "Plugins/NoopPlugin", publicHeadersPath: "."),
-        .executableTarget(name: "BatchmanBench", dependencies: ["Batchman", "BatchmanHost", "CBatchmanSystem"], path: "Benchmarks/BatchmanBench"),
+        .executableTarget(name: "BatchmanBench", dependencies: ["Batchman", "BatchmanHost", "BatchmanNATS", "CBatchmanSystem"], path: "Benchmarks/BatchmanBench"),
         .target(name: "BatchmanTestPlugin", dependencies: ["CBatchmanPlugin"], path: "Tests/Plugins/BatchmanTestPlugin", publicHeadersPath: "."),
         // The same plugin with BM_FLAG_CONCURRENT (its file includes the one above).
         .target(name: "BatchmanConcurrentTestPlugin", dependencies: ["CBatchmanPlugin"], path: "Tests/Plugins/BatchmanConcurrentTestPlugin",

@@ -17,7 +17,7 @@ struct Options {
             case "--only": only = Set((rest.popFirst() ?? "").split(separator: ",").map { String($0).uppercased() })
             case "--runs": runs = max(1, Int(rest.popFirst() ?? "") ?? 5)
             case "--help", "-h":
-                print("usage: batchman-bench [--json] [--only W1,W2,W3,W4,W5,W6,W7,H1,H2,H3,H4,H5,H6] [--runs N]")
+                print("usage: batchman-bench [--json] [--only W1,W2,W3,W4,W5,W6,W7,H1,H2,H3,H4,H5,H6,H7] [--runs N]")
                 exit(0)
             default:
                 FileHandle.standardError.write(Data("batchman-bench: unknown argument \(argument)\n".utf8))
@@ -49,7 +49,7 @@ FileHandle.standardError.write(Data("batchman-bench: this is a debug build; figu
 
 // H1 and H2 run the host and plugins that `swift build` puts beside this executable; `swift run`
 // builds only what this executable links. Say so instead of failing half-way.
-if options.wants("H1") || options.wants("H2") || options.wants("H3") || options.wants("H4") || options.wants("H5") || options.wants("H6") {
+if options.wants("H1") || options.wants("H2") || options.wants("H3") || options.wants("H4") || options.wants("H5") || options.wants("H6") || options.wants("H7") {
     let missing = ["batchman", "libNoopPlugin.so", "libEchoPlugin.so"].filter {
         !FileManager.default.fileExists(atPath: HostWorkloads.products.appendingPathComponent($0).path)
     }
@@ -134,11 +134,11 @@ if options.wants("W7") {
     record("W7", "200k idle keys", "heap_bytes_per_idle_key", "B", [heapBytes])
 }
 
-if options.wants("H6") {
-    // H6: 200,000 distinct keys with one job each through one shared EchoPlugin instance, against
+if options.wants("H7") {
+    // H7 (H6 until the NATS benchmark took that name): 200,000 distinct keys with one job each through one shared EchoPlugin instance, against
     // the same 200,000 jobs on one key in the same run: the whole run's time (read, batch, answer,
     // drain, exit) and the peak resident memory each key adds.
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("batchman-bench-h6-\(getpid())")
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("batchman-bench-h7-\(getpid())")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: folder) }
     let keys = 200_000
@@ -155,14 +155,28 @@ if options.wants("H6") {
             times.append(run.seconds)
             if let peak = run.errorOutput.split(separator: "peakRSS=").last.flatMap({ Double($0.prefix { $0 != "M" }) }) { peaks.append(peak) }
         }
-        record("H6", name, "run_s", "s", times)
-        record("H6", name, "peak_rss", "MiB", peaks)
+        record("H7", name, "run_s", "s", times)
+        record("H7", name, "peak_rss", "MiB", peaks)
         medians[name] = (Figure(workload: "", variant: "", metric: "", unit: "", values: times).median,
                          Figure(workload: "", variant: "", metric: "", unit: "", values: peaks).median)
     }
     if let one = medians["1 key, shared echo"], let many = medians["200k keys, shared echo"] {
-        record("H6", "200k keys, shared echo", "rss_bytes_per_key_beyond_1_key", "B", [(many.peak - one.peak) * 1_048_576 / Double(keys)])
-        record("H6", "200k keys, shared echo", "x_1_key", "ratio", [many.seconds / one.seconds])
+        record("H7", "200k keys, shared echo", "rss_bytes_per_key_beyond_1_key", "B", [(many.peak - one.peak) * 1_048_576 / Double(keys)])
+        record("H7", "200k keys, shared echo", "x_1_key", "ratio", [many.seconds / one.seconds])
+    }
+}
+
+if options.wants("H6") {
+    // H6: one host on a single-node JetStream, against the raw fetch + publish + ack loop.
+    if let nats = try NATSWorkload.measure(jobs: 200_000, keys: 100, runs: max(1, runs / 2 + 1)) {
+        record("H6", "ceiling: fetch, publish, ack", "jobs_per_s", "jobs/s", nats.ceiling)
+        let ceiling = Figure(workload: "", variant: "", metric: "", unit: "", values: nats.ceiling).median
+        for (name, rates) in nats.hosts {
+            record("H6", name, "jobs_per_s", "jobs/s", rates)
+            record("H6", name, "x_ceiling", "ratio", [Figure(workload: "", variant: "", metric: "", unit: "", values: rates).median / ceiling])
+        }
+    } else {
+        FileHandle.standardError.write(Data("batchman-bench: H6 needs nats-server (Debian's nats-server package); skipped\n".utf8))
     }
 }
 

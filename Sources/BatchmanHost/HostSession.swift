@@ -132,6 +132,7 @@ final class HostSession {
                 spoolBytes: spool?.bytes, connections: listening ? counters.connections : nil, orphaned: counters.orphans,
                 histograms: HostMetrics.shared.all, entryName: HostMetrics.shared.entryName(forKey:)))
         }
+        let scaleOut = scaleOut
         let reportStatistics = { @Sendable [logger, invalidLines, status] (perKey: Bool) in
             let (statistics, reloadCount, lastReload) = generations.statistics()
             let isolation = generations.current.registry.isolationStatistics
@@ -143,6 +144,7 @@ final class HostSession {
                                                 service: service)
             logger.log(.info, summary)
             status.report(summary)
+            if let scaleOut { logger.log(.info, scaleOut.summary) }
             if perKey {
                 for line in StatsReporter.perKey(statistics, isolation: isolation) { logger.log(.info, line) }
                 for line in StatsReporter.perEntry(generations.current.registry.counts) { logger.log(.info, line) }
@@ -168,7 +170,10 @@ final class HostSession {
         loopBox.loop = loop
         let coordinator = scaleOut.map { scaleOut in
             scaleOut.attach(wake: { [weak loop] in loop?.wake() })
-            loop.add(NATSSource(scaleOut: scaleOut, results: NATSResults(scaleOut: scaleOut, pending: pending)))
+            let results = NATSResults(scaleOut: scaleOut, pending: pending) { key in
+                generations.current.core.config.config(forKey: key).maxInFlight == 1
+            }
+            loop.add(NATSSource(scaleOut: scaleOut, results: results))
             return PartitionCoordinator(scaleOut: scaleOut)
         }
         SignalWatcher.shared.running(SignalWatcher.Responses(

@@ -8,22 +8,37 @@ import Synchronization
 /// after a reconnect. Each message's completion is called once: stored, refused for good
 /// (an error that retrying cannot fix), or the publisher closed.
 ///
+/// Messages given the same `orderKey` are stored in the order they were published: one of
+/// them is out at a time (pipelining them would let a later one be stored while an earlier one
+/// waits for its retry, as when a stream's leader dies with the earlier one unanswered).
+///
 /// `publish` blocks while the window is full: the caller's backpressure.
 public final class JetStreamPublisher: Sendable {
     public typealias Completion = @Sendable (Result<JetStream.PubAck, NATSError>) -> Void
+
+    /// Whether a message may go out now, asked before every send.
+    public enum Decision: Equatable, Sendable {
+        case send
+        /// Not now: asked again after the retry delay (the message, and any behind it in its
+        /// order key, waits).
+        case hold
+        /// Never: it completes with `.closed`, unsent.
+        case drop
+    }
 
     private struct Entry {
         var subject: String
         var headers: NATSHeaders
         var payload: [UInt8]
         var completion: Completion
-        /// Asked before each send: false, and the message completes with `.closed` unsent.
-        var isWanted: (@Sendable () -> Bool)?
+        /// Asked before each send.
+        var decide: (@Sendable () -> Decision)?
         var token: UInt64 = 0
         /// Monotonic nanoseconds: when the reply is given up on, or when to send again.
         var deadline: UInt64 = 0
         var isWaitingToRetry = false
         var attempts = 0
+        var orderKey: String?
     }
 
     private struct State {
@@ -31,6 +46,17 @@ public final class JetStreamPublisher: Sendable {
         var nextId: UInt64 = 1
         var isClosed = false
         var retries = 0
+        /// Per order key, the messages not yet stored, oldest (the one out) first.
+        var chains: [String: [UInt64]] = [:]
+
+        /// Takes `id` out; returns it and the next of its chain to send, if any.
+        mutating func remove(_ id: UInt64) -> (Entry, UInt64?)? {
+            guard let entry = entries.removeValue(forKey: id) else { return nil }
+            guard let key = entry.orderKey, var chain = chains[key] else { return (entry, nil) }
+            chain.removeAll { $0 == id }
+            chains[key] = chain.isEmpty ? nil : chain
+            return (entry, chain.first)
+        }
     }
 
     public let jetStream: JetStream
@@ -57,33 +83,47 @@ public final class JetStreamPublisher: Sendable {
     public var outstanding: Int { state.withLock { $0.entries.count } }
 
     /// Publishes `payload` on `subject` with `Nats-Msg-Id: msgId` (plus `extraHeaders`), and
-    /// calls `completion` once. `isWanted` is asked before every send, retries included: once it
-    /// says no, the message completes with `.closed` (a result whose job is no longer this
-    /// host's to answer).
+    /// calls `completion` once. `decide` is asked before every send, retries included: `.hold`
+    /// waits (a result whose lease is being renewed), `.drop` completes with `.closed` (a result
+    /// whose job is no longer this host's to answer).
     public func publish(_ subject: String, msgId: String, extraHeaders: [(name: String, value: String)] = [], payload: [UInt8],
-                        isWanted: (@Sendable () -> Bool)? = nil, completion: @escaping Completion) {
+                        orderKey: String? = nil, decide: (@Sendable () -> Decision)? = nil, completion: @escaping Completion) {
         permits.wait()
         let headers = NATSHeaders(fields: [("Nats-Msg-Id", msgId)] + extraHeaders)
-        let id: UInt64? = state.withLock { state in
-            guard !state.isClosed else { return nil }
+        let (id, sendNow): (UInt64?, Bool) = state.withLock { state in
+            guard !state.isClosed else { return (nil, false) }
             let id = state.nextId
             state.nextId += 1
-            state.entries[id] = Entry(subject: subject, headers: headers, payload: payload, completion: completion, isWanted: isWanted)
-            return id
+            state.entries[id] = Entry(subject: subject, headers: headers, payload: payload, completion: completion, decide: decide,
+                                      orderKey: orderKey)
+            guard let orderKey else { return (id, true) }
+            state.chains[orderKey, default: []].append(id)
+            return (id, state.chains[orderKey]!.count == 1)
         }
         guard let id else {
             permits.signal()
             completion(.failure(.closed))
             return
         }
-        send(id)
+        if sendNow { send(id) }
+    }
+
+    /// `id` is done with: stored, refused for good, or not wanted. The next of its chain goes.
+    private func complete(_ id: UInt64, _ outcome: Result<JetStream.PubAck, NATSError>) {
+        guard let (entry, next) = state.withLock({ $0.remove(id) }) else { return }
+        permits.signal()
+        entry.completion(outcome)
+        if let next { send(next) }
     }
 
     /// Stops retrying: every message not yet stored completes with `.closed`.
     public func close() {
         let left = state.withLock { state in
             state.isClosed = true
-            defer { state.entries.removeAll() }
+            defer {
+                state.entries.removeAll()
+                state.chains.removeAll()
+            }
             return Array(state.entries.values)
         }
         for entry in left {
@@ -95,10 +135,19 @@ public final class JetStreamPublisher: Sendable {
 
     private func send(_ id: UInt64) {
         guard let entry = state.withLock({ $0.entries[id] }) else { return }
-        if let isWanted = entry.isWanted, !isWanted() {
-            guard let dropped = state.withLock({ $0.entries.removeValue(forKey: id) }) else { return }
-            permits.signal()
-            dropped.completion(.failure(.closed))
+        switch entry.decide?() ?? .send {
+        case .send:
+            break
+        case .hold:
+            let later = Self.now() + retryDelay
+            state.withLock { state in
+                guard state.entries[id] != nil else { return }
+                state.entries[id]!.deadline = later
+                state.entries[id]!.isWaitingToRetry = true
+            }
+            return
+        case .drop:
+            complete(id, .failure(.closed))
             return
         }
         let (reply, token) = jetStream.connection.newReplySubject { [weak self] in self?.replied(id, $0) }
@@ -134,9 +183,7 @@ public final class JetStreamPublisher: Sendable {
             }
             return
         }
-        guard let entry = state.withLock({ $0.entries.removeValue(forKey: id) }) else { return }
-        permits.signal()
-        entry.completion(outcome)
+        complete(id, outcome)
     }
 
     /// Resends what waited long enough; false once closed.
@@ -154,10 +201,11 @@ public final class JetStreamPublisher: Sendable {
         return !isClosed
     }
 
-    /// After a reconnect, replies to what was sent before may never come: send it all again.
+    /// After a reconnect, replies to what was sent before may never come: send it again. (Only
+    /// what was sent: a message waiting behind another of its order key waits on.)
     private func retryAll() {
         state.withLock { state in
-            for id in state.entries.keys { state.entries[id]!.deadline = 1 }
+            for (id, entry) in state.entries where entry.attempts > 0 { state.entries[id]!.deadline = 1 }
         }
     }
 

@@ -81,7 +81,8 @@ public struct KeyValueBucket: Sendable {
         _ = try jetStream.publish(subject(key), headers: NATSHeaders(fields: fields), payload: [])
     }
 
-    /// The keys under `prefix` (`host.` lists `host.*`) that have a message, deleted or not.
+    /// The keys under `prefix` (`host.` lists `host.*`, as whole keys: `host.a`) that have a
+    /// message, deleted or not.
     public func keys(under prefix: String) throws(NATSError) -> [String] {
         let filter = subject(prefix) + "*"
         let info = try jetStream.streamInfo(streamName, subjectsFilter: filter)

@@ -12,9 +12,14 @@ final class NATSResults: ResultDestination {
     /// `,"host":"<name>"`, encoded once.
     private let hostField: [UInt8]
 
-    init(scaleOut: ScaleOut, pending: PendingBytes) {
+    /// Whether a key's results must be stored in order (its entry has `maxInFlight` 1): then
+    /// they are stored one at a time, each after the one before is acknowledged.
+    private let keepsOrder: @Sendable (String) -> Bool
+
+    init(scaleOut: ScaleOut, pending: PendingBytes, keepsOrder: @escaping @Sendable (String) -> Bool) {
         self.scaleOut = scaleOut
         self.pending = pending
+        self.keepsOrder = keepsOrder
         var field = Array(",\"host\":".utf8)
         JSONStringEscaper.append(scaleOut.name, to: &field)
         hostField = field
@@ -23,13 +28,16 @@ final class NATSResults: ResultDestination {
     func receive(_ results: [JobResult<JobBytes, JobBytes>]) {
         HostMetrics.shared.answered(results)
         var timestamps = ResultEncoder.Timestamps()
+        // A batch's results: one key's.
+        let inOrder = results.first.map { keepsOrder($0.key) } ?? false
         for result in results {
             guard let partition = ScaleOut.partition(ofScope: result.tag.scope) else { continue }
             var line: [UInt8] = []
             line.reserveCapacity(256 + result.payload.count)
             ResultEncoder.append(result, timestamps: &timestamps, to: &line)
             publish(line, partition: partition, keyToken: SubjectToken.encode(result.key), id: SubjectToken.encode(result.id),
-                    sequence: result.tag.value, charge: PendingBytes.charge(key: result.key, id: result.id, payload: result.payload))
+                    sequence: result.tag.value, charge: PendingBytes.charge(key: result.key, id: result.id, payload: result.payload),
+                    inOrder: inOrder)
         }
     }
 
@@ -45,12 +53,13 @@ final class NATSResults: ResultDestination {
             }
             var line = Array(split[index])
             line.append(UInt8(ascii: "\n"))
-            publish(line, partition: job.partition, keyToken: String(job.keyToken), id: "%23\(sequence)", sequence: sequence, charge: 0)
+            publish(line, partition: job.partition, keyToken: String(job.keyToken), id: "%23\(sequence)", sequence: sequence, charge: 0,
+                    inOrder: false)
         }
     }
 
     /// Stores one encoded result line (it ends in `}\n`), then acknowledges its job.
-    private func publish(_ encoded: [UInt8], partition: Int, keyToken: String, id: String, sequence: UInt64, charge: Int) {
+    private func publish(_ encoded: [UInt8], partition: Int, keyToken: String, id: String, sequence: UInt64, charge: Int, inOrder: Bool) {
         var line = encoded
         line.removeLast(2)
         line.append(contentsOf: hostField)
@@ -61,9 +70,11 @@ final class NATSResults: ResultDestination {
         let pending = pending
         // A result whose partition is no longer this host's is not stored (nor its job
         // acknowledged): the next owner runs the job again and stores its result, so that a
-        // key's results never come from two live hosts at once.
-        scaleOut.publisher.publish("results.\(partition).\(keyToken)", msgId: "\(keyToken)/\(id)", payload: line,
-                                   isWanted: { scaleOut.isCurrent(sequence) }) { outcome in
+        // key's results never come from two live hosts at once. While the lease is renewed late,
+        // the result (and those behind it) waits.
+        let subject = "results.\(partition).\(keyToken)"
+        scaleOut.publisher.publish(subject, msgId: "\(keyToken)/\(id)", payload: line, orderKey: inOrder ? subject : nil,
+                                   decide: { scaleOut.publishDecision(sequence) }) { outcome in
             pending.answered(charge)
             SupervisorBoard.shared?.answered(1)
             switch outcome {

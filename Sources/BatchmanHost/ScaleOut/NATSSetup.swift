@@ -94,7 +94,7 @@ public enum NATSSetup {
         let hosts = try attempt("listing hosts") { () throws(NATSError) in try bucket.keys(under: layout.hostKeyPrefix) }
         let leases = try attempt("reading leases") { () throws(NATSError) -> Int in
             var held = 0
-            for key in try bucket.keys(under: "\(options.prefix).partition.") where !(try bucket.get("\(options.prefix).partition.\(key)")?.isDeleted ?? true) {
+            for key in try bucket.keys(under: "\(options.prefix).partition.") where !(try bucket.get(key)?.isDeleted ?? true) {
                 held += 1
             }
             return held

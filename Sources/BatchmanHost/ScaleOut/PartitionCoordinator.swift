@@ -50,6 +50,8 @@ final class PartitionCoordinator: @unchecked Sendable {
             if stopping { drainAll() }
             announce(stopping: stopping)
             renew(now: now)
+            // A renewed lease may let a partition fetch again.
+            scaleOut.wakeLoop()
             releaseDrained()
             // Done once no partition is held and every job fetched (a lost partition's too) has
             // its result stored or let go.
@@ -59,7 +61,9 @@ final class PartitionCoordinator: @unchecked Sendable {
             }
             if !stopping {
                 observeHosts(now: now)
-                if ticks >= 2 { rebalance(now: now) }
+                // With a fair share, hosts started together first see each other (two ticks);
+                // a static list needs nobody.
+                if case .list = scaleOut.options.partitions { rebalance(now: now) } else if ticks >= 2 { rebalance(now: now) }
             }
             for reply in scaleOut.table.withLock({ $0.inProgress(untouchedSince: now &- UInt64(ScaleOut.ackWaitSeconds / 3) * 1_000_000_000, now: now) }) {
                 scaleOut.jetStream.acknowledge(reply, .inProgress)
@@ -98,9 +102,8 @@ final class PartitionCoordinator: @unchecked Sendable {
     private func observeHosts(now: UInt64) {
         guard let keys = try? kv.keys(under: layout.hostKeyPrefix) else { return }
         var live = [scaleOut.name]
-        let mine = String(layout.hostKey(scaleOut.name).dropFirst(layout.hostKeyPrefix.count))
-        for key in keys where key != mine {
-            let full = layout.hostKeyPrefix + key
+        let mine = layout.hostKey(scaleOut.name)
+        for full in keys where full != mine {
             guard case .success(let entry) = Result(catching: { () throws(NATSError) in try kv.get(full) }) else { continue }
             book.observe("host " + full, revision: entry?.revision, now: now)
             guard let entry, !entry.isDeleted else { continue }
@@ -109,7 +112,7 @@ final class PartitionCoordinator: @unchecked Sendable {
                 try? kv.purge(full, expecting: entry.revision)
                 continue
             }
-            live.append((try? JSONDecoder().decode(HostRecord.self, from: Data(entry.value)))?.host ?? key)
+            live.append((try? JSONDecoder().decode(HostRecord.self, from: Data(entry.value)))?.host ?? String(full.dropFirst(layout.hostKeyPrefix.count)))
         }
         live.sort()
         if live != liveHosts {
@@ -145,6 +148,13 @@ final class PartitionCoordinator: @unchecked Sendable {
                 revisions[partition] = next
                 scaleOut.table.withLock { $0.renewed(partition, validUntil: validUntil(sent: sent)) }
             case .failure(let error) where KeyValueBucket.isConflict(error):
+                // A renewal whose acknowledgement was lost moved the revision on: the record
+                // still names this host, so nobody took it (a taker writes its own name).
+                if let current = try? kv.get(layout.leaseKey(partition)), !current.isDeleted,
+                   (try? JSONDecoder().decode(LeaseRecord.self, from: Data(current.value)))?.host == scaleOut.name {
+                    revisions[partition] = current.revision
+                    continue
+                }
                 lose(partition, "another host holds its lease now")
             case .failure(let error):
                 let valid = scaleOut.table.withLock { $0.partitions[partition]?.validUntil } ?? 0

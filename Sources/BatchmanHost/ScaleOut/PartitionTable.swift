@@ -61,7 +61,22 @@ struct PartitionTable {
         var acknowledge: String?
         /// This partition is drained: release its lease.
         var drained: Int?
+        /// The answer made room for the partition's next pull request (and none is out): wake
+        /// the loop to send it.
+        var wantsPull = false
     }
+
+    /// Jobs asked for by one pull request, and in flight per partition at most.
+    let batch: Int
+    let cap: Int
+
+    init(batch: Int = 1000, cap: Int = 2000) {
+        self.batch = batch
+        self.cap = cap
+    }
+
+    /// A partition sends its next pull once this much room is free.
+    var pullThreshold: Int { max(1, batch / 2) }
 
     private(set) var partitions: [Int: Partition] = [:]
     private var jobs: [UInt64: Job] = [:]
@@ -103,7 +118,10 @@ struct PartitionTable {
 
     /// A message from a pull request of `partition` under `generation`.
     mutating func delivered(partition: Int, generation: UInt64, sequence: UInt64, replyTo: String, keyToken: Substring = "", now: UInt64) -> Delivery {
-        guard var owned = partitions[partition], owned.generation == generation, now < owned.validUntil else { return .dropped }
+        // Past `validUntil` too: the pull went out while the lease was surely this host's, and
+        // dropping the job would have it delivered again after the ack wait, behind later jobs
+        // of its key. Its result waits for the renewal (or is dropped with the lease).
+        guard var owned = partitions[partition], owned.generation == generation else { return .dropped }
         if var pull = owned.pull {
             pull.remaining -= 1
             owned.pull = pull.remaining > 0 ? pull : nil
@@ -131,7 +149,8 @@ struct PartitionTable {
         owned.inFlight -= 1
         partitions[job.partition] = owned
         return Answered(acknowledge: now < owned.validUntil ? job.replyTo : nil,
-                        drained: owned.phase == .draining && owned.inFlight == 0 ? job.partition : nil)
+                        drained: owned.phase == .draining && owned.inFlight == 0 ? job.partition : nil,
+                        wantsPull: owned.phase == .fetching && owned.pull == nil && cap - owned.inFlight == pullThreshold)
     }
 
     /// The job's result could not be stored: it is let go unacknowledged (delivered again).
@@ -146,7 +165,7 @@ struct PartitionTable {
     func job(_ sequence: UInt64) -> Job? { jobs[sequence] }
 
     /// A pull request to send: for a partition fetching, with no pull out (or one past its
-    /// deadline), and fewer than `cap - batch / 2` jobs in flight.
+    /// deadline), and room for half a batch at least.
     struct PullRequest: Equatable {
         var partition: Int
         var generation: UInt64
@@ -154,11 +173,11 @@ struct PartitionTable {
         var batch: Int
     }
 
-    func pullsWanted(batch: Int, cap: Int, now: UInt64) -> [PullRequest] {
+    func pullsWanted(now: UInt64) -> [PullRequest] {
         partitions.compactMap { partition, owned in
             guard owned.phase == .fetching, now < owned.validUntil, owned.pull.map({ $0.deadline <= now }) ?? true else { return nil }
             let room = cap - owned.inFlight
-            guard room >= max(1, batch / 2) else { return nil }
+            guard room >= pullThreshold else { return nil }
             return PullRequest(partition: partition, generation: owned.generation, consumer: owned.consumer, batch: min(batch, room))
         }.sorted { $0.partition < $1.partition }
     }

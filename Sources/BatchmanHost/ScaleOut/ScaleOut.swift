@@ -23,7 +23,7 @@ final class ScaleOut: Sendable {
     let publisher: JetStreamPublisher
     let bucket: KeyValueBucket
     let logger: BatchmanLogger
-    let table = Mutex(PartitionTable())
+    let table: Mutex<PartitionTable>
     let counters = Counters()
     /// Jobs in flight per partition at most: two fetches' worth, so one is fetched while the
     /// other runs.
@@ -65,6 +65,7 @@ final class ScaleOut: Sendable {
         self.logger = logger
         self.name = options.name ?? Self.defaultName()
         self.layout = ScaleOutLayout(prefix: options.prefix)
+        table = Mutex(PartitionTable(batch: options.fetchBatch, cap: options.fetchBatch * 2))
         connection = try ScaleOutConnection.connect(options.servers, name: "batchman \(name)", logger: logger)
         jetStream = JetStream(connection)
         do {
@@ -101,6 +102,18 @@ final class ScaleOut: Sendable {
         return "\(host.isEmpty ? "localhost" : host):\(getpid())"
     }
 
+    /// A line for the statistics: what this host owns and has in flight.
+    var summary: String {
+        let (owned, inFlight, pulls) = table.withLock { table in
+            (table.partitions.keys.sorted(), table.inFlight, table.partitions.values.filter { $0.pull != nil }.count)
+        }
+        let list = owned.isEmpty ? "none" : owned.map(String.init).joined(separator: ",")
+        return "nats: partitions=\(list) inFlight=\(inFlight) pulls=\(pulls) storing=\(publisher.outstanding) "
+            + "fetched=\(counters.fetched.load(ordering: .relaxed)) stored=\(counters.stored.load(ordering: .relaxed)) "
+            + "storeFailures=\(counters.storeFailures.load(ordering: .relaxed)) takeovers=\(counters.takeovers.load(ordering: .relaxed)) "
+            + "leasesLost=\(counters.leasesLost.load(ordering: .relaxed)) retried=\(publisher.retries)"
+    }
+
     /// The loop to wake when deliveries wait or a partition wants a pull.
     func attach(wake: @escaping @Sendable () -> Void) {
         loopWake.withLock { $0 = Callback(wake) }
@@ -125,7 +138,7 @@ final class ScaleOut: Sendable {
     /// subscription's id, and only the server's status messages on the reply subject itself.
     func sendPulls() {
         let now = ScaleOutClock.now()
-        for request in table.withLock({ $0.pullsWanted(batch: options.fetchBatch, cap: cap, now: now) }) {
+        for request in table.withLock({ $0.pullsWanted(now: now) }) {
             let number = pullNumber.add(1, ordering: .relaxed).newValue
             let reply = "\(connection.inboxPrefix)pull.\(number)"
             let sid = connection.subscribe(reply) { [weak self] in self?.pulled($0, request) }
@@ -171,13 +184,14 @@ final class ScaleOut: Sendable {
 
     // MARK: - Results
 
-    /// Whether the job fetched as `sequence` is still this host's to answer: fetched under the
-    /// lease held now, and that lease surely not expired.
-    func isCurrent(_ sequence: UInt64) -> Bool {
+    /// Whether the result of the job fetched as `sequence` may be stored now: yes while its
+    /// lease is surely this host's; not yet while the lease is being renewed late (a server
+    /// electing a leader); never once the lease is lost.
+    func publishDecision(_ sequence: UInt64) -> JetStreamPublisher.Decision {
         let now = ScaleOutClock.now()
         return table.withLock { table in
-            guard let job = table.job(sequence), let owned = table.partitions[job.partition] else { return false }
-            return owned.generation == job.generation && now < owned.validUntil
+            guard let job = table.job(sequence), let owned = table.partitions[job.partition], owned.generation == job.generation else { return .drop }
+            return now < owned.validUntil ? .send : .hold
         }
     }
 
@@ -188,11 +202,13 @@ final class ScaleOut: Sendable {
         let answered = table.withLock { $0.answered(sequence, now: now) }
         if let reply = answered.acknowledge { jetStream.acknowledge(reply) }
         if answered.drained != nil { coordinatorNudge.signal() }
+        if answered.wantsPull { wakeLoop() }
     }
 
     /// A job's result could not be stored: it goes unacknowledged, to be delivered again.
     func notStored(_ sequence: UInt64) {
         if table.withLock({ $0.abandoned(sequence) }) != nil { coordinatorNudge.signal() }
+        wakeLoop()  // rare: room for a pull, maybe
     }
 
     /// Wakes the coordinator before its tick: a partition drained, a stop.

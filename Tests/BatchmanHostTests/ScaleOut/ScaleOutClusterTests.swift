@@ -1,0 +1,88 @@
+import BatchmanNATS
+import BatchmanTesting
+import Foundation
+import Glibc
+import Testing
+
+@testable import BatchmanHost
+
+/// Three hosts on a 3-node JetStream cluster (R3): one host is killed with SIGKILL mid-stream
+/// and then one server node; every job still gets its result, duplicates stay within what was
+/// in flight, a key's results change host only at a takeover, and keys with one batch in
+/// flight keep their order across it.
+@Suite struct ScaleOutClusterTests {
+    static let partitions = 16
+    static let jobCount = 100_000
+    static let fetchBatch = 100
+
+    @Test(.timeLimit(.minutes(10))) func threeHostsShareTheStreamThroughAHostKillAndAServerKill() async throws {
+        let scratch = try Scratch()
+        guard let servers = try await NATSTestServers.start(3, in: scratch) else { return }
+        defer { servers.stopAll() }
+        let setup = try await run(Products.batchman, ["nats", "setup", "--server", servers.urls, "--partitions", "\(Self.partitions)", "--replicas", "3"])
+        #expect(setup.status == 0, "\(setup.errorOutput)")
+        let ordered = (0..<10).map { "ordered-\($0)" }
+        let keys = (0..<490).map { "k\($0)" } + ordered
+        let input = try scratch.write("jobs.ndjson", ScaleOutSupport.jobs(Self.jobCount, keys: keys).joined(separator: "\n") + "\n")
+        let published = try await run(Products.batchman, ["nats", "publish", "--server", servers.urls, "--input", input])
+        #expect(published.status == 0, "\(published.errorOutput)")
+
+        let manifest = try ScaleOutSupport.manifest(in: scratch, ordered: ordered)
+        let names = ["a", "b", "c"]
+        let hosts = try names.map { name in
+            try HostProcess(["run", manifest, "--nats", servers.urls, "--name", name, "--lease-seconds", "10", "--fetch-batch", "\(Self.fetchBatch)"])
+        }
+        let connection = try await servers.connect()
+        defer { connection.close() }
+
+        // Mid-stream, one host dies without a word, then one server node.
+        #expect(try await ScaleOutSupport.waitForMessages("RESULTS", count: Self.jobCount / 4, connection: connection, seconds: 240) >= Self.jobCount / 4)
+        kill(hosts[1].hostProcessIdentifier, SIGKILL)
+        #expect(try await ScaleOutSupport.waitForMessages("RESULTS", count: Self.jobCount / 2, connection: connection, seconds: 240) >= Self.jobCount / 2)
+        servers.kill(node: 2)
+        let stored = try await ScaleOutSupport.waitForMessages("RESULTS", count: Self.jobCount, connection: connection, seconds: 300)
+        #expect(stored >= Self.jobCount)
+        for index in [0, 2] { hosts[index].signal(SIGTERM) }
+        for index in [0, 2] { #expect(await hosts[index].exitStatus() == 0, "\(hosts[index].stderr.elements.suffix(20).joined(separator: "\n"))") }
+        _ = await hosts[1].exitStatus()
+
+        let results = try await ScaleOutSupport.results(connection)
+        let unique = Set(results.map { "\($0.key)/\($0.id)" })
+        #expect(unique.count == Self.jobCount, "every job has a stored result")
+        #expect(Set(results.compactMap { Int($0.id) }) == Set(0..<Self.jobCount))
+        // Duplicates only of jobs in flight at the kills: at most two fetches a partition.
+        #expect(results.count - unique.count <= Self.partitions * 2 * Self.fetchBatch, "\(results.count - unique.count) duplicates")
+        #expect(results.allSatisfy { $0.status == "completed" && names.contains($0.host) })
+
+        for host in hosts {
+            #expect(host.stderr.elements.contains { $0.contains("nats: 3 hosts alive (a, b, c): fair share 6 of 16 partitions") })
+        }
+        // A partition's results change host only where a host acquired it.
+        var acquisitions = [Int](repeating: 0, count: Self.partitions)
+        for host in hosts {
+            for line in host.stderr.elements {
+                guard let range = line.range(of: "nats: partition "), line.contains(": acquired") else { continue }
+                if let partition = Int(line[range.upperBound...].prefix { $0.isNumber }) { acquisitions[partition] += 1 }
+            }
+        }
+        var runs = [Int](repeating: 0, count: Self.partitions)
+        var lastHost = [String?](repeating: nil, count: Self.partitions)
+        for result in results where lastHost[result.partition] != result.host {
+            runs[result.partition] += 1
+            lastHost[result.partition] = result.host
+        }
+        for partition in 0..<Self.partitions {
+            #expect(runs[partition] <= acquisitions[partition], "partition \(partition): \(runs[partition]) runs of hosts, \(acquisitions[partition]) acquisitions")
+        }
+        #expect(acquisitions.reduce(0, +) > Self.partitions, "the killed host's partitions were taken over")
+
+        // Keys with one batch in flight: results in the order their jobs were stored.
+        for key in ordered {
+            let partition = SubjectToken.partition(ofKey: key, partitions: Self.partitions)
+            let jobs = try await StreamReader.readAll("JOBS", filter: "jobs.\(partition).\(key)", connection: connection).compactMap { $0.json["id"] as? String }
+            var seen = Set<String>()
+            let answered = results.filter { $0.key == key }.map(\.id).filter { seen.insert($0).inserted }
+            #expect(answered == jobs, "\(key): results out of their jobs' order")
+        }
+    }
+}
