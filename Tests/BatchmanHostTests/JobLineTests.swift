@@ -147,8 +147,8 @@ import Testing
     }
 
     @Test(arguments: [
-        ([], "missing command: run, check, submit, plugin-test or spool check"),
-        (["serve"], "unknown command \"serve\"; the commands are run, check, submit, plugin-test or spool check"),
+        ([], "missing command: run, check, submit, nats setup, nats publish, plugin-test or spool check"),
+        (["serve"], "unknown command \"serve\"; the commands are run, check, submit, nats setup, nats publish, plugin-test or spool check"),
         (["chek"], "unknown command \"chek\"; did you mean check?"),
         (["run", "--bogus"], "unknown option --bogus for run (batchman run --help lists them)"),
         (["run", "--wokers", "4"], "unknown option --wokers for run; did you mean --workers? (batchman run --help lists them)"),

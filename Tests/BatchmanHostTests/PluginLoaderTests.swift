@@ -135,7 +135,7 @@ struct PluginLoaderTests {
     @Test func answersUsageErrorsWithExitStatus64AndTheUsage() async throws {
         let result = try await run(Products.batchman, ["frobnicate"])
         #expect(result.status == 64)
-        #expect(result.errorOutput.contains("unknown command \"frobnicate\"; the commands are run, check, submit, plugin-test or spool check"))
+        #expect(result.errorOutput.contains("unknown command \"frobnicate\"; the commands are run, check, submit, nats setup, nats publish, plugin-test or spool check"))
         #expect(result.errorOutput.split(separator: "\n").count == 1, "one line that says where the usage is, not all of it")
 
         let typo = try await run(Products.batchman, ["run", "plugins.json", "--wokers", "4"])

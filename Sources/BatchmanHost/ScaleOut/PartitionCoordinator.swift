@@ -146,7 +146,8 @@ final class PartitionCoordinator: @unchecked Sendable {
             switch Result(catching: { () throws(NATSError) in try kv.update(layout.leaseKey(partition), leaseValue(), expecting: revision) }) {
             case .success(let next):
                 revisions[partition] = next
-                scaleOut.table.withLock { $0.renewed(partition, validUntil: validUntil(sent: sent)) }
+                let held = scaleOut.table.withLock { $0.renewed(partition, validUntil: validUntil(sent: sent)) }
+                for reply in held { scaleOut.jetStream.acknowledge(reply) }
             case .failure(let error) where KeyValueBucket.isConflict(error):
                 // A renewal whose acknowledgement was lost moved the revision on: the record
                 // still names this host, so nobody took it (a taker writes its own name).

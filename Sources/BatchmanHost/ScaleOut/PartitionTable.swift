@@ -24,6 +24,9 @@ struct PartitionTable {
         /// Monotonic nanoseconds: past this the lease may be another's, so nothing more is
         /// fetched or acknowledged, whether or not the coordinator has noticed yet.
         var validUntil: UInt64
+        /// Acknowledgements of results stored past `validUntil`: sent once the lease is renewed
+        /// (then it was this host's all along), dropped if it is lost.
+        var heldAcknowledgements: [String] = []
     }
 
     /// A pull request out: its reply subject's token, what it may still deliver, and when it
@@ -87,9 +90,13 @@ struct PartitionTable {
         partitions[partition] = Partition(generation: generation, consumer: consumer, validUntil: validUntil)
     }
 
-    /// The lease was renewed: it holds until `validUntil`.
-    mutating func renewed(_ partition: Int, validUntil: UInt64) {
-        partitions[partition]?.validUntil = validUntil
+    /// The lease was renewed: it holds until `validUntil`. Returns the acknowledgements held
+    /// meanwhile, to send now.
+    mutating func renewed(_ partition: Int, validUntil: UInt64) -> [String] {
+        guard partitions[partition] != nil else { return [] }
+        partitions[partition]!.validUntil = validUntil
+        defer { partitions[partition]!.heldAcknowledgements = [] }
+        return partitions[partition]!.heldAcknowledgements
     }
 
     /// Starts handing `partition` over; true if it is drained already.
@@ -111,7 +118,7 @@ struct PartitionTable {
     }
 
     var drainedPartitions: [Int] {
-        partitions.filter { $0.value.phase == .draining && $0.value.inFlight == 0 }.map(\.key).sorted()
+        partitions.filter { $0.value.phase == .draining && $0.value.inFlight == 0 && $0.value.heldAcknowledgements.isEmpty }.map(\.key).sorted()
     }
 
     func owns(_ partition: Int) -> Bool { partitions[partition] != nil }
@@ -147,9 +154,11 @@ struct PartitionTable {
             return Answered(acknowledge: nil, drained: nil)
         }
         owned.inFlight -= 1
+        let sure = now < owned.validUntil
+        if !sure { owned.heldAcknowledgements.append(job.replyTo) }
         partitions[job.partition] = owned
-        return Answered(acknowledge: now < owned.validUntil ? job.replyTo : nil,
-                        drained: owned.phase == .draining && owned.inFlight == 0 ? job.partition : nil,
+        return Answered(acknowledge: sure ? job.replyTo : nil,
+                        drained: owned.phase == .draining && owned.inFlight == 0 && sure ? job.partition : nil,
                         wantsPull: owned.phase == .fetching && owned.pull == nil && cap - owned.inFlight == pullThreshold)
     }
 

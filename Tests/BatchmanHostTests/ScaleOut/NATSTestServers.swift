@@ -21,8 +21,10 @@ final class NATSTestServers: @unchecked Sendable {
     static let executable = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    /// The servers, or nil (skipped) when nats-server is not installed outside CI.
-    static func start(_ count: Int, in scratch: Scratch, extraConfig: String = "") async throws -> NATSTestServers? {
+    /// The servers, or nil (skipped) when nats-server is not installed outside CI. `lowPriority`
+    /// runs them under `nice -n 19`: a cluster test's load must not starve the other tests that
+    /// run beside it on two cores.
+    static func start(_ count: Int, in scratch: Scratch, extraConfig: String = "", lowPriority: Bool = false) async throws -> NATSTestServers? {
         try #require(executable != nil || ProcessInfo.processInfo.environment["CI"] == nil, "CI installs Debian's nats-server")
         guard let executable else { return nil }
         let servers = NATSTestServers()
@@ -46,8 +48,8 @@ final class NATSTestServers: @unchecked Sendable {
                 \(extraConfig)
                 """)
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = ["-c", config, "-l", scratch.path("\(name).log")]
+            process.executableURL = URL(fileURLWithPath: lowPriority ? "/usr/bin/nice" : executable)
+            process.arguments = (lowPriority ? ["-n", "19", executable] : []) + ["-c", config, "-l", scratch.path("\(name).log")]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()

@@ -24,7 +24,7 @@ import Testing
         let badPartition = SubjectToken.partition(ofKey: "key-0", partitions: 4)
         connection.publish("jobs.\(badPartition).key-0", payload: Array("not json".utf8))
 
-        let host = try HostProcess(["run", try ScaleOutSupport.manifest(in: scratch), "--nats", servers.urls, "--name", "alpha", "--lease-seconds", "2"])
+        let host = try HostProcess(["run", try ScaleOutSupport.manifest(in: scratch), "--nats", servers.urls, "--name", "alpha", "--lease-seconds", "3"])
         #expect(try await ScaleOutSupport.waitForMessages("RESULTS", count: 2001, connection: connection) == 2001)
         host.signal(SIGTERM)
         #expect(await host.exitStatus() == 0)
@@ -69,8 +69,8 @@ import Testing
         defer { servers.stopAll() }
         #expect(try await run(Products.batchman, ["nats", "setup", "--server", servers.urls, "--partitions", "4"]).status == 0)
         let manifest = try ScaleOutSupport.manifest(in: scratch)
-        let low = try HostProcess(["run", manifest, "--nats", servers.urls, "--partitions", "0,1", "--name", "low", "--lease-seconds", "2"])
-        let high = try HostProcess(["run", manifest, "--nats", servers.urls, "--partitions", "2-3", "--name", "high", "--lease-seconds", "2"])
+        let low = try HostProcess(["run", manifest, "--nats", servers.urls, "--partitions", "0,1", "--name", "low", "--lease-seconds", "3"])
+        let high = try HostProcess(["run", manifest, "--nats", servers.urls, "--partitions", "2-3", "--name", "high", "--lease-seconds", "3"])
         let input = try scratch.write("jobs.ndjson", ScaleOutSupport.jobs(1000, keys: (0..<30).map { "k\($0)" }).joined(separator: "\n") + "\n")
         #expect(try await run(Products.batchman, ["nats", "publish", "--server", servers.urls, "--input", input]).status == 0)
         let connection = try await servers.connect()
@@ -99,14 +99,14 @@ import Testing
         let connection = try await servers.connect()
         defer { connection.close() }
         let keys = (0..<10).map { "k\($0)" }
-        let alpha = try HostProcess(["run", manifest, "--nats", servers.urls, "--name", "alpha", "--lease-seconds", "2"])
+        let alpha = try HostProcess(["run", manifest, "--nats", servers.urls, "--name", "alpha", "--lease-seconds", "3"])
         for partition in 0..<2 { await alpha.waitForLog(containing: "partition \(partition): acquired") }
         let first = try scratch.write("first.ndjson", ScaleOutSupport.jobs(500, keys: keys).joined(separator: "\n") + "\n")
         #expect(try await run(Products.batchman, ["nats", "publish", "--server", servers.urls, "--input", first]).status == 0)
         #expect(try await ScaleOutSupport.waitForMessages("RESULTS", count: 500, connection: connection) == 500)
 
         kill(alpha.hostProcessIdentifier, SIGSTOP)
-        let beta = try HostProcess(["run", manifest, "--nats", servers.urls, "--name", "beta", "--lease-seconds", "2"])
+        let beta = try HostProcess(["run", manifest, "--nats", servers.urls, "--name", "beta", "--lease-seconds", "3"])
         for partition in 0..<2 {
             let line = await beta.waitForLog(containing: "partition \(partition): acquired")
             #expect(line?.contains("taken over from alpha, whose lease expired") == true, "\(line ?? "")")
