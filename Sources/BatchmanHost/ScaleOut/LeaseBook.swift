@@ -5,7 +5,9 @@
 /// Why this is safe: an owner renews every tick and gives its lease up by itself once
 /// `ttl - tick` has passed since it *sent* its last successful renewal; whoever sees that
 /// revision saw it after it was stored, so it waits at least `ttl` from a later moment. The
-/// owner has stopped before anyone may take over.
+/// owner has stopped before anyone may take over. (So `now` must be read after the reply that
+/// showed the revision, never earlier: a clock read before a slow request would start the wait
+/// before the revision existed.)
 struct LeaseBook {
     struct Seen: Equatable {
         var revision: UInt64

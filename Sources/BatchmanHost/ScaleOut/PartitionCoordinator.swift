@@ -105,9 +105,12 @@ final class PartitionCoordinator: @unchecked Sendable {
         let mine = layout.hostKey(scaleOut.name)
         for full in keys where full != mine {
             guard case .success(let entry) = Result(catching: { () throws(NATSError) in try kv.get(full) }) else { continue }
-            book.observe("host " + full, revision: entry?.revision, now: now)
+            // The clock read after the reply, never the tick's: the revision was written before
+            // the reply came, so expiry counts from no earlier than that (see LeaseBook).
+            let seen = ScaleOutClock.now()
+            book.observe("host " + full, revision: entry?.revision, now: seen)
             guard let entry, !entry.isDeleted else { continue }
-            if book.isExpired("host " + full, now: now) {
+            if book.isExpired("host " + full, now: seen) {
                 // A host that stopped without leaving (killed): forget it, if nobody renewed it meanwhile.
                 try? kv.purge(full, expecting: entry.revision)
                 continue
@@ -226,19 +229,33 @@ final class PartitionCoordinator: @unchecked Sendable {
             }
         }
         var holding = owned.count
-        for partition in wanted where holding < target && owned[partition] == nil {
-            if acquire(partition, now: now) { holding += 1 }
+        for partition in wanted where owned[partition] == nil {
+            if holding < target {
+                if acquire(partition, now: now) { holding += 1 }
+            } else {
+                observeLease(partition, now: now)
+            }
         }
+    }
+
+    /// Notes a lease's revision without wanting it: its expiry is then judged from now, so that
+    /// when this host does want it (its owner gone quiet, and so the fair share grown), it need
+    /// not wait a whole lease more.
+    private func observeLease(_ partition: Int, now: UInt64) {
+        let key = layout.leaseKey(partition)
+        guard case .success(let entry) = Result(catching: { () throws(NATSError) in try kv.get(key) }) else { return }
+        book.observe("lease " + key, revision: entry?.revision, now: ScaleOutClock.now())
     }
 
     /// Takes `partition`'s lease if it is free or expired; true if taken.
     private func acquire(_ partition: Int, now: UInt64) -> Bool {
         let key = layout.leaseKey(partition)
         guard case .success(let entry) = Result(catching: { () throws(NATSError) in try kv.get(key) }) else { return false }
-        book.observe("lease " + key, revision: entry?.revision, now: now)
+        let seen = ScaleOutClock.now()  // after the reply: see observeHosts
+        book.observe("lease " + key, revision: entry?.revision, now: seen)
         var previous: String?
         if let entry, !entry.isDeleted {
-            guard book.isExpired("lease " + key, now: now) else { return false }
+            guard book.isExpired("lease " + key, now: seen) else { return false }
             previous = (try? JSONDecoder().decode(LeaseRecord.self, from: Data(entry.value)))?.host ?? "?"
         }
         let sent = ScaleOutClock.now()
