@@ -17,6 +17,9 @@ final class PartitionCoordinator: @unchecked Sendable {
     private var book: LeaseBook
     /// The revision of each owned lease now, and when its last renewal was sent.
     private var revisions: [Int: UInt64] = [:]
+    /// The revision a lease had when this host gave it up for want of a renewal in time: if it
+    /// still has it, nobody took the partition, and this host may take it back at once.
+    private var abandonedRevisions: [Int: UInt64] = [:]
     private var ticks = 0
     private var liveHosts: [String] = []
     private var lastAnnounceFailure: String?
@@ -162,14 +165,15 @@ final class PartitionCoordinator: @unchecked Sendable {
                 lose(partition, "another host holds its lease now")
             case .failure(let error):
                 let valid = scaleOut.table.withLock { $0.partitions[partition]?.validUntil } ?? 0
-                if ScaleOutClock.now() >= valid { lose(partition, "its lease could not be renewed in time (\(error))") }
+                if ScaleOutClock.now() >= valid { lose(partition, "its lease could not be renewed in time (\(error))", keeping: revision) }
             }
         }
     }
 
-    private func lose(_ partition: Int, _ why: String) {
+    private func lose(_ partition: Int, _ why: String, keeping revision: UInt64? = nil) {
         if let sid = scaleOut.table.withLock({ $0.lose(partition) }) { scaleOut.connection.unsubscribe(sid) }
         revisions.removeValue(forKey: partition)
+        abandonedRevisions[partition] = revision
         scaleOut.counters.leasesLost.add(1, ordering: .relaxed)
         logger.log(.warning, "nats: partition \(partition): lease lost: \(why); fetching stopped there and nothing more is acknowledged "
                    + "(its jobs in flight are delivered again to the next owner)")
@@ -229,7 +233,10 @@ final class PartitionCoordinator: @unchecked Sendable {
             }
         }
         var holding = owned.count
-        for partition in wanted where owned[partition] == nil {
+        // Renewals come first in every tick: the reads here stop at half a tick, so that a slow
+        // server cannot stretch the ticks past the leases' time.
+        let budget = ScaleOutClock.now() + tick / 2
+        for partition in wanted where owned[partition] == nil && ScaleOutClock.now() < budget {
             if holding < target {
                 if acquire(partition, now: now) { holding += 1 }
             } else {
@@ -254,7 +261,9 @@ final class PartitionCoordinator: @unchecked Sendable {
         let seen = ScaleOutClock.now()  // after the reply: see observeHosts
         book.observe("lease " + key, revision: entry?.revision, now: seen)
         var previous: String?
-        if let entry, !entry.isDeleted {
+        // Still at the revision this host left it at: nobody took it meanwhile.
+        let ownAbandoned = entry != nil && abandonedRevisions[partition] == entry?.revision
+        if let entry, !entry.isDeleted, !ownAbandoned {
             guard book.isExpired("lease " + key, now: seen) else { return false }
             previous = (try? JSONDecoder().decode(LeaseRecord.self, from: Data(entry.value)))?.host ?? "?"
         }
@@ -265,6 +274,7 @@ final class PartitionCoordinator: @unchecked Sendable {
             scaleOut.table.withLock { $0.acquired(partition, generation: revision, consumer: layout.consumerName(partition, revision: revision),
                                                   validUntil: validUntil(sent: sent)) }
             revisions[partition] = revision
+            abandonedRevisions.removeValue(forKey: partition)
             scaleOut.counters.takeovers.add(1, ordering: .relaxed)
             let from = previous.map { "; taken over from \($0), whose lease expired" } ?? ""
             logger.log(.info, "nats: partition \(partition): acquired (lease revision \(revision)), fetching from stream sequence \(start)\(from)")
