@@ -139,12 +139,7 @@ public final class JetStreamPublisher: Sendable {
         case .send:
             break
         case .hold:
-            let later = Self.now() + retryDelay
-            state.withLock { state in
-                guard state.entries[id] != nil else { return }
-                state.entries[id]!.deadline = later
-                state.entries[id]!.isWaitingToRetry = true
-            }
+            retryLater(id)
             return
         case .drop:
             complete(id, .failure(.closed))
@@ -175,15 +170,20 @@ public final class JetStreamPublisher: Sendable {
             outcome = .failure(error)
         }
         if case .failure(let error) = outcome, error.isTransient {
-            let later = Self.now() + retryDelay
-            state.withLock { state in
-                guard state.entries[id] != nil else { return }
-                state.entries[id]!.deadline = later
-                state.entries[id]!.isWaitingToRetry = true
-            }
+            retryLater(id)
             return
         }
         complete(id, outcome)
+    }
+
+    /// Sends `id` again after the retry delay (the timer thread does).
+    private func retryLater(_ id: UInt64) {
+        let later = Self.now() + retryDelay
+        state.withLock { state in
+            guard state.entries[id] != nil else { return }
+            state.entries[id]!.deadline = later
+            state.entries[id]!.isWaitingToRetry = true
+        }
     }
 
     /// Resends what waited long enough; false once closed.
