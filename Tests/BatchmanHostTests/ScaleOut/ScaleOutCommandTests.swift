@@ -71,6 +71,31 @@ import Testing
         }
     }
 
+    /// User and password (in the URL, or from the environment) and tokens, against a server
+    /// that asks for them; a refusal says what to give.
+    @Test(.timeLimit(.minutes(2))) func credentialsFromTheURLOrTheEnvironment() async throws {
+        let scratch = try Scratch()
+        guard let servers = try await NATSTestServers.start(1, in: scratch, extraConfig: "authorization { user: alice, password: s3cret }") else { return }
+        defer { servers.stopAll() }
+        let port = servers.nodes[0].clientPort
+        let refused = try await run(Products.batchman, ["nats", "setup", "--server", "nats://127.0.0.1:\(port)", "--partitions", "2"])
+        #expect(refused.status == 69)
+        #expect(refused.errorOutput.contains("refused the credentials: Authorization Violation (give user:password@ or token@ in the URL)"),
+                "\(refused.errorOutput)")
+        let inURL = try await run(Products.batchman, ["nats", "setup", "--server", "nats://alice:s3cret@127.0.0.1:\(port)", "--partitions", "2"])
+        #expect(inURL.status == 0, "\(inURL.errorOutput)")
+        let fromEnvironment = try await run("/usr/bin/env", ["BATCHMAN_NATS_USER=alice", "BATCHMAN_NATS_PASSWORD=s3cret", Products.batchman, "nats", "setup",
+                                                             "--server", "nats://127.0.0.1:\(port)", "--partitions", "2"])
+        #expect(fromEnvironment.status == 0 && fromEnvironment.output.contains("(exists)"), "\(fromEnvironment.errorOutput)")
+
+        let tokenScratch = try Scratch()
+        guard let tokenServer = try await NATSTestServers.start(1, in: tokenScratch, extraConfig: "authorization { token: tok123 }") else { return }
+        defer { tokenServer.stopAll() }
+        let tokenPort = tokenServer.nodes[0].clientPort
+        #expect(try await run(Products.batchman, ["nats", "setup", "--server", "nats://tok123@127.0.0.1:\(tokenPort)", "--partitions", "2"]).status == 0)
+        #expect(try await run(Products.batchman, ["nats", "setup", "--server", "nats://wrong@127.0.0.1:\(tokenPort)", "--partitions", "2"]).status == 69)
+    }
+
     @Test func parsesTheScaleOutOptions() throws {
         guard case .run(let options) = try HostCommand.parse(["run", "m.json", "--nats", "nats://127.0.0.1:4222,nats://127.0.0.1:4223",
                                                               "--partitions", "0,3,5-7", "--name", "alpha", "--lease-seconds", "5"]) else {
