@@ -118,7 +118,8 @@ public enum HostCommand: Equatable, Sendable {
         Usage: batchman nats setup --server URLS --partitions N [--replicas R] [--prefix jobs]
           Create, if missing, what hosts started with --nats share: the job stream JOBS (jobs.*.*), the
           results stream RESULTS (results.>), and the bucket batchman-leases (partition leases, live hosts,
-          the partition count); then print what exists. Running it again changes nothing.
+          the partition count); then print what exists. Running it again changes nothing. Servers still
+          starting are waited for (10 s at most).
 
         Options:
           --server URLS         nats://[user:password@|token@]HOST:PORT, comma-separated (credentials may

@@ -33,7 +33,7 @@ public enum NATSPublish {
         }
         defer { if input != STDIN_FILENO { close(input) } }
         let layout = ScaleOutLayout(prefix: options.prefix)
-        let connection = try ScaleOutConnection.connect(options.servers, name: "batchman nats publish", logger: logger)
+        let connection = try ScaleOutConnection.connect(options.servers, name: "batchman nats publish", logger: logger, waitingSeconds: 10)
         defer { connection.close() }
         let jetStream = JetStream(connection)
         let config = try layout.readConfig(try ScaleOutLayout.openBucket(jetStream))

@@ -23,7 +23,7 @@ public struct NATSSetupOptions: Equatable, Sendable {
 public enum NATSSetup {
     public static func run(_ options: NATSSetupOptions, logger: BatchmanLogger = .standardError) throws(HostError) -> String {
         let layout = ScaleOutLayout(prefix: options.prefix)
-        let connection = try ScaleOutConnection.connect(options.servers, name: "batchman nats setup", logger: logger)
+        let connection = try ScaleOutConnection.connect(options.servers, name: "batchman nats setup", logger: logger, waitingSeconds: 10)
         defer { connection.close() }
         let jetStream = JetStream(connection)
         var report: [String] = []

@@ -233,13 +233,13 @@ final class PartitionCoordinator: @unchecked Sendable {
             }
         }
         var holding = owned.count
-        // Renewals come first in every tick: the reads here stop at half a tick, so that a slow
-        // server cannot stretch the ticks past the leases' time.
+        // Renewals come first in every tick: the reads of leases only watched stop at half a
+        // tick, so that a slow server cannot stretch the ticks past the leases' time.
         let budget = ScaleOutClock.now() + tick / 2
-        for partition in wanted where owned[partition] == nil && ScaleOutClock.now() < budget {
+        for partition in wanted where owned[partition] == nil {
             if holding < target {
                 if acquire(partition, now: now) { holding += 1 }
-            } else {
+            } else if ScaleOutClock.now() < budget {
                 observeLease(partition, now: now)
             }
         }

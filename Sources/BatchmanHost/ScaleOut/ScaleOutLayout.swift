@@ -98,7 +98,9 @@ public struct NATSRunOptions: Equatable, Sendable {
 /// How a scale-out command connects: the server list, and the credentials from the
 /// environment for URLs that carry none.
 enum ScaleOutConnection {
-    static func connect(_ servers: [NATSServerURL], name: String, logger: BatchmanLogger) throws(HostError) -> NATSConnection {
+    /// Connects; with `waitingSeconds`, a cluster still starting (nothing listening yet) is
+    /// tried again every half second for that long.
+    static func connect(_ servers: [NATSServerURL], name: String, logger: BatchmanLogger, waitingSeconds: Int = 0) throws(HostError) -> NATSConnection {
         var options = NATSConnection.Options(servers: servers)
         options.name = name
         let environment = ProcessEnvironment()
@@ -106,12 +108,16 @@ enum ScaleOutConnection {
         options.password = environment["BATCHMAN_NATS_PASSWORD"]
         options.token = environment["BATCHMAN_NATS_TOKEN"]
         options.log = { logger.log(.warning, $0) }
-        let connection: NATSConnection
-        switch Result(catching: { () throws(NATSError) in try NATSConnection.connect(options) }) {
-        case .success(let made): connection = made
-        case .failure(.usage(let text)): throw HostError(.usage, text)
-        case .failure(let error): throw HostError(.unavailable, "nats: \(error)")
+        var connection: NATSConnection?
+        for attempt in 0...(waitingSeconds * 2) where connection == nil {
+            switch Result(catching: { () throws(NATSError) in try NATSConnection.connect(options) }) {
+            case .success(let made): connection = made
+            case .failure(.usage(let text)): throw HostError(.usage, text)
+            case .failure(.cannotConnect) where attempt < waitingSeconds * 2: NATSWait.sleep(.milliseconds(500))
+            case .failure(let error): throw HostError(.unavailable, "nats: \(error)")
+            }
         }
+        guard let connection else { throw HostError(.unavailable, "nats: no server answered") }
         guard connection.serverInfo.jetstream ?? false else {
             connection.close()
             throw HostError(.unavailable, "nats: \(servers[0]) has no JetStream; start nats-server with -js (or jetstream {} in its configuration)")
