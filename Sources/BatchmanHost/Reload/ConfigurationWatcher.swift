@@ -14,8 +14,12 @@ final class ConfigurationWatcher: Sendable {
     /// with the reason.
     init(interval: Duration = .seconds(1), logger: BatchmanLogger, files: @escaping @Sendable () -> [String],
          reload: @escaping @Sendable (String) -> Void) {
+        // Taken here, not on the thread: a change made once the host says it runs must be seen,
+        // however late the thread starts (seen under AddressSanitizer: a file changed before the
+        // thread's first look was taken for the loaded one).
+        let initial = Self.signature(of: files())
         DedicatedThread.start(name: "batchman-watch") { [self] in
-            var loaded = Self.signature(of: files())
+            var loaded = initial
             var seen = loaded
             while !isStopped.load(ordering: .relaxed) {
                 usleep(UInt32(clamping: interval.nanosecondsClamped / 1000))
