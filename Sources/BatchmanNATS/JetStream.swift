@@ -136,7 +136,8 @@ public struct JetStream: Sendable {
         }
     }
 
-    static func encode(_ value: some Encodable) -> [UInt8] {
+    /// A value as a JSON body (API requests, KV values).
+    public static func encode(_ value: some Encodable) -> [UInt8] {
         // Encoding our own types cannot fail.
         Array((try? JSONEncoder().encode(value)) ?? Data())
     }

@@ -54,7 +54,7 @@ public enum NATSSetup {
                             + "\(ScaleOutLayout.bucket) first to start over)")
         }
         if stored == nil || stored!.isDeleted {
-            let config = JetStream.encodeJSON(ScaleOutLayout.Config(partitions: options.partitions, prefix: options.prefix))
+            let config = JetStream.encode(ScaleOutLayout.Config(partitions: options.partitions, prefix: options.prefix))
             _ = try attempt("storing \(layout.configKey)") { () throws(NATSError) -> UInt64 in
                 do throws(NATSError) {
                     return try bucket.create(layout.configKey, config, replacingDeletedAt: stored?.revision ?? 0)
@@ -102,12 +102,6 @@ public enum NATSSetup {
         report.append("bucket \(ScaleOutLayout.bucket): \(HostSession.count(options.replicas, "replica")), \(HostSession.count(hosts.count, "host")) announced, "
                       + "\(leases) of \(options.partitions) partitions leased (\(bucketCreated ? "created" : "exists"))")
         return report.joined(separator: "\n")
-    }
-}
-
-extension JetStream {
-    static func encodeJSON(_ value: some Encodable) -> [UInt8] {
-        Array((try? JSONEncoder().encode(value)) ?? Data())
     }
 }
 

@@ -81,7 +81,7 @@ final class PartitionCoordinator: @unchecked Sendable {
     private func announce(stopping: Bool) {
         guard !stopping else { return }
         let owned = scaleOut.table.withLock { $0.partitions.keys.sorted() }
-        let value = JetStream.encodeJSON(HostRecord(host: scaleOut.name, partitions: owned))
+        let value = JetStream.encode(HostRecord(host: scaleOut.name, partitions: owned))
         switch Result(catching: { () throws(NATSError) in try kv.put(layout.hostKey(scaleOut.name), value) }) {
         case .success:
             if lastAnnounceFailure != nil { logger.log(.info, "nats: announcing this host works again") }
@@ -140,7 +140,7 @@ final class PartitionCoordinator: @unchecked Sendable {
 
     // MARK: - Leases
 
-    private func leaseValue() -> [UInt8] { JetStream.encodeJSON(LeaseRecord(host: scaleOut.name)) }
+    private func leaseValue() -> [UInt8] { JetStream.encode(LeaseRecord(host: scaleOut.name)) }
 
     /// Until when a lease renewed (or taken) by a request sent at `sent` is surely this host's.
     private func validUntil(sent: UInt64) -> UInt64 { sent + ttl - tick }
@@ -303,7 +303,7 @@ final class PartitionCoordinator: @unchecked Sendable {
             config.opt_start_seq = floor + 1
         }
         config.ack_wait = Int64(ScaleOut.ackWaitSeconds) * 1_000_000_000
-        config.max_ack_pending = scaleOut.cap * 2
+        config.max_ack_pending = scaleOut.table.withLock { $0.cap } * 2
         config.max_waiting = 64
         _ = try jetStream.addConsumer(stream: stream, config)
         return floor + 1

@@ -25,9 +25,6 @@ final class ScaleOut: Sendable {
     let logger: BatchmanLogger
     let table: Mutex<PartitionTable>
     let counters = Counters()
-    /// Jobs in flight per partition at most: two fetches' worth, so one is fetched while the
-    /// other runs.
-    var cap: Int { options.fetchBatch * 2 }
     /// How long the server waits for an acknowledgement before delivering again; jobs still
     /// running are said to be in progress well before.
     static let ackWaitSeconds = 30
@@ -65,6 +62,8 @@ final class ScaleOut: Sendable {
         self.logger = logger
         self.name = options.name ?? Self.defaultName()
         self.layout = ScaleOutLayout(prefix: options.prefix)
+        // Jobs in flight per partition at most: two fetches' worth, so one is fetched while the
+        // other runs.
         table = Mutex(PartitionTable(batch: options.fetchBatch, cap: options.fetchBatch * 2))
         connection = try ScaleOutConnection.connect(options.servers, name: "batchman \(name)", logger: logger)
         jetStream = JetStream(connection)
