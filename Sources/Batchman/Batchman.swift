@@ -297,6 +297,18 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         return batcher?.job(JobIdentity(key: key, id: id, scope: scope))
     }
 
+    /// Starts none of `key`'s batches for `duration`: what a processor asks for when its backend
+    /// is down ("the database is unavailable; ask again in 5 s"). Batches already running go on;
+    /// jobs are still accepted and batched, within `maxPending`, and start once the pause ends.
+    /// A later call replaces the pause; `.zero` ends it at once. A shutdown's drain waits for it
+    /// (within `shutdownTimeout`), as it waits for retries.
+    /// - Returns: false if Batchman has no batcher for `key` (it never had a job).
+    @discardableResult @inlinable public func pause(key: String, for duration: Duration) -> Bool {
+        guard let batcher = state.withLock({ $0.batchers[ExactString(batcherKey(for: key))]?.batcher }) else { return false }
+        batcher.pause(for: duration)
+        return true
+    }
+
     /// Where this instance's batch ids come from (to share with an instance that replaces it).
     @inlinable public var batchIds: BatchIdGenerator { shared.batchIds }
 

@@ -26,6 +26,11 @@ public struct Job<Payload: Sendable>: Sendable {
     public var attempt: Int
     /// The submitter's tag, carried to the job's result (see ``JobTag``).
     public let tag: JobTag
+    /// Whether a processor may have seen this job before: a retry (`attempt > 1`), or a job its
+    /// submitter says was delivered before (``JobTag/redelivered``: replayed from the host's
+    /// spool, redelivered by a stream). A processor with side effects checks here before it
+    /// does them twice.
+    @inlinable public var isRedelivery: Bool { attempt > 1 || tag.redelivered }
     /// When Batchman accepted the job (wall-clock time).
     @inlinable public var submittedAt: Date { Date(timeIntervalSince1970: submittedAtSeconds) }
     /// Kept as seconds since 1970 rather than a `Date`: a frozen layout, so copying a job in

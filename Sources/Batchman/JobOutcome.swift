@@ -22,6 +22,10 @@ public struct JobOutcome<Output: Sendable>: Sendable {
     /// The reason a failure is reported with; nil means `error`. A retryable failure keeps it
     /// when attempts run out only if it is `crashed`; others become `max_retry`.
     public var failureReason: FailureReason?
+    /// For a retryable failure: the earliest the job may be tried again, as the processor
+    /// knows it ("the database is locked; try in 2 s"). The backoff honours it as a floor: the
+    /// retry waits the longer of the two. Nil: the backoff alone decides.
+    public var retryAfter: Duration?
     /// When the job finished; Batchman fills it in when the processor leaves it nil.
     @inlinable public var completedAt: Date? {
         get { completedAtSeconds.map { Date(timeIntervalSince1970: $0) } }
@@ -55,10 +59,14 @@ public struct JobOutcome<Output: Sendable>: Sendable {
         return outcome
     }
 
-    /// The job failed with `message` but may succeed later; it is retried while attempts remain.
-    @inlinable public static func retry<Payload>(_ job: Job<Payload>, _ message: String, reason: FailureReason? = nil) -> Self {
+    /// The job failed with `message` but may succeed later; it is retried while attempts remain,
+    /// not sooner than `after` (see ``retryAfter``).
+    @inlinable public static func retry<Payload>(
+        _ job: Job<Payload>, _ message: String, reason: FailureReason? = nil, after: Duration? = nil
+    ) -> Self {
         var outcome = Self(key: job.key, id: job.id, status: .failed, errorMessage: message, isRetryable: true)
         outcome.failureReason = reason
+        outcome.retryAfter = after
         return outcome
     }
 

@@ -15,9 +15,13 @@
     public var scope: UInt32
     /// Anything the submitter wants back with the result.
     public var value: UInt64
+    /// The submitter knows the job may have reached a processor before (replayed from a spool,
+    /// or redelivered by a stream): processors see it in ``Job/isRedelivery``.
+    public var redelivered: Bool
 
-    @inlinable public init(scope: UInt32 = 0, value: UInt64 = 0) {
+    @inlinable public init(scope: UInt32 = 0, value: UInt64 = 0, redelivered: Bool = false) {
         self.scope = scope
         self.value = value
+        self.redelivered = redelivered
     }
 }

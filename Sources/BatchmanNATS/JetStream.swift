@@ -347,9 +347,20 @@ public struct JetStream: Sendable {
     /// (`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`,
     /// or with domain and account hash first in newer servers).
     public static func streamSequence(ofReply reply: String) -> UInt64? {
+        replyField(reply, at: 5)
+    }
+
+    /// How many times the consumer has delivered the message, from its reply subject (1 on the
+    /// first delivery).
+    public static func deliveryCount(ofReply reply: String) -> UInt64? {
+        replyField(reply, at: 4)
+    }
+
+    /// The number at `position` of an ack reply subject in its nine-token form.
+    private static func replyField(_ reply: String, at position: Int) -> UInt64? {
         let tokens = reply.split(separator: ".")
         guard tokens.count >= 9, tokens[0] == "$JS", tokens[1] == "ACK" else { return nil }
         // Two more tokens (domain, account hash) come before the stream's name in the newer form.
-        return UInt64(tokens[tokens.count == 9 ? 5 : 7])
+        return UInt64(tokens[tokens.count == 9 ? position : position + 2])
     }
 }

@@ -8,17 +8,19 @@ import Testing
 @Suite struct ABICompatibilityTests {
     static let header = URL(fileURLWithPath: Products.header).appendingPathComponent("batchman_plugin.h")
     static let answerSource = Products.packageRoot.appendingPathComponent("Tests/Fixtures/answer_plugin.c").path
+    /// The header as ABI 1.0 shipped it, kept verbatim: what plugins built before 1.1 saw.
+    static let version1_0Headers = Products.packageRoot.appendingPathComponent("Tests/Fixtures/abi-1.0").path
 
     /// A copy of the header in `folder`, edited as version `major.minor` would be; with
-    /// `appendedField`, bm_plugin ends with a field 1.0 does not have.
+    /// `appendedField`, bm_plugin ends with a field this host does not have.
     func header(major: Int, minor: Int, appendedField: Bool, in scratch: Scratch, folder: String) throws -> String {
         var text = try String(contentsOf: Self.header, encoding: .utf8)
         text = text.replacingOccurrences(of: "#define BM_ABI_MAJOR 1", with: "#define BM_ABI_MAJOR \(major)")
-        text = text.replacingOccurrences(of: "#define BM_ABI_MINOR 0", with: "#define BM_ABI_MINOR \(minor)")
+        text = text.replacingOccurrences(of: "#define BM_ABI_MINOR 1", with: "#define BM_ABI_MINOR \(minor)")
         if appendedField {
             let end = "    void (*destroy)(void *instance);\n} bm_plugin;"
             #expect(text.contains(end), "the header's bm_plugin ends with destroy")
-            text = text.replacingOccurrences(of: end, with: "    void (*destroy)(void *instance);\n    /** 1.1: a field a 1.0 host does not know. */\n    int (*flush)(void *instance);\n} bm_plugin;")
+            text = text.replacingOccurrences(of: end, with: "    void (*destroy)(void *instance);\n    /** 1.2: a field a 1.1 host does not know. */\n    int (*flush)(void *instance);\n} bm_plugin;")
         }
         let directory = scratch.path(folder)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -37,10 +39,10 @@ import Testing
 
     @Test func anOlderHostLoadsAPluginBuiltForANewerMinorVersion() async throws {
         let scratch = try Scratch()
-        let newer = try await build("Newer", include: try header(major: 1, minor: 1, appendedField: true, in: scratch, folder: "v1.1"), in: scratch)
+        let newer = try await build("Newer", include: try header(major: 1, minor: 2, appendedField: true, in: scratch, folder: "v1.2"), in: scratch)
 
         let plugin = try PluginLoader(manifestDirectory: scratch.url.path).load(newer, forKey: "k")
-        #expect(plugin.abiMinor == 1)
+        #expect(plugin.abiMinor == 2)
         #expect(plugin.structSize == LoadedPlugin.version1_0DescriptorSize + MemoryLayout<UnsafeRawPointer>.size)
 
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(newer)"}}"#, defaults: #"{"frequency": 60000, "maxBatchSize": 1}"#)
@@ -49,14 +51,14 @@ import Testing
         #expect(try ResultLine.parse(host.output.trimmingCharacters(in: .newlines)).resultJSON == #""v1""#)
         let check = try await run(Products.batchman, ["plugin-test", newer])
         #expect(check.status == 0)
-        #expect(check.output.contains("ABI 1.1, struct_size \(plugin.structSize)"))
+        #expect(check.output.contains("ABI 1.2, struct_size \(plugin.structSize)"))
     }
 
     @Test func aNewerHostSeesThatAnOlderPluginLacksTheFieldsOfLaterMinorVersions() async throws {
         let scratch = try Scratch()
-        // The 1.0 header as shipped: its bm_plugin is smaller than a 1.1 host's would be.
-        let older = try await build("Older", include: try header(major: 1, minor: 0, appendedField: false, in: scratch, folder: "v1.0"), in: scratch)
-        let newer = try await build("Newer", include: try header(major: 1, minor: 1, appendedField: true, in: scratch, folder: "v1.1"), in: scratch)
+        // The 1.0 header as shipped: its bm_plugin is smaller than a 1.2 host's would be.
+        let older = try await build("Older", include: Self.version1_0Headers, in: scratch)
+        let newer = try await build("Newer", include: try header(major: 1, minor: 2, appendedField: true, in: scratch, folder: "v1.2"), in: scratch)
         let loader = PluginLoader(manifestDirectory: scratch.url.path)
         let flushEnds = LoadedPlugin.version1_0DescriptorSize + MemoryLayout<UnsafeRawPointer>.size
 
@@ -64,7 +66,7 @@ import Testing
         let newPlugin = try loader.load(newer, forKey: "k")
 
         #expect(oldPlugin.structSize == LoadedPlugin.version1_0DescriptorSize, "a 1.0 descriptor is loaded: the host asks for 1.0's size, not its own")
-        #expect(!oldPlugin.hasField(endingAt: flushEnds), "the 1.1 field is absent from a 1.0 plugin: a 1.1 host must not read it")
+        #expect(!oldPlugin.hasField(endingAt: flushEnds), "the 1.2 field is absent from a 1.0 plugin: a 1.2 host must not read it")
         #expect(newPlugin.hasField(endingAt: flushEnds))
         #expect(oldPlugin.hasField(endingAt: LoadedPlugin.version1_0DescriptorSize))
     }

@@ -232,6 +232,16 @@ where C.Duration == Duration {
         perform(work)
     }
 
+    /// Starts none of the key's batches for `duration` (see ``BatcherEngine/pause(until:now:)``).
+    @inlinable func pause(for duration: Duration) {
+        let now = now
+        let reportsRetries = events.isActive
+        let work = state.withLock { state in
+            state.collect(state.engine.pause(until: now + max(.zero, duration), now: now), key: key, reportsRetries: reportsRetries)
+        }
+        perform(work)
+    }
+
     /// Refuses new jobs and calls `onDrained` once every accepted job has its result.
     @inlinable func drain(onDrained: @escaping @Sendable () -> Void) {
         let now = now
@@ -465,6 +475,7 @@ where C.Duration == Duration {
         guard outcome.status == .failed else { return .completed }
         let message = outcome.errorMessage ?? "Processor failed the job"
         let reason = outcome.failureReason ?? .error
-        return outcome.isRetryable ? .transient(message, reason) : .failed(message, reason)
+        guard outcome.isRetryable else { return .failed(message, reason) }
+        return .transient(message, reason, retryAfter: max(.zero, outcome.retryAfter ?? .zero))
     }
 }

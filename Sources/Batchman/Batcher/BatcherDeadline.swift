@@ -8,4 +8,6 @@
     case timeout(UInt64)
     /// `minBatchInterval` after the last batch started.
     case pacing
+    /// A pause its processor asked for ends (see ``BatcherEngine/pause(until:now:)``).
+    case pauseEnds
 }

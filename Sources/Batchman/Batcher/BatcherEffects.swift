@@ -60,6 +60,8 @@ extension BatcherEngine {
         @usableFromInline var delivery: UInt64?
         /// Jobs no longer held: room for blocked producers.
         var released = 0
+        /// The key's processor paused its new batches for this long (logged).
+        var paused: Duration?
         /// The drain is over: resume every drain waiter.
         @usableFromInline var drained = false
         /// The key holds no job, and the engine let go of its storage for jobs: the batcher lets
@@ -71,7 +73,7 @@ extension BatcherEngine {
         /// Nothing to do: what almost every submit returns.
         @usableFromInline var isEmpty: Bool {
             deadlines.isEmpty && flushed.isEmpty && started.isEmpty && timedOut.isEmpty && retried.isEmpty
-                && settled.isEmpty && delivery == nil && released == 0 && !drained && !releasedStorage
+                && settled.isEmpty && delivery == nil && released == 0 && !drained && !releasedStorage && paused == nil
         }
 
         /// Adds `other`'s effects after these (several submits under one lock; none settles a job).
@@ -85,6 +87,7 @@ extension BatcherEngine {
             settled += other.settled
             delivery = delivery ?? other.delivery
             released += other.released
+            paused = other.paused ?? paused
             drained = drained || other.drained
         }
     }
@@ -104,6 +107,9 @@ extension BatcherEngine.Effects {
         for batch in timedOut {
             shared.logger.log(.warning, "key \"\(key)\": batch \(batch.id) overran its timeout; its \(batch.size) jobs were failed or retried, and the key waits for the call to return")
             shared.events.emit(.batchTimedOut(key: key, batchId: batch.id, size: batch.size))
+        }
+        if let paused {
+            shared.logger.log(.info, "key \"\(key)\": new batches paused for \(paused), as its processor asked; jobs are still accepted")
         }
         if released > 0 { shared.released(released) }
     }

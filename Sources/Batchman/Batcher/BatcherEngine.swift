@@ -60,8 +60,9 @@
     @usableFromInline enum Verdict: Equatable, Sendable {
         case completed
         case failed(String, FailureReason)
-        /// Transient: retried while attempts remain.
-        case transient(String, FailureReason)
+        /// Transient: retried while attempts remain, not sooner than `retryAfter` from now (the
+        /// processor's floor under the backoff; zero when it named none).
+        case transient(String, FailureReason, retryAfter: Duration = .zero)
     }
 
     /// The verdicts on a batch's jobs, in the batch's order.
@@ -147,6 +148,9 @@
     private var lastStart: Duration?
     /// When the `minBatchInterval` deadline set is due, while one is set.
     private var pacingDeadline: Duration?
+    /// No batch starts before this (its processor asked for a pause: a backend that is down);
+    /// jobs are still taken, and batches cut, meanwhile.
+    private(set) var pausedUntil: Duration?
     private var counters = BatcherStatistics()
 
     @usableFromInline init(key: String, policy: KeyPolicy, reportsCallStart: Bool) {
@@ -235,6 +239,26 @@
             timeOut(batchId, now: now, into: &effects)
         case .pacing:
             pacingDeadline = nil
+            startReady(now: now, into: &effects)
+        case .pauseEnds:
+            // A pause that was extended meanwhile has a later deadline of its own.
+            startReady(now: now, into: &effects)
+        }
+        finishStep(now: now, into: &effects)
+        return effects
+    }
+
+    /// Starts no batch before `until` (batches running go on; jobs are taken and batches cut as
+    /// usual, within `maxPending`). A later pause replaces this one, and one that ends at or
+    /// before `now` resumes at once. A drain waits for the pause, as it waits for retries.
+    @usableFromInline mutating func pause(until: Duration, now: Duration) -> Effects {
+        var effects = Effects()
+        if until > now {
+            pausedUntil = until
+            effects.paused = until - now
+            effects.deadlines.append(ScheduledDeadline(deadline: .pauseEnds, at: until))
+        } else {
+            pausedUntil = nil
             startReady(now: now, into: &effects)
         }
         finishStep(now: now, into: &effects)
@@ -366,6 +390,10 @@
     private mutating func startReady(now: Duration, into effects: inout Effects) {
         // `strict`: while retried jobs wait out their backoff, none of the key's later jobs starts.
         guard heldRetries == nil else { return }
+        if let pausedUntil {
+            guard now >= pausedUntil else { return }
+            self.pausedUntil = nil
+        }
         while running.count < config.maxInFlight, let next = sealed.first {
             if phase == .accepting, let interval = config.minBatchInterval, let lastStart, now < lastStart + interval {
                 if pacingDeadline == nil {
@@ -409,7 +437,8 @@
         into effects: inout Effects
     ) {
         var retried: [Int] = []
-        defer { if !retried.isEmpty { holdForRetry(retried, now: now, into: &effects) } }
+        var retriedAfter = Duration.zero
+        defer { if !retried.isEmpty { holdForRetry(retried, after: retriedAfter, now: now, into: &effects) } }
         for (position, slot) in batchSlots.enumerated() {
             let attempt = slots[slot].attempt
             switch verdicts.verdict(at: position) {
@@ -420,11 +449,17 @@
             case .failed(let message, let reason):
                 finish(Settlement(slot: slot, batchId: batchId, attempts: attempt, position: fromOutcomes ? position : nil,
                                   outcome: .failed(reason, message)), into: &effects)
-            case .transient where attempt < config.maxAttempts:
-                if config.ordering == .strict { retried.append(slot) } else { retry(slot, now: now, into: &effects) }
-            case .transient(let message, let reason):
-                // A crash keeps its name: it says more than "attempts ran out".
-                let finalReason = config.maxAttempts > 1 && reason != .crashed ? FailureReason.maxRetry : reason
+            case .transient(_, _, let retryAfter) where attempt < config.maxAttempts:
+                if config.ordering == .strict {
+                    retried.append(slot)
+                    retriedAfter = max(retriedAfter, retryAfter)
+                } else {
+                    retry(slot, after: retryAfter, now: now, into: &effects)
+                }
+            case .transient(let message, let reason, _):
+                // A crash, or a reason the processor named, keeps its name: it says more than
+                // "attempts ran out".
+                let finalReason = config.maxAttempts > 1 && reason != .crashed && !reason.isNamed ? FailureReason.maxRetry : reason
                 finish(Settlement(slot: slot, batchId: batchId, attempts: attempt, position: nil,
                                   outcome: .failed(finalReason, message)), into: &effects)
             }
@@ -432,10 +467,11 @@
     }
 
     /// `strict` ordering: a batch's retried jobs wait out one backoff together, holding the
-    /// key's later batches back, and are then sent again on their own, in their order.
-    private mutating func holdForRetry(_ retried: [Int], now: Duration, into effects: inout Effects) {
+    /// key's later batches back, and are then sent again on their own, in their order; not
+    /// before `floor` (the longest retry-after the processor named for them).
+    private mutating func holdForRetry(_ retried: [Int], after floor: Duration, now: Duration, into effects: inout Effects) {
         let attempt = slots[retried[0]].attempt
-        let delay = policy.jitter(config.backoffCeiling(beforeRetry: attempt))
+        let delay = max(policy.jitter(config.backoffCeiling(beforeRetry: attempt)), floor)
         for slot in retried {
             slots[slot].attempt += 1
             slots[slot].window = 0
@@ -447,12 +483,14 @@
         effects.deadlines.append(ScheduledDeadline(deadline: .retry(nextRetryToken), at: now + max(delay, .zero)))
     }
 
-    private mutating func retry(_ slot: Int, now: Duration, into effects: inout Effects) {
+    /// Schedules a job's next try after its backoff, and not before `floor` (the processor's
+    /// retry-after: a backend that says "in 2 s" is not asked again sooner).
+    private mutating func retry(_ slot: Int, after floor: Duration, now: Duration, into effects: inout Effects) {
         let attempt = slots[slot].attempt
         slots[slot].attempt = attempt + 1
         slots[slot].window = 0
         counters.retried += 1
-        let delay = policy.jitter(config.backoffCeiling(beforeRetry: attempt))
+        let delay = max(policy.jitter(config.backoffCeiling(beforeRetry: attempt)), floor)
         effects.retried.append(RetriedJob(slot: slot, attempt: attempt + 1, delay: delay))
         if delay <= .zero {
             enqueue(slot, now: { now }, into: &effects)
@@ -469,7 +507,7 @@
         withIndex { index, slots in index.remove(slot, hash: slots[slot].hash, hashOf: { slots[$0].hash }) }
         slots[slot].identity = JobIdentity(key: "", id: "")
         freeSlots.append(slot)
-        if case .failed(let reason, _) = settlement.outcome { counters.failed[reason, default: 0] += 1 }
+        if case .failed(let reason, _) = settlement.outcome { counters.countFailure(reason) }
         effects.released += 1
         effects.settled.append(settlement)
     }

@@ -24,6 +24,17 @@ public struct BatcherStatistics: Sendable, Hashable {
     /// The average number of jobs per batch.
     public var meanBatchSize: Double { batches == 0 ? 0 : Double(batchedJobs) / Double(batches) }
 
+    /// Counts a job that failed for `reason`; a key counts at most
+    /// ``FailureReason/namedReasonsCounted`` named reasons one by one, the rest as
+    /// ``FailureReason/otherNamed``.
+    @usableFromInline mutating func countFailure(_ reason: FailureReason) {
+        var counted = reason
+        if reason.isNamed, failed[reason] == nil, failed.keys.count(where: \.isNamed) >= FailureReason.namedReasonsCounted {
+            counted = .otherNamed
+        }
+        failed[counted, default: 0] += 1
+    }
+
     public static func + (lhs: Self, rhs: Self) -> Self {
         var sum = lhs
         sum.accepted += rhs.accepted

@@ -18,6 +18,8 @@ final class InstanceFactory: Sendable {
     /// What ``prepare(_:)`` found, by entry name: the plugin's file, and its descriptor's name
     /// and version when loaded in-process.
     private let prepared = Mutex<[String: (path: String, plugin: LoadedPlugin?)]>([:])
+    /// Where the instances' `bm_host.pause` goes: connected to the core once it is made.
+    let pauser = KeyPauser()
 
     init(manifest: Manifest, control: WorkerPool, logger: BatchmanLogger, budget: ProcessBudget) {
         self.manifest = manifest
@@ -93,7 +95,8 @@ final class InstanceFactory: Sendable {
         return Result { () throws(PluginLoadError) -> any KeyInstance in
             let path = try loader.withLock { loader throws(PluginLoadError) in try loader.resolve(entry.plugin, forKey: key) }
             return try IsolatedInstance(plugin: entry.plugin, path: path, key: key, config: entry.config, debug: settings.debug,
-                                        placement: placement, timeout: settings.timeout, logger: logger) { [budget] in budget.release() }
+                                        manifestDirectory: manifest.directory, placement: placement, timeout: settings.timeout,
+                                        pauser: pauser, logger: logger) { [budget] in budget.release() }
         }
     }
 
@@ -107,7 +110,8 @@ final class InstanceFactory: Sendable {
                            + "(\(plugin.loadedFrom)), so a rebuilt file is always fresh code")
             }
             return try plugin.createInstance(plugin: entry.plugin, key: key, config: entry.config, debug: settings.debug, logger: logger,
-                                             maxResultBytes: placement.maxResultBytes)
+                                             maxResultBytes: placement.maxResultBytes, manifestDirectory: manifest.directory, pauser: pauser,
+                                             timeout: settings.timeout)
         }
     }
 }

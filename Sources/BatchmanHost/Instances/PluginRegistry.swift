@@ -15,6 +15,8 @@ final class PluginRegistry: Sendable {
     private let logger: BatchmanLogger
     private let budget: ProcessBudget
     private let factory: InstanceFactory
+    /// Where the plugins' `pause` goes: the generation connects its core.
+    var pauser: KeyPauser { factory.pauser }
     /// In the manifest's order.
     private let entries: [EntryInstances]
     private let evictor: Mutex<UInt64?>

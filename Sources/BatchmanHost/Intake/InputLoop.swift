@@ -115,8 +115,10 @@ final class InputLoop: @unchecked Sendable {
     var servesClients: Bool { sources.contains { $0 is ListenerSource } }
 
     /// Hands a read's lines to the intake, for the configuration running now.
-    func take(_ lines: inout [ReadLine], from origin: LineOrigin, readAt: Date, sequences: [UInt64]? = nil) {
-        if intake.take(&lines, from: origin, readAt: readAt, into: generation.core, sequences: sequences) == .stopReading { stop() }
+    func take(_ lines: inout [ReadLine], from origin: LineOrigin, readAt: Date, sequences: [UInt64]? = nil, redelivered: [Bool]? = nil) {
+        if intake.take(&lines, from: origin, readAt: readAt, into: generation.core, sequences: sequences, redelivered: redelivered) == .stopReading {
+            stop()
+        }
     }
 
     /// A new source (a client a listener accepted), polled from the next turn.

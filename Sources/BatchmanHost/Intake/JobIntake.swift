@@ -32,8 +32,12 @@ final class JobIntake {
 
     /// Spools `lines` and submits their jobs to `core`; the lines share `readAt` as their
     /// submission time. `lines` is emptied, its capacity kept. Without a spool, `sequences`
-    /// (a stream's, one per line) go in the jobs' tags instead.
-    func take(_ lines: inout [ReadLine], from origin: LineOrigin, readAt: Date, into core: Core, sequences given: [UInt64]? = nil) -> Taken {
+    /// (a stream's, one per line) go in the jobs' tags instead. `redelivered` (a stream's, one
+    /// per line) marks jobs the stream delivered before.
+    func take(
+        _ lines: inout [ReadLine], from origin: LineOrigin, readAt: Date, into core: Core, sequences given: [UInt64]? = nil,
+        redelivered: [Bool]? = nil
+    ) -> Taken {
         guard !lines.isEmpty else { return .taken }
         defer { lines.removeAll(keepingCapacity: true) }
         var sequences = spool == nil ? given : nil
@@ -53,7 +57,7 @@ final class JobIntake {
                 logger.log(.warning, "spool: \(lines.count) lines read could not be spooled; they are processed without it")
             }
         }
-        let jobs = jobs(of: lines, sequences: sequences, submittedAt: readAt, origin: origin)
+        let jobs = jobs(of: lines, sequences: sequences, redelivered: redelivered, submittedAt: readAt, origin: origin)
         guard !jobs.isEmpty else { return taken }
         pending.accepted(jobs.reduce(0) { $0 + PendingBytes.charge(key: $1.key, id: $1.id, payload: $1.payload) })
         core.submit(contentsOf: jobs, to: origin.destination.sink)
@@ -94,8 +98,11 @@ final class JobIntake {
     }
 
     /// Answers the lines that are not jobs at once and returns the jobs of the others, tagged
-    /// with their origin's scope and their spool sequences.
-    private func jobs(of lines: [ReadLine], sequences: [UInt64]?, submittedAt time: Date, origin: LineOrigin) -> [Job<JobBytes>] {
+    /// with their origin's scope and their spool sequences; a replay's, and those `redelivered`
+    /// says, are marked as delivered before (`bm_job.flags`' BM_JOB_REDELIVERED).
+    private func jobs(
+        of lines: [ReadLine], sequences: [UInt64]?, redelivered: [Bool]? = nil, submittedAt time: Date, origin: LineOrigin
+    ) -> [Job<JobBytes>] {
         var jobs: [Job<JobBytes>] = []
         jobs.reserveCapacity(lines.count)
         var blank: [UInt64] = []
@@ -105,7 +112,8 @@ final class JobIntake {
             case .job(let key, let id, let payload)?:
                 let start = line.bytes.startIndex
                 jobs.append(Job(id: id, key: key, payload: line.bytes[(start + payload.lowerBound)..<(start + payload.upperBound)], submittedAt: time,
-                                tag: JobTag(scope: origin.scope, value: sequence ?? 0)))
+                                tag: JobTag(scope: origin.scope, value: sequence ?? 0,
+                                            redelivered: origin.isReplay || redelivered?[index] == true)))
             case .invalid(let message, let key, let id)?:
                 reportInvalid(line: line.number, message, key: key, id: id, sequence: sequence, origin: origin)
             case nil:

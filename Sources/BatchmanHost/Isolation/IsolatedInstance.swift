@@ -34,6 +34,8 @@ final class IsolatedInstance: @unchecked Sendable {
     /// Runs once, when the instance is shut down for good (its place under `--max-processes`).
     private let onGone: @Sendable () -> Void
     private let isGone = Atomic<Bool>(false)
+    /// Where the plugin's `pause` frames go.
+    private let pauser: KeyPauser?
 
     /// How often a worker under a `memoryLimit` has its resident memory checked during a call.
     static let memoryCheckMilliseconds: Int32 = 50
@@ -41,10 +43,11 @@ final class IsolatedInstance: @unchecked Sendable {
     /// Starts the key's first worker and waits until it has created the instance.
     /// - Throws: ``PluginLoadError`` with the worker's account of what failed.
     init(
-        plugin: String, path: String, key: String, config: String, debug: Bool, placement: Manifest.Placement, timeout: Duration?,
-        logger: BatchmanLogger, onGone: @escaping @Sendable () -> Void = {}
+        plugin: String, path: String, key: String, config: String, debug: Bool, manifestDirectory: String = "/", placement: Manifest.Placement,
+        timeout: Duration?, pauser: KeyPauser? = nil, logger: BatchmanLogger, onGone: @escaping @Sendable () -> Void = {}
     ) throws(PluginLoadError) {
-        let start = WorkerFrame.Start(pluginPath: path, key: key, config: config, debug: debug, maxResultBytes: placement.maxResultBytes)
+        let start = WorkerFrame.Start(pluginPath: path, key: key, config: config, debug: debug, maxResultBytes: placement.maxResultBytes,
+                                      manifestDirectory: manifestDirectory)
         switch WorkerProcess.start(start, memoryLimit: placement.memoryLimit, logger: logger) {
         case .success(let (worker, name, version)):
             self.worker = worker
@@ -63,6 +66,7 @@ final class IsolatedInstance: @unchecked Sendable {
         self.timeout = timeout
         self.logger = logger
         self.onGone = onGone
+        self.pauser = pauser
         self.thread = WorkerPool(name: "batchman-isolated", threads: 1)
     }
 
@@ -192,9 +196,10 @@ final class IsolatedInstance: @unchecked Sendable {
         into outcomes: inout [JobOutcome<JobBytes>?]
     ) -> RunEnd {
         let token = UInt64.random(in: .min ... .max)
-        let frame = WorkerFrame.batch(id: batch.id, token: token, key: batch.key, jobs: part.map { index in
+        let frame = WorkerFrame.batch(id: batch.id, token: token, key: batch.key, deadline: deadline ?? 0, jobs: part.map { index in
             WorkerFrame.Job(id: Array(batch.jobs[index].id.utf8), payload: Array(batch.jobs[index].payload),
-                            attempt: UInt32(clamping: batch.jobs[index].attempt))
+                            attempt: UInt32(clamping: batch.jobs[index].attempt),
+                            flags: batch.jobs[index].isRedelivery ? BM_JOB_REDELIVERED : 0)
         })
         /// The outcomes the worker published stand; false if what it published is not honest.
         func takeLog() -> String? {
@@ -205,10 +210,11 @@ final class IsolatedInstance: @unchecked Sendable {
                 for record in records {
                     let index = part[record.index]
                     let data = String(decoding: bytes[record.bytes], as: UTF8.self)
+                    let reason = record.detail?.failureReason
                     outcomes[index] = switch record.status {
                     case BM_OK: .completed(batch.jobs[index], bytes[record.bytes])
-                    case BM_FAILED: .failed(batch.jobs[index], data)
-                    default: .retry(batch.jobs[index], data)
+                    case BM_FAILED: .failed(batch.jobs[index], data, reason: reason)
+                    default: .retry(batch.jobs[index], data, reason: reason, after: record.detail?.retryAfter)
                     }
                 }
                 return nil
@@ -234,6 +240,8 @@ final class IsolatedInstance: @unchecked Sendable {
                     outcomes[index] = isRetryable ? .retry(batch.jobs[index], failure) : .failed(batch.jobs[index], failure)
                 }
                 return .completed
+            case .frame(.pause(let key, let milliseconds)):
+                _ = pauser?.pause(key: key, milliseconds: milliseconds)
             case .frame:
                 return broken("it sent a frame that is not this batch's end")
             case .malformed(let what):

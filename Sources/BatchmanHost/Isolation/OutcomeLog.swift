@@ -12,7 +12,8 @@ import Synchronization
 /// batch is done or the worker is dead, before it sends the next batch.
 ///
 /// Layout: `UInt64` published length, then records of `UInt32` index, `Int32` status, `UInt32`
-/// length and the bytes.
+/// length, `UInt32` retry-after (milliseconds), `UInt32` reason length, the reason's bytes and
+/// the outcome's bytes (the reason and retry-after are `emit_detailed`'s, ABI 1.1).
 ///
 /// Everything in it is written by the plugin's process, so the host believes none of it: the
 /// memfd is sealed against shrinking (a mapping of it never faults), the published length is
@@ -63,7 +64,7 @@ enum OutcomeLog {
             }
             let published = UInt64(littleEndian: header)
             guard published > 0 else { return .records([], bytes: []) }
-            let budget = maxResultBytes + count * (recordHeaderSize + OutcomeLogParser.messageAllowance)
+            let budget = maxResultBytes + count * (recordHeaderSize + OutcomeLogParser.maxReasonBytes + OutcomeLogParser.messageAllowance)
             guard published <= UInt64(budget) else {
                 return .broken("it published \(published) bytes of outcomes for \(count) jobs, more than the batch may hold (maxResultBytes \(maxResultBytes))")
             }
@@ -113,15 +114,21 @@ enum OutcomeLog {
 
         /// Appends one outcome and publishes it; false if the memory cannot grow.
         @discardableResult
-        func append(index: Int, status: Int32, data: UnsafeRawBufferPointer) -> Bool {
-            let needed = headerSize + length + recordHeaderSize + data.count
+        func append(index: Int, status: Int32, data: UnsafeRawBufferPointer, detail: EmitCollector.Detail? = nil) -> Bool {
+            let reason = Array((detail?.reason ?? "").utf8)
+            let needed = headerSize + length + recordHeaderSize + reason.count + data.count
             guard needed <= capacity || grow(to: needed) else { return false }
             let record = base! + headerSize + length
             record.storeBytes(of: UInt32(index).littleEndian, as: UInt32.self)
             record.storeBytes(of: UInt32(bitPattern: status).littleEndian, toByteOffset: 4, as: UInt32.self)
             record.storeBytes(of: UInt32(data.count).littleEndian, toByteOffset: 8, as: UInt32.self)
-            if let source = data.baseAddress, data.count > 0 { (record + recordHeaderSize).copyMemory(from: source, byteCount: data.count) }
-            length += recordHeaderSize + data.count
+            record.storeBytes(of: UInt32(clamping: detail?.retryAfterMilliseconds ?? 0).littleEndian, toByteOffset: 12, as: UInt32.self)
+            record.storeBytes(of: UInt32(reason.count).littleEndian, toByteOffset: 16, as: UInt32.self)
+            reason.withUnsafeBytes { if let source = $0.baseAddress { (record + recordHeaderSize).copyMemory(from: source, byteCount: $0.count) } }
+            if let source = data.baseAddress, data.count > 0 {
+                (record + recordHeaderSize + reason.count).copyMemory(from: source, byteCount: data.count)
+            }
+            length += recordHeaderSize + reason.count + data.count
             publish()
             return true
         }

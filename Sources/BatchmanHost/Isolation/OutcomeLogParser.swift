@@ -1,3 +1,4 @@
+import Batchman
 import CBatchmanPlugin
 
 /// Reads the records of a worker's outcome log (``OutcomeLog``) as the untrusted input they
@@ -7,7 +8,9 @@ import CBatchmanPlugin
 /// by the batch, whatever the worker published. Apart from the I/O so that it can be fuzzed
 /// (`Fuzz/WorkerFuzzer.swift`).
 enum OutcomeLogParser {
-    static let recordHeaderSize = 12
+    static let recordHeaderSize = 20
+    /// A reason token's longest (``FailureReason/isValidToken(_:)``).
+    static let maxReasonBytes = 32
     /// Room a worker has past `maxResultBytes` for the short messages of jobs whose outcomes did
     /// not fit (the worker writes one per such job).
     static let messageAllowance = 256
@@ -17,6 +20,8 @@ enum OutcomeLogParser {
         let index: Int
         let status: Int32
         let bytes: Range<Int>
+        /// `emit_detailed`'s reason and retry-after, checked as the collector checks them.
+        var detail: EmitCollector.Detail? = nil
     }
 
     /// What the host found in the log.
@@ -39,22 +44,33 @@ enum OutcomeLogParser {
             guard records.count < count else { return .broken("it published more outcomes than the batch has jobs (\(count))") }
             guard length - offset >= recordHeaderSize else { return .broken("it published part of an outcome record") }
             let index = Int(field(offset)), status = Int32(bitPattern: field(offset + 4)), size = Int(field(offset + 8))
+            let retryAfter = UInt64(field(offset + 12)), reasonSize = Int(field(offset + 16))
             guard index < count else { return .broken("it published an outcome for job \(index) of a batch of \(count)") }
             guard !answered[index] else { return .broken("it published two outcomes for job \(index)") }
             guard status == BM_OK || status == BM_FAILED || status == BM_RETRY else {
                 return .broken("it published an outcome with status \(status) for job \(index)")
             }
-            guard size <= length - offset - recordHeaderSize else { return .broken("an outcome record runs past what it published") }
+            guard reasonSize <= maxReasonBytes, reasonSize <= length - offset - recordHeaderSize else {
+                return .broken("it published a reason of \(reasonSize) bytes for job \(index)")
+            }
+            let reason = UnsafeRawBufferPointer(start: start + offset + recordHeaderSize, count: reasonSize)
+            guard reasonSize == 0 || (FailureReason.isValidToken(reason) && status != BM_OK),
+                  retryAfter == 0 || (status == BM_RETRY && retryAfter <= EmitCollector.Detail.maxRetryAfterMilliseconds) else {
+                return .broken("it published a reason or retry-after for job \(index) that emit_detailed refuses")
+            }
+            guard size <= length - offset - recordHeaderSize - reasonSize else { return .broken("an outcome record runs past what it published") }
             dataBytes += size
             guard dataBytes <= maxResultBytes + count * messageAllowance else {
                 return .broken("its outcomes passed the batch's maxResultBytes (\(maxResultBytes))")
             }
-            let data = UnsafeRawBufferPointer(start: start + offset + recordHeaderSize, count: size)
+            let data = UnsafeRawBufferPointer(start: start + offset + recordHeaderSize + reasonSize, count: size)
             let range = bytes.count..<(bytes.count + size)
             bytes.append(contentsOf: data)
-            records.append(Record(index: index, status: status, bytes: range))
+            let detail = reasonSize == 0 && retryAfter == 0 ? nil
+                : EmitCollector.Detail(reason: String(decoding: reason, as: UTF8.self), retryAfterMilliseconds: retryAfter)
+            records.append(Record(index: index, status: status, bytes: range, detail: detail))
             answered[index] = true
-            offset += recordHeaderSize + size
+            offset += recordHeaderSize + reasonSize + size
         }
         return .records(records, bytes: bytes)
     }

@@ -2,6 +2,7 @@ import Batchman
 import CBatchmanPlugin
 import CBatchmanSystem
 import Glibc
+import Synchronization
 
 /// The worker process of an isolated key: `batchman __worker PARENT MEMORY_LIMIT LOG_FORMAT`, started by the
 /// host with its end of a socket as descriptor 3 and the shared outcome log as 4. It loads the
@@ -36,40 +37,63 @@ public enum PluginWorker {
         let channel = FrameChannel(fileDescriptor: socketDescriptor)
         let log = OutcomeLog.Writer(fileDescriptor: OutcomeLog.workerDescriptor)
         guard case .frame(.start(let start)) = channel.read() else { _exit(2) }
+        // The plugin may pause from any of its threads, while this one writes `done`: one
+        // writer at a time keeps frames whole.
+        let outbox = Outbox(fileDescriptor: socketDescriptor)
+        let send = outbox.send
+        // A pause goes to the host, which owns the key's batches; whether it knows the key is
+        // not known here, so the plugin is told 0.
+        let pauser = KeyPauser()
+        pauser.connect { key, duration in
+            _ = send(.pause(key: key, milliseconds: UInt64(duration.nanosecondsClamped / 1_000_000)))
+            return true
+        }
         let instance: PluginInstance
         do throws(PluginLoadError) {
             let plugin = try PluginLoader(manifestDirectory: "/").load(start.pluginPath, forKey: start.key)
             instance = try plugin.createInstance(plugin: start.pluginPath, key: start.key, config: start.config, debug: start.debug,
-                                                 logger: logFormat.logger(), maxResultBytes: start.maxResultBytes)
+                                                 logger: logFormat.logger(), maxResultBytes: start.maxResultBytes,
+                                                 manifestDirectory: start.manifestDirectory, pauser: pauser)
         } catch {
-            _ = channel.write(.refused(code: error.code.description, detail: error.detail))
+            _ = send(.refused(code: error.code.description, detail: error.detail))
             _exit(0)
         }
-        guard channel.write(.ready(name: instance.plugin.name, version: instance.plugin.version)) else { _exit(0) }
-        while case .frame(.batch(let id, let token, let batchKey, let jobs)) = channel.read() {
+        guard send(.ready(name: instance.plugin.name, version: instance.plugin.version)) else { _exit(0) }
+        while case .frame(.batch(let id, let token, let batchKey, let deadline, let jobs)) = channel.read() {
             let batch = Batch(id: id, key: batchKey, jobs: jobs.map(Self.job(batchKey)), reason: .size)
-            let (returned, message) = serve(batch, by: instance, log: log)
-            guard channel.write(.done(token: token, returned: returned, message: message)) else { break }
+            let (returned, message) = serve(batch, deadline: deadline, by: instance, log: log)
+            guard send(.done(token: token, returned: returned, message: message)) else { break }
         }
         // The host closed the socket: it is done with this instance.
         if instance.close(destroyingLaterOn: WorkerPool(name: "batchman-worker-control", threads: 1)) { instance.destroyNow() }
         _exit(0)
     }
 
+    /// Frames to the host, one writer at a time (writing keeps no state beyond the socket, so
+    /// this channel and the reading one share it).
+    private final class Outbox: Sendable {
+        private let channel: Mutex<FrameChannel>
+        init(fileDescriptor: Int32) { channel = Mutex(FrameChannel(fileDescriptor: fileDescriptor)) }
+        func send(_ frame: WorkerFrame) -> Bool { channel.withLock { $0.write(frame) } }
+    }
+
     private static func job(_ key: String) -> (WorkerFrame.Job) -> Job<JobBytes> {
-        { Job(id: String(decoding: $0.id, as: UTF8.self), key: key, payload: $0.payload[...], attempt: Int($0.attempt)) }
+        {
+            Job(id: String(decoding: $0.id, as: UTF8.self), key: key, payload: $0.payload[...], attempt: Int($0.attempt),
+                tag: JobTag(redelivered: $0.flags & BM_JOB_REDELIVERED != 0))
+        }
     }
 
     /// Calls the plugin; each outcome it emits goes into the shared outcome log at once, so it
     /// survives a crash later in the call. A job whose outcome did not fit in `maxResultBytes`
     /// gets a short failure record instead. Returns what `process_batch` returned, for the jobs
     /// the plugin did not emit (the host gives them their outcome).
-    private static func serve(_ batch: Batch<JobBytes>, by instance: PluginInstance, log: OutcomeLog.Writer) -> (Int32, String) {
+    private static func serve(_ batch: Batch<JobBytes>, deadline: UInt64, by instance: PluginInstance, log: OutcomeLog.Writer) -> (Int32, String) {
         log.reset()
-        let collector = EmitCollector(count: batch.jobs.count, maxResultBytes: instance.maxResultBytes) { index, status, data in
-            log.append(index: index, status: status, data: data)
+        let collector = EmitCollector(count: batch.jobs.count, maxResultBytes: instance.maxResultBytes) { index, status, data, detail in
+            log.append(index: index, status: status, data: data, detail: detail)
         }
-        let (returned, message) = instance.call(batch, collector: collector)
+        let (returned, message) = instance.call(batch, collector: collector, deadline: deadline)
         for index in batch.jobs.indices where collector.wasTooLarge(index) {
             let text = EmitCollector.tooLargeMessage(collector.tooLargeLength(index), instance.maxResultBytes)
             Array(text.utf8).withUnsafeBytes { _ = log.append(index: index, status: BM_FAILED, data: $0) }

@@ -5,7 +5,8 @@
 /// host -> worker: `start` once, then `batch`es, one at a time.
 /// worker -> host: `ready` or `refused` for `start`; `done` for each batch, once every outcome
 /// the plugin emitted is in the shared outcome log (``OutcomeLog``), with what `process_batch`
-/// returned (for the jobs it did not emit) and the batch's token.
+/// returned (for the jobs it did not emit) and the batch's token; `pause` whenever the plugin
+/// calls `bm_host.pause` (the host reads it during a call, or when the next call begins).
 ///
 /// What a worker sends is untrusted: the plugin inside it can write anything to the socket.
 /// A frame decodes only if it is exactly what its kind says (no byte missing, none left over),
@@ -14,12 +15,16 @@ enum WorkerFrame: Equatable, Sendable {
     case start(Start)
     /// `token` is drawn at random per batch and echoed by its `done`: a `done` that a plugin
     /// forges, or one left over from an earlier batch, does not end this one.
-    case batch(id: UInt64, token: UInt64, key: String, jobs: [Job])
+    /// `deadline` is the call's `deadline_ns` (`CLOCK_MONOTONIC`, the same clock in both
+    /// processes); 0 for none.
+    case batch(id: UInt64, token: UInt64, key: String, deadline: UInt64, jobs: [Job])
     case ready(name: String, version: String)
     /// The plugin could not be loaded or its `create` refused: the reason (``PluginLoadError/Code``'s
     /// name) and what the loader said, without the key and plugin the host already knows.
     case refused(code: String, detail: String)
     case done(token: UInt64, returned: Int32, message: String)
+    /// The plugin asked to pause `key`'s new batches (`bm_host.pause`).
+    case pause(key: String, milliseconds: UInt64)
 
     struct Start: Equatable, Sendable {
         var pluginPath: String
@@ -28,20 +33,24 @@ enum WorkerFrame: Equatable, Sendable {
         var debug: Bool
         /// Outcome bytes one batch may return (`maxResultBytes`).
         var maxResultBytes: Int
+        /// What the plugin sees as `manifest_dir`.
+        var manifestDirectory: String = "/"
     }
 
     struct Job: Equatable, Sendable {
         var id: [UInt8]
         var payload: [UInt8]
         var attempt: UInt32
+        /// `bm_job.flags`.
+        var flags: UInt32 = 0
     }
 
     private enum Kind: UInt8 {
-        case start = 1, batch, ready = 10, refused, done = 13
+        case start = 1, batch, ready = 10, refused, done = 13, pause
     }
 
-    /// The longest frame a worker may send: `ready`, `refused` and `done` carry a name, a
-    /// version or a message. Anything longer is not one of them, and is never buffered.
+    /// The longest frame a worker may send: `ready`, `refused`, `done` and `pause` carry a
+    /// name, a version, a message or a key. Anything longer is not one of them, and is never buffered.
     static let maxLengthFromWorker = 64 * 1024
 
     /// A frame's bytes, length prefix included.
@@ -55,14 +64,17 @@ enum WorkerFrame: Equatable, Sendable {
             body.string(start.pluginPath)
             body.string(start.key)
             body.string(start.config)
-        case .batch(let id, let token, let key, let jobs):
+            body.string(start.manifestDirectory)
+        case .batch(let id, let token, let key, let deadline, let jobs):
             body.byte(Kind.batch.rawValue)
             body.uint64(id)
             body.uint64(token)
+            body.uint64(deadline)
             body.string(key)
             body.uint32(UInt32(jobs.count))
             for job in jobs {
                 body.uint32(job.attempt)
+                body.uint32(job.flags)
                 body.bytes(job.id)
                 body.bytes(job.payload)
             }
@@ -79,6 +91,10 @@ enum WorkerFrame: Equatable, Sendable {
             body.uint64(token)
             body.uint32(UInt32(bitPattern: returned))
             body.string(message)
+        case .pause(let key, let milliseconds):
+            body.byte(Kind.pause.rawValue)
+            body.uint64(milliseconds)
+            body.string(key)
         }
         var frame = FrameBody()
         frame.uint32(UInt32(body.bytes.count))
@@ -94,19 +110,23 @@ enum WorkerFrame: Equatable, Sendable {
         switch kind {
         case .start:
             guard let debug = reader.byte(), debug <= 1, let limit = reader.uint64(), limit <= UInt64(Int.max), let path = reader.string(),
-                  let key = reader.string(), let config = reader.string() else { return nil }
-            frame = .start(Start(pluginPath: path, key: key, config: config, debug: debug == 1, maxResultBytes: Int(limit)))
+                  let key = reader.string(), let config = reader.string(), let directory = reader.string() else { return nil }
+            frame = .start(Start(pluginPath: path, key: key, config: config, debug: debug == 1, maxResultBytes: Int(limit),
+                                 manifestDirectory: directory))
         case .batch:
-            guard let id = reader.uint64(), let token = reader.uint64(), let key = reader.string(), let count = reader.uint32() else { return nil }
-            // Each job takes at least 12 bytes: a count that cannot fit is not believed.
-            guard Int(count) <= reader.remaining / 12 else { return nil }
+            guard let id = reader.uint64(), let token = reader.uint64(), let deadline = reader.uint64(), let key = reader.string(),
+                  let count = reader.uint32() else { return nil }
+            // Each job takes at least 16 bytes: a count that cannot fit is not believed.
+            guard Int(count) <= reader.remaining / 16 else { return nil }
             var jobs: [Job] = []
             jobs.reserveCapacity(Int(count))
             for _ in 0..<count {
-                guard let attempt = reader.uint32(), let jobId = reader.bytes(), let payload = reader.bytes() else { return nil }
-                jobs.append(Job(id: jobId, payload: payload, attempt: attempt))
+                guard let attempt = reader.uint32(), let flags = reader.uint32(), let jobId = reader.bytes(), let payload = reader.bytes() else {
+                    return nil
+                }
+                jobs.append(Job(id: jobId, payload: payload, attempt: attempt, flags: flags))
             }
-            frame = .batch(id: id, token: token, key: key, jobs: jobs)
+            frame = .batch(id: id, token: token, key: key, deadline: deadline, jobs: jobs)
         case .ready:
             guard let name = reader.string(), let version = reader.string() else { return nil }
             frame = .ready(name: name, version: version)
@@ -116,6 +136,9 @@ enum WorkerFrame: Equatable, Sendable {
         case .done:
             guard let token = reader.uint64(), let returned = reader.uint32(), let message = reader.string() else { return nil }
             frame = .done(token: token, returned: Int32(bitPattern: returned), message: message)
+        case .pause:
+            guard let milliseconds = reader.uint64(), let key = reader.string() else { return nil }
+            frame = .pause(key: key, milliseconds: milliseconds)
         }
         return reader.remaining == 0 ? frame : nil
     }

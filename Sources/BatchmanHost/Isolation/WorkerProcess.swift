@@ -73,7 +73,10 @@ final class WorkerProcess {
         guard worker.channel.write(.start(start)) else {
             return .failure(WorkerStartError("exited (\(worker.wait())) before it was ready"))
         }
-        switch worker.read() {
+        var answer = worker.read()
+        // A pause asked for in create: no key has jobs yet, so there is nothing to pause.
+        while case .frame(.pause) = answer { answer = worker.read() }
+        switch answer {
         case .frame(.ready(let name, let version)):
             return .success((worker, name, version))
         case .frame(.refused(let code, let detail)):

@@ -6,10 +6,26 @@ import CBatchmanPlugin
 final class EmitCollector {
     /// Takes each accepted outcome as it is emitted, instead of the collector keeping its bytes
     /// (a worker process writes them into its outcome log); false refuses the emit.
-    typealias Forward = (_ index: Int, _ status: Int32, _ data: UnsafeRawBufferPointer) -> Bool
+    typealias Forward = (_ index: Int, _ status: Int32, _ data: UnsafeRawBufferPointer, _ detail: Detail?) -> Bool
+
+    /// What `emit_detailed` adds to a failure (ABI 1.1): the plugin's reason token and its
+    /// retry-after.
+    struct Detail: Equatable, Sendable {
+        /// 1 to 32 bytes of `[A-Za-z0-9_.-]`, or empty.
+        var reason: String
+        var retryAfterMilliseconds: UInt64
+
+        /// The longest retry-after kept: a plugin cannot park a job for days.
+        static let maxRetryAfterMilliseconds: UInt64 = 3_600_000
+
+        var failureReason: FailureReason? { reason.isEmpty ? nil : .named(reason) }
+        var retryAfter: Duration? { retryAfterMilliseconds == 0 ? nil : .milliseconds(Int64(retryAfterMilliseconds)) }
+    }
 
     private var statuses: [Int32]
     private var ranges: [Range<Int>]
+    /// By index, for the few outcomes emitted with a detail: the common path keeps no array.
+    private var details: [Int: Detail] = [:]
     private var bytes: [UInt8] = []
     private let forward: Forward?
     /// Outcome bytes the batch may still take (`maxResultBytes`).
@@ -41,6 +57,35 @@ final class EmitCollector {
     /// already answered, an unknown status, NULL data with a non-zero length) or the outcome
     /// does not fit in the batch's `maxResultBytes` (then the job fails, saying so).
     func emit(index: Int, status: Int32, data: UnsafeRawPointer?, length: Int) -> Int32 {
+        emit(index: index, status: status, data: data, length: length, detail: nil)
+    }
+
+    /// `emit_detailed` (ABI 1.1): `emit` with a reason token and a retry-after, each refused
+    /// (-1) where it does not belong: a reason that is not a token or comes with BM_OK, a
+    /// retry-after with another status than BM_RETRY.
+    func emitDetailed(index: Int, status: Int32, data: UnsafeRawPointer?, length: Int, reason: UnsafeRawBufferPointer,
+                      retryAfterMilliseconds: UInt64) -> Int32 {
+        if !reason.isEmpty, !FailureReason.isValidToken(reason) {
+            let shown = PluginHostServices.oneLine(UnsafeRawBufferPointer(rebasing: reason.prefix(40)))
+            refuse("emit_detailed(index \(index)) with reason \"\(shown)\": not a token of 1 to 32 bytes of A-Z a-z 0-9 _ - .")
+            return -1
+        }
+        if !reason.isEmpty, status == BM_OK {
+            refuse("emit_detailed(index \(index)) with a reason and BM_OK: a reason names a failure")
+            return -1
+        }
+        if retryAfterMilliseconds > 0, status != BM_RETRY {
+            refuse("emit_detailed(index \(index)) with retry_after_ms \(retryAfterMilliseconds) and status \(status): only BM_RETRY is retried")
+            return -1
+        }
+        let detail = reason.isEmpty && retryAfterMilliseconds == 0 ? nil
+            : Detail(reason: String(decoding: reason, as: UTF8.self),
+                     retryAfterMilliseconds: min(retryAfterMilliseconds, Detail.maxRetryAfterMilliseconds))
+        return emit(index: index, status: status, data: data, length: length, detail: detail)
+    }
+
+    /// Takes one outcome, with its detail (already checked) if any.
+    func emit(index: Int, status: Int32, data: UnsafeRawPointer?, length: Int, detail: Detail?) -> Int32 {
         guard index >= 0, index < statuses.count, statuses[index] == Self.notEmitted,
               status == BM_OK || status == BM_FAILED || status == BM_RETRY,
               data != nil || length == 0, length >= 0 else {
@@ -55,7 +100,7 @@ final class EmitCollector {
         }
         let outcome = UnsafeRawBufferPointer(start: data, count: length)
         if let forward {
-            guard forward(index, status, outcome) else {
+            guard forward(index, status, outcome, detail) else {
                 refuse("emit(index \(index)) of \(length) bytes: the worker's outcome log could not grow")
                 return -1
             }
@@ -66,6 +111,7 @@ final class EmitCollector {
         }
         room -= length
         statuses[index] = status
+        if let detail { details[index] = detail }
         return 0
     }
 
@@ -100,7 +146,13 @@ final class EmitCollector {
         // Outcomes are made from each job's key and id, not from whole jobs: see PluginInstance.
         return jobs.indices.map { index in
             func outcome(_ status: JobStatus, _ result: JobBytes? = nil, _ message: String? = nil, retry: Bool = false) -> JobOutcome<JobBytes> {
-                JobOutcome(key: jobs[index].key, id: jobs[index].id, status: status, result: result, errorMessage: message, isRetryable: retry)
+                var outcome = JobOutcome(key: jobs[index].key, id: jobs[index].id, status: status, result: result, errorMessage: message,
+                                         isRetryable: retry)
+                if status == .failed, let detail = details[index] {
+                    outcome.failureReason = detail.failureReason
+                    outcome.retryAfter = detail.retryAfter
+                }
+                return outcome
             }
             let range = ranges[index]
             switch statuses[index] {
@@ -114,6 +166,15 @@ final class EmitCollector {
             }
         }
     }
+
+    /// The detail a job was emitted with, if any.
+    func detail(_ index: Int) -> Detail? { details[index] }
+
+    /// The status a job was emitted with (BM_OK, BM_FAILED, BM_RETRY), or nil.
+    func status(_ index: Int) -> Int32? { statuses[index] >= 0 ? statuses[index] : nil }
+
+    /// The bytes a job was emitted with, when the collector keeps them (no `forward`).
+    func data(_ index: Int) -> ArraySlice<UInt8> { bytes[ranges[index]] }
 
     /// The length the plugin tried to emit for a job that was ``wasTooLarge(_:)``.
     func tooLargeLength(_ index: Int) -> Int { ranges[index].count }

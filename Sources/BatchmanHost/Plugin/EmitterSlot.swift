@@ -40,7 +40,7 @@ final class EmitterSlot: @unchecked Sendable {
         _ = Unmanaged.passRetained(self)  // slots, like their emitters, live for ever
         for index in 0..<Self.ringSize {
             let ticket = Unmanaged.passRetained(Ticket(slot: self, index: index)).toOpaque()
-            (ring + index).initialize(to: bm_emitter(ctx: ticket, emit: emitCallback))
+            (ring + index).initialize(to: bm_emitter(ctx: ticket, emit: emitCallback, emit_detailed: emitDetailedCallback))
         }
     }
 
@@ -61,20 +61,51 @@ final class EmitterSlot: @unchecked Sendable {
         Self.free.withLock { $0.append(self) }
     }
 
-    fileprivate static func emit(ticket context: UnsafeMutableRawPointer, index: Int, status: Int32, data: UnsafeRawPointer?, length: Int) -> Int32 {
+    /// Why an `emit` outside its call was refused.
+    enum Stray: Equatable, Sendable {
+        /// Through the emitter of an earlier call (a plugin that kept `out`).
+        case staleEmitter
+        /// After `process_batch` returned, with no call running on this slot.
+        case afterReturn
+        /// From a thread other than the one inside the call.
+        case otherThread
+
+        var sentence: String {
+            switch self {
+            case .staleEmitter: "emit() through the emitter of an earlier call (a bm_emitter kept past its process_batch)"
+            case .afterReturn: "emit() after process_batch() returned"
+            case .otherThread: "emit() from a thread other than the one inside process_batch()"
+            }
+        }
+    }
+
+    /// The collector of the call `context`'s emitter belongs to, if it is running on this thread.
+    fileprivate static func collector(of context: UnsafeMutableRawPointer) -> EmitCollector? {
         let ticket = Unmanaged<Ticket>.fromOpaque(context).takeUnretainedValue()
         let slot = ticket.slot
-        guard slot.owner.load(ordering: .acquiring) == UInt(pthread_self()), slot.current == ticket.index, let collector = slot.collector else {
-            slot.lastInstance.withLock { $0 }?.reportStrayEmit()
-            return -1
+        let owner = slot.owner.load(ordering: .acquiring)
+        guard owner == UInt(pthread_self()), slot.current == ticket.index, let collector = slot.collector else {
+            let stray: Stray = slot.current != ticket.index ? .staleEmitter : owner == 0 ? .afterReturn : .otherThread
+            slot.lastInstance.withLock { $0 }?.reportStrayEmit(stray)
+            return nil
         }
-        return collector.emit(index: index, status: status, data: data, length: length)
+        return collector
     }
 }
 
-/// The C function behind every `bm_emitter`: forwards to the slot of the ticket in `ctx`.
+/// The C function behind every `bm_emitter`'s `emit`: forwards to the call of the ticket in `ctx`.
 private let emitCallback: @convention(c) (UnsafeMutableRawPointer?, Int, Int32, UnsafePointer<CChar>?, Int) -> Int32 = {
     context, index, status, data, length in
-    guard let context else { return -1 }
-    return EmitterSlot.emit(ticket: context, index: index, status: status, data: UnsafeRawPointer(data), length: length)
+    guard let context, let collector = EmitterSlot.collector(of: context) else { return -1 }
+    return collector.emit(index: index, status: status, data: UnsafeRawPointer(data), length: length)
+}
+
+/// The C function behind `emit_detailed` (ABI 1.1).
+private let emitDetailedCallback: @convention(c) (UnsafeMutableRawPointer?, Int, Int32, UnsafePointer<CChar>?, Int, bm_str, UInt64) -> Int32 = {
+    context, index, status, data, length, reason, retryAfter in
+    guard let context, let collector = EmitterSlot.collector(of: context) else { return -1 }
+    guard reason.ptr != nil || reason.len == 0 else { return -1 }
+    let token = UnsafeRawBufferPointer(start: reason.ptr, count: reason.len)
+    return collector.emitDetailed(index: index, status: status, data: UnsafeRawPointer(data), length: length, reason: token,
+                                  retryAfterMilliseconds: retryAfter)
 }

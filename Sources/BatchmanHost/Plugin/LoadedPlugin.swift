@@ -59,11 +59,17 @@ public final class LoadedPlugin: @unchecked Sendable {
 
     /// Makes the instance for `key`. Call on the control thread.
     /// - Throws: ``PluginLoadError`` with the plugin's own message if `create` refuses.
+    /// - Parameters:
+    ///   - manifestDirectory: what the plugin sees as `manifest_dir`.
+    ///   - pauser: where the plugin's `pause` goes.
+    ///   - timeout: the key's timeout, from which each call's `deadline_ns` is counted.
     func createInstance(
         plugin: String, key: String, config: String, debug: Bool, logger: PluginLogger,
-        maxResultBytes: Int = KeySettings.defaultMaxResultBytes
+        maxResultBytes: Int = KeySettings.defaultMaxResultBytes, manifestDirectory: String = "/", pauser: KeyPauser? = nil,
+        timeout: Duration? = nil
     ) throws(PluginLoadError) -> PluginInstance {
-        let host = PluginHostServices(key: key, pluginName: name, logger: logger, showsDebug: debug)
+        let host = PluginHostServices(key: key, pluginName: name, logger: logger, showsDebug: debug, manifestDirectory: manifestDirectory,
+                                      pauser: pauser)
         var errorBuffer = [CChar](repeating: 0, count: 1024)
         var key = key
         var config = config
@@ -85,7 +91,7 @@ public final class LoadedPlugin: @unchecked Sendable {
             throw PluginLoadError(code: .createRefused, plugin: plugin, file: path, key: key,
                                   detail: "create() refused the configuration: \(message.isEmpty ? "(no message)" : message)")
         }
-        return PluginInstance(plugin: self, key: key, handle: instance, host: host, maxResultBytes: maxResultBytes)
+        return PluginInstance(plugin: self, key: key, handle: instance, host: host, maxResultBytes: maxResultBytes, timeout: timeout)
     }
 }
 

@@ -1,5 +1,6 @@
 import Batchman
 import CBatchmanPlugin
+import Glibc
 
 /// Writes a plugin's log lines, tagged with the key and plugin they came from.
 public typealias PluginLogger = BatchmanLogger
@@ -10,6 +11,8 @@ final class PluginHostServices: @unchecked Sendable {
     // @unchecked: `pointer` is written once here and only read by C afterwards.
     let pointer: UnsafeMutablePointer<bm_host>
     private let context: Unmanaged<LogContext>
+    /// `manifest_dir`'s bytes, for the instance's life.
+    private let manifestDirectory: UnsafeMutablePointer<CChar>
 
     final class LogContext: Sendable {
         let prefix: String
@@ -17,11 +20,14 @@ final class PluginHostServices: @unchecked Sendable {
         let logger: PluginLogger
         /// Debug lines are shown only for keys configured with `debug: true`.
         let showsDebug: Bool
-        init(prefix: String, context: BatchmanLogger.Context, logger: PluginLogger, showsDebug: Bool) {
+        /// Where `pause` goes; nil where no core batches for the instance (plugin-test).
+        let pauser: KeyPauser?
+        init(prefix: String, context: BatchmanLogger.Context, logger: PluginLogger, showsDebug: Bool, pauser: KeyPauser?) {
             self.prefix = prefix
             self.context = context
             self.logger = logger
             self.showsDebug = showsDebug
+            self.pauser = pauser
         }
 
         func log(_ level: BatchmanLogger.Level, _ message: String) {
@@ -30,8 +36,14 @@ final class PluginHostServices: @unchecked Sendable {
         }
     }
 
-    init(key: String, pluginName: String, logger: PluginLogger, showsDebug: Bool) {
-        context = Unmanaged.passRetained(LogContext(prefix: "plugin \(pluginName) (key \"\(key)\")", context: .init(key: key, plugin: pluginName), logger: logger, showsDebug: showsDebug))
+    /// - Parameters:
+    ///   - manifestDirectory: `manifest_dir`: the folder of the manifest that configured the key.
+    ///   - pauser: where `pause` goes (nil: every pause finds no key).
+    init(key: String, pluginName: String, logger: PluginLogger, showsDebug: Bool, manifestDirectory: String = "/", pauser: KeyPauser? = nil) {
+        context = Unmanaged.passRetained(LogContext(prefix: "plugin \(pluginName) (key \"\(key)\")", context: .init(key: key, plugin: pluginName),
+                                                    logger: logger, showsDebug: showsDebug, pauser: pauser))
+        let directory = manifestDirectory.count > 1 && manifestDirectory.hasSuffix("/") ? String(manifestDirectory.dropLast()) : manifestDirectory
+        self.manifestDirectory = strdup(directory)
         pointer = .allocate(capacity: 1)
         pointer.initialize(to: bm_host(
             struct_size: UInt32(MemoryLayout<bm_host>.size),
@@ -48,6 +60,14 @@ final class PluginHostServices: @unchecked Sendable {
                 }
                 let bytes = message.map { UnsafeRawBufferPointer(start: $0, count: length) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
                 Unmanaged<LogContext>.fromOpaque(context).takeUnretainedValue().log(mapped, PluginHostServices.oneLine(bytes))
+            },
+            manifest_dir: bm_str(ptr: self.manifestDirectory, len: strlen(self.manifestDirectory)),
+            flags: showsDebug ? BM_HOST_DEBUG : 0,
+            pause: { context, key, milliseconds in
+                guard let context, key.ptr != nil || key.len == 0 else { return -1 }
+                let services = Unmanaged<LogContext>.fromOpaque(context).takeUnretainedValue()
+                let name = String(decoding: UnsafeRawBufferPointer(start: key.ptr, count: key.len), as: UTF8.self)
+                return services.pauser?.pause(key: name, milliseconds: milliseconds) == true ? 0 : -1
             }))
     }
 
@@ -79,6 +99,7 @@ final class PluginHostServices: @unchecked Sendable {
     func release() {
         pointer.deinitialize(count: 1)
         pointer.deallocate()
+        free(manifestDirectory)
         context.release()
     }
 }

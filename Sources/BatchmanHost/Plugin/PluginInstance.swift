@@ -23,11 +23,17 @@ final class PluginInstance: @unchecked Sendable {
     /// "plugin "X" (key "k")" as a C string, for the exit guard; lives as long as the process.
     private let callSite: UnsafeMutablePointer<CChar>
     private let hasReportedStrayEmit = Atomic<Bool>(false)
+    /// Emits refused because they came outside their call, and why the first one was.
+    private let strays = Mutex<(count: Int, first: EmitterSlot.Stray?)>((0, nil))
+    /// The key's `timeout`: what a call's `deadline_ns` counts from its start.
+    let timeout: Duration?
 
-    init(plugin: LoadedPlugin, key: String, handle: UnsafeMutableRawPointer, host: PluginHostServices, maxResultBytes: Int) {
+    init(plugin: LoadedPlugin, key: String, handle: UnsafeMutableRawPointer, host: PluginHostServices, maxResultBytes: Int,
+         timeout: Duration? = nil) {
         self.plugin = plugin
         self.key = key
         self.maxResultBytes = maxResultBytes
+        self.timeout = timeout
         self.handle = handle
         self.host = host
         self.callSite = strdup("plugin \"\(plugin.name)\" (key \"\(key)\")")
@@ -43,29 +49,43 @@ final class PluginInstance: @unchecked Sendable {
     /// outcome per job, in the batch's order.
     func process(_ batch: Batch<JobBytes>) -> [JobOutcome<JobBytes>] {
         let collector = EmitCollector(count: batch.jobs.count, maxResultBytes: maxResultBytes)
-        let (status, message) = call(batch, collector: collector)
+        let (status, message) = call(batch, collector: collector, deadline: deadline(startingNow: timeout))
         return collector.outcomes(for: batch, returned: status, message: message)
     }
 
+    /// `CLOCK_MONOTONIC` nanoseconds `timeout` from now: a call's `deadline_ns`; 0 for none.
+    func deadline(startingNow timeout: Duration?) -> UInt64 {
+        guard let timeout else { return 0 }
+        return Syscall.monotonicNanoseconds() &+ UInt64(max(0, timeout.nanosecondsClamped))
+    }
+
     /// What one call did, as `batchman plugin-test` checks it: what `process_batch` returned,
-    /// which jobs were emitted, and which `emit` calls were refused and why.
+    /// which jobs were emitted, which `emit` calls were refused and why, and the outcomes.
     struct Probe {
         let returned: Int32
         let message: String
         let emitted: [Bool]
         let refusals: [String]
+        /// By job: BM_OK, BM_FAILED or BM_RETRY as emitted, or nil; with the emitted bytes.
+        let statuses: [Int32?]
+        let data: [ArraySlice<UInt8>]
     }
 
     /// Calls the plugin with `batch` on the current thread and reports what the call did.
     func probe(_ batch: Batch<JobBytes>) -> Probe {
         let collector = EmitCollector(count: batch.jobs.count, maxResultBytes: maxResultBytes)
-        let (status, message) = call(batch, collector: collector)
-        return Probe(returned: status, message: message, emitted: batch.jobs.indices.map(collector.wasEmitted), refusals: collector.refusals)
+        let (status, message) = call(batch, collector: collector, deadline: deadline(startingNow: timeout))
+        return Probe(returned: status, message: message, emitted: batch.jobs.indices.map(collector.wasEmitted), refusals: collector.refusals,
+                     statuses: batch.jobs.indices.map(collector.status), data: batch.jobs.indices.map(collector.data))
     }
 
+    /// Emits refused so far because they came outside their call, and why the first was.
+    var strayEmits: (count: Int, first: EmitterSlot.Stray?) { strays.withLock { $0 } }
+
     /// Calls `process_batch` with `batch` on the current thread, its emits going to
-    /// `collector`; returns what it returned and the message it left in the error buffer.
-    func call(_ batch: Batch<JobBytes>, collector: EmitCollector) -> (Int32, String) {
+    /// `collector`, with `deadline` (`CLOCK_MONOTONIC` ns, 0 for none) as its `deadline_ns`;
+    /// returns what it returned and the message it left in the error buffer.
+    func call(_ batch: Batch<JobBytes>, collector: EmitCollector, deadline: UInt64) -> (Int32, String) {
         // The ids and payloads are copied into one buffer so that every pointer handed to C is
         // valid for exactly the duration of the call: one allocation per batch.
         // Fields are read through the array, never by binding whole jobs: a job copied as a
@@ -94,12 +114,14 @@ final class PluginInstance: @unchecked Sendable {
             for (index, span) in spans.enumerated() {
                 jobs.append(bm_job(id: bm_str(UnsafeBufferPointer(rebasing: base[span.id])),
                                    payload: bm_str(UnsafeBufferPointer(rebasing: base[span.payload])),
-                                   attempt: UInt32(clamping: batch.jobs[index].attempt)))
+                                   attempt: UInt32(clamping: batch.jobs[index].attempt),
+                                   flags: batch.jobs[index].isRedelivery ? BM_JOB_REDELIVERED : 0))
             }
             return key.withUTF8 { keyBytes in
                 jobs.withUnsafeBufferPointer { jobs in
                     errorBuffer.withUnsafeMutableBufferPointer { error in
-                        var cBatch = bm_batch(id: batch.id, key: bm_str(keyBytes), jobs: jobs.baseAddress, count: jobs.count)
+                        var cBatch = bm_batch(id: batch.id, key: bm_str(keyBytes), jobs: jobs.baseAddress, count: jobs.count,
+                                              deadline_ns: deadline)
                         return ProcessExitGuard.during(callSite) {
                             plugin.descriptor.pointee.process_batch(handle, &cBatch, emitter, error.baseAddress, error.count)
                         }
@@ -110,12 +132,17 @@ final class PluginInstance: @unchecked Sendable {
         return (status, String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 
-    /// The plugin called `emit` outside a call of its own (after `process_batch` returned, or
-    /// from another thread): the call was refused; say so once per instance.
-    func reportStrayEmit() {
+    /// The plugin called `emit` outside a call of its own (through an earlier call's emitter,
+    /// after `process_batch` returned, or from another thread): the call was refused; count it,
+    /// and say so once per instance.
+    func reportStrayEmit(_ stray: EmitterSlot.Stray) {
+        strays.withLock { strays in
+            strays.count += 1
+            if strays.first == nil { strays.first = stray }
+        }
         guard !hasReportedStrayEmit.exchange(true, ordering: .relaxed) else { return }
-        host.log(.error, "emit() was called after process_batch() returned or from another thread; it was refused (returned -1). "
-                 + "The ABI allows emit only on the calling thread, during the call. Further stray calls are refused silently.")
+        host.log(.error, "\(stray.sentence) was refused (returned -1). The ABI allows emit only through the emitter of the running call, "
+                 + "on its thread, before it returns. Further stray calls are refused silently.")
     }
 
     /// Takes the instance out of service. Returns true if it is idle: the caller then calls

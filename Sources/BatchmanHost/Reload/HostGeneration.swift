@@ -37,7 +37,10 @@ final class HostGeneration: Sendable {
             }
         }
         do {
-            core = try Core(config: manifest.batchmanConfig(), processors: factories, logger: logger, batchIds: batchIds)
+            let core = try Core(config: manifest.batchmanConfig(), processors: factories, logger: logger, batchIds: batchIds)
+            // Weakly: the core holds the instances, which hold the pauser.
+            registry.pauser.connect { [weak core] key, duration in core?.pause(key: key, for: duration) ?? false }
+            self.core = core
         } catch {
             registry.destroyAll()
             throw HostError(.configuration, "\(manifest.path): \(error)")

@@ -11,6 +11,7 @@ final class NATSSource: InputSource {
     private let results: NATSResults
     private var lines: [ReadLine] = []
     private var sequences: [UInt64] = []
+    private var redelivered: [Bool] = []
     private var isReading = true
 
     init(scaleOut: ScaleOut, results: NATSResults) {
@@ -42,12 +43,14 @@ final class NATSSource: InputSource {
                     let bytes = job.payload[...]
                     lines.append(ReadLine(bytes: bytes, number: Int(job.sequence), end: 0, parsed: bytes.withUnsafeBufferPointer { JobLine.parse($0) }))
                     sequences.append(job.sequence)
+                    redelivered.append(job.redelivered)
                     end += 1
                 }
                 let origin = LineOrigin(destination: results, scope: ScaleOut.scope(ofPartition: partition), connection: nil, isResumable: false,
                                         isReplay: false)
-                loop.take(&lines, from: origin, readAt: readAt, sequences: sequences)
+                loop.take(&lines, from: origin, readAt: readAt, sequences: sequences, redelivered: redelivered)
                 sequences.removeAll(keepingCapacity: true)
+                redelivered.removeAll(keepingCapacity: true)
                 start = end
             }
         }

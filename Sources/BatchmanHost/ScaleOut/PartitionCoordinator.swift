@@ -270,9 +270,9 @@ final class PartitionCoordinator: @unchecked Sendable {
         let sent = ScaleOutClock.now()
         guard let revision = try? kv.create(key, leaseValue(), replacingDeletedAt: entry?.revision ?? 0) else { return false }
         do throws(NATSError) {
-            let start = try takeOver(partition, revision: revision)
+            let (start, redeliveredThrough) = try takeOver(partition, revision: revision)
             scaleOut.table.withLock { $0.acquired(partition, generation: revision, consumer: layout.consumerName(partition, revision: revision),
-                                                  validUntil: validUntil(sent: sent)) }
+                                                  validUntil: validUntil(sent: sent), redeliveredThrough: redeliveredThrough) }
             revisions[partition] = revision
             abandonedRevisions.removeValue(forKey: partition)
             scaleOut.counters.takeovers.add(1, ordering: .relaxed)
@@ -288,8 +288,9 @@ final class PartitionCoordinator: @unchecked Sendable {
     }
 
     /// Replaces the partition's consumer by a fresh one at the old one's ack floor + 1; returns
-    /// the stream sequence it starts at.
-    private func takeOver(_ partition: Int, revision: UInt64) throws(NATSError) -> UInt64 {
+    /// the stream sequence it starts at, and the last the old one delivered (jobs up to there
+    /// may have reached a plugin already).
+    private func takeOver(_ partition: Int, revision: UInt64) throws(NATSError) -> (start: UInt64, redeliveredThrough: UInt64) {
         let jetStream = scaleOut.jetStream
         let stream = layout.jobStream
         let prefix = layout.consumerPrefix(partition)
@@ -306,6 +307,6 @@ final class PartitionCoordinator: @unchecked Sendable {
         config.max_ack_pending = scaleOut.table.withLock { $0.cap } * 2
         config.max_waiting = 64
         _ = try jetStream.addConsumer(stream: stream, config)
-        return floor + 1
+        return (floor + 1, latest?.delivered.stream_seq ?? 0)
     }
 }

@@ -27,6 +27,9 @@ struct PartitionTable {
         /// Acknowledgements of results stored past `validUntil`: sent once the lease is renewed
         /// (then it was this host's all along), dropped if it is lost.
         var heldAcknowledgements: [String] = []
+        /// Jobs up to this stream sequence may have reached the previous owner's plugins (its
+        /// consumer delivered them): they are redeliveries here.
+        var redeliveredThrough: UInt64 = 0
     }
 
     /// A pull request out: its reply subject's token, what it may still deliver, and when it
@@ -86,8 +89,9 @@ struct PartitionTable {
 
     var inFlight: Int { jobs.count }
 
-    mutating func acquired(_ partition: Int, generation: UInt64, consumer: String, validUntil: UInt64) {
-        partitions[partition] = Partition(generation: generation, consumer: consumer, validUntil: validUntil)
+    mutating func acquired(_ partition: Int, generation: UInt64, consumer: String, validUntil: UInt64, redeliveredThrough: UInt64 = 0) {
+        partitions[partition] = Partition(generation: generation, consumer: consumer, validUntil: validUntil,
+                                          redeliveredThrough: redeliveredThrough)
     }
 
     /// The lease was renewed: it holds until `validUntil`. Returns the acknowledgements held

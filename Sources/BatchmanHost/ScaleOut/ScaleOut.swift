@@ -36,6 +36,8 @@ final class ScaleOut: Sendable {
         var partition: Int
         var sequence: UInt64
         var payload: [UInt8]
+        /// Delivered before: by this consumer (a redelivery) or by the previous owner's.
+        var redelivered = false
     }
 
     private let inbox = Mutex<[Delivered]>([])
@@ -162,11 +164,12 @@ final class ScaleOut: Sendable {
             return
         }
         guard let replyTo = message.replyTo, let sequence = JetStream.streamSequence(ofReply: replyTo) else { return }
-        let (delivery, pullOver) = table.withLock { table in
+        let (delivery, pullOver, redelivered) = table.withLock { table in
             let keyToken = message.subject.split(separator: ".").last ?? ""
             let delivery = table.delivered(partition: request.partition, generation: request.generation, sequence: sequence, replyTo: replyTo,
                                            keyToken: keyToken, now: ScaleOutClock.now())
-            return (delivery, table.partitions[request.partition]?.pull?.token != sid)
+            let redelivered = sequence <= (table.partitions[request.partition]?.redeliveredThrough ?? 0)
+            return (delivery, table.partitions[request.partition]?.pull?.token != sid, redelivered)
         }
         if pullOver { connection.unsubscribe(sid) }
         guard delivery == .submit else {
@@ -175,7 +178,8 @@ final class ScaleOut: Sendable {
         }
         counters.fetched.add(1, ordering: .relaxed)
         let wasEmpty = inbox.withLock { waiting in
-            waiting.append(Delivered(partition: request.partition, sequence: sequence, payload: message.payload))
+            waiting.append(Delivered(partition: request.partition, sequence: sequence, payload: message.payload,
+                                     redelivered: redelivered || (JetStream.deliveryCount(ofReply: replyTo) ?? 1) > 1))
             return waiting.count == 1
         }
         if wasEmpty || pullOver { wakeLoop() }

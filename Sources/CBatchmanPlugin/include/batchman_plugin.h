@@ -1,5 +1,5 @@
 /*
- * batchman_plugin.h: the Batchman processor plugin ABI, version 1.
+ * batchman_plugin.h: the Batchman processor plugin ABI, version 1.1.
  *
  * This header is everything a plugin author needs. It is self-contained C99.
  *
@@ -77,12 +77,97 @@
  *   A job never emitted is treated as BM_RETRY with the message "No result returned for job".
  *   process_batch() returns 0, or BM_RETRY / BM_FAILED to give every job not yet emitted that
  *   status with the message written into `error` (any other non-zero value means BM_FAILED).
+ *   A failed job's result says `"errorReason":"error"` (or `max_retry` once a retried job runs
+ *   out of attempts).
+ *
+ *   1.1: out->emit_detailed(out->ctx, index, status, data, len, reason, retry_after_ms) is emit
+ *   with two more things to say about a failure:
+ *     reason          a short token of 1 to 32 bytes of [A-Za-z0-9_.-] naming why, such as
+ *                     "constraint" or "unavailable": the result says "errorReason":
+ *                     "plugin:constraint", and it is kept when a retried job runs out of
+ *                     attempts. Empty (len 0) for none. Only with BM_FAILED or BM_RETRY.
+ *     retry_after_ms  for BM_RETRY: the job is not tried again sooner than this ("the
+ *                     database is locked; try in 2 s"); the key's backoff still applies, and
+ *                     the longer of the two is waited. 0 for none; at most one hour is kept.
+ *   It returns -1 (and ignores the outcome) for what emit refuses, a reason that is not such a
+ *   token, a reason with BM_OK, or a retry_after_ms with another status than BM_RETRY.
+ *
+ *     bm_str reason = { "constraint", 10 };
+ *     out->emit_detailed(out->ctx, i, BM_FAILED, msg, strlen(msg), reason, 0);
+ *     bm_str busy = { "busy", 4 };
+ *     out->emit_detailed(out->ctx, i, BM_RETRY, msg, strlen(msg), busy, 2000);
+ *
+ * AT-LEAST-ONCE: MAKE SIDE EFFECTS IDEMPOTENT
+ *   The host delivers every job at least once, not exactly once. A job reaches process_batch()
+ *   again when its batch timed out (the host answered and retried while the first call was
+ *   still running: that call may still commit), when a worker crashed, when the host was killed
+ *   and replays its spool, or when a stream redelivers. So a plugin with side effects makes them
+ *   idempotent, keyed by the job: (key, id) is unique while the job is pending.
+ *   1.1 tells a plugin when to be careful: bm_job.flags has BM_JOB_REDELIVERED for a job that
+ *   may have reached a plugin before (attempt > 1, replayed from the spool, or redelivered by a
+ *   stream), and bm_batch.deadline_ns says when the host stops waiting for this call. A call
+ *   that cannot finish before its deadline should not start work it cannot undo:
+ *
+ *     // A UNIQUE (key, id) column makes a second insert of the same job a no-op.
+ *     sqlite3_exec(db, "BEGIN", 0, 0, 0);
+ *     for (size_t i = 0; i < batch->count; i++)
+ *         insert_or_ignore(db, batch->key, batch->jobs[i].id, batch->jobs[i].payload);
+ *     if (host->abi_minor >= 1 && batch->deadline_ns != 0 && now_ns() > batch->deadline_ns) {
+ *         sqlite3_exec(db, "ROLLBACK", 0, 0, 0);   // the host has given up on this call
+ *         return BM_RETRY;
+ *     }
+ *     commit_then_emit(...);                       // see TRANSACTIONS below
+ *
+ *   where now_ns() is clock_gettime(CLOCK_MONOTONIC) in nanoseconds.
+ *
+ * TRANSACTIONS: EMIT AFTER COMMIT
+ *   emit() is final and immediate: the host takes the outcome as it is emitted. A plugin that
+ *   writes a batch in one transaction therefore holds its outcomes until the transaction's end,
+ *   and emits them after COMMIT returned (BM_OK) or after a ROLLBACK (BM_RETRY or BM_FAILED):
+ *
+ *     if (sqlite3_exec(db, "COMMIT", 0, 0, 0) == SQLITE_OK) {
+ *         for (size_t i = 0; i < batch->count; i++)
+ *             out->emit(out->ctx, i, BM_OK, "{}", 2);
+ *     } else {
+ *         sqlite3_exec(db, "ROLLBACK", 0, 0, 0);
+ *         return BM_RETRY;                         // every job not emitted is retried
+ *     }
+ *
+ *   Under isolation ("isolation": "process") each emitted outcome is published to the host at
+ *   once, so that a crash later in the call keeps it: an outcome emitted before a COMMIT that
+ *   then crashes stands as emitted, and its job is not retried. Emitting after COMMIT is what
+ *   keeps a crash from reporting as done a row that was never committed.
+ *
+ * HOST SERVICES (1.1)
+ *   bm_host gained, for plugins that check host->struct_size (BM_HOST_HAS below):
+ *     manifest_dir  the folder of the manifest that configured the key, absolute: resolve the
+ *                   relative paths of your config against it, not the working directory.
+ *     flags         BM_HOST_DEBUG when the key's entry sets "debug": true (the host shows
+ *                   BM_LOG_DEBUG lines only then: skip building costly debug messages without).
+ *     pause         pause(ctx, key, milliseconds): start none of the key's new batches for that
+ *                   long (the database is down). Batches running go on; jobs are still taken
+ *                   and batched; a later call replaces the pause, 0 ends it. Thread-safe, and
+ *                   allowed during process_batch(). Returns 0, or -1 for a key without jobs in
+ *                   this host. At most one hour is kept. Under isolation it takes effect when
+ *                   the host reads it: at once during a call, else when the next call begins.
+ *
+ *     if (BM_HOST_HAS(host, pause) && database_is_down)
+ *         host->pause(host->ctx, batch->key, 5000);   // and return BM_RETRY
+ *
+ *     char path[4096];
+ *     if (BM_HOST_HAS(host, manifest_dir) && relative[0] != '/')
+ *         snprintf(path, sizeof path, "%.*s/%s", (int)host->manifest_dir.len, host->manifest_dir.ptr, relative);
  *
  * COMPATIBILITY
  *   New fields are only ever appended to these structs, with a new minor version. The host reads
  *   `struct_size` to know which fields a plugin has, and a plugin must check host->struct_size
- *   before using a field newer than BM_ABI_MINOR 0. A different major version, a wrong magic or
- *   a struct_size smaller than version 1.0's is refused by the host with a message.
+ *   (BM_HOST_HAS) or host->abi_minor before using a field newer than BM_ABI_MINOR 0. A different
+ *   major version, a wrong magic or a struct_size smaller than version 1.0's is refused by the
+ *   host with a message. A plugin built against 1.0 runs unchanged on a 1.1 host.
+ *   1.1 added: bm_job.flags (in what was padding: sizeof(bm_job) is unchanged),
+ *   bm_batch.deadline_ns, bm_emitter.emit_detailed, and bm_host's manifest_dir, flags and
+ *   pause. bm_job.flags, bm_batch.deadline_ns and bm_emitter.emit_detailed are there when
+ *   host->abi_minor >= 1; a 1.0 host leaves them undefined.
  */
 #ifndef BATCHMAN_PLUGIN_H
 #define BATCHMAN_PLUGIN_H
@@ -97,7 +182,7 @@ extern "C" {
 /** "BMPL": the first field of every descriptor. */
 #define BM_PLUGIN_MAGIC 0x424D504CU
 #define BM_ABI_MAJOR 1
-#define BM_ABI_MINOR 0
+#define BM_ABI_MINOR 1
 
 /** The name of the function every plugin exports. */
 #define BM_PLUGIN_ENTRY_SYMBOL "batchman_plugin_v1"
@@ -109,6 +194,16 @@ extern "C" {
 
 /** Descriptor flag: process_batch may be called concurrently on one instance. */
 #define BM_FLAG_CONCURRENT 0x1U
+
+/** bm_job.flags (1.1): the job may have reached a plugin before (see AT-LEAST-ONCE). */
+#define BM_JOB_REDELIVERED 0x1U
+
+/** bm_host.flags (1.1): debug is on for the key ("debug": true in the manifest). */
+#define BM_HOST_DEBUG 0x1U
+
+/** Whether `host` (a const bm_host *) has `field`, one added after 1.0: use before reading it. */
+#define BM_HOST_HAS(host, field) \
+    ((host)->struct_size >= offsetof(bm_host, field) + sizeof((host)->field))
 
 /** Levels for bm_host.log. */
 #define BM_LOG_DEBUG 0
@@ -133,6 +228,14 @@ typedef struct bm_host {
     /** Writes one line to the host's log (standard error), with newlines and other control
      *  characters in `message` escaped (as \n or \x00). Thread-safe. */
     void (*log)(void *ctx, int level, const char *message, size_t len);
+    /* 1.1: check BM_HOST_HAS(host, field) before reading these. */
+    /** The folder of the manifest that configured the key: absolute, no trailing slash. */
+    bm_str manifest_dir;
+    /** BM_HOST_* values or-ed together. */
+    uint32_t flags;
+    /** Starts none of `key`'s batches for `milliseconds` (0 resumes); 0, or -1 for a key without
+     *  jobs here. Thread-safe; see HOST SERVICES. */
+    int (*pause)(void *ctx, bm_str key, uint64_t milliseconds);
 } bm_host;
 
 /** One job of a batch. */
@@ -143,6 +246,9 @@ typedef struct bm_job {
     bm_str payload;
     /** Which try this is: 1 on the first. */
     uint32_t attempt;
+    /** 1.1 (host->abi_minor >= 1): BM_JOB_* values. In what was padding in 1.0, so the size of
+     *  bm_job, and the stride of bm_batch.jobs, is the same in both. */
+    uint32_t flags;
 } bm_job;
 
 /** A batch: jobs of one key, handed over in one call. */
@@ -153,12 +259,18 @@ typedef struct bm_batch {
     bm_str key;
     const bm_job *jobs;
     size_t count;
+    /** 1.1 (host->abi_minor >= 1): when the host stops waiting for this call (the key's
+     *  timeout), in CLOCK_MONOTONIC nanoseconds; 0 when the key has no timeout. */
+    uint64_t deadline_ns;
 } bm_batch;
 
 /** Where a plugin reports outcomes; see OUTCOMES above. */
 typedef struct bm_emitter {
     void *ctx;
     int (*emit)(void *ctx, size_t index, int status, const char *data, size_t len);
+    /** 1.1 (host->abi_minor >= 1): emit, with a reason token and a retry-after; see OUTCOMES. */
+    int (*emit_detailed)(void *ctx, size_t index, int status, const char *data, size_t len, bm_str reason,
+                         uint64_t retry_after_ms);
 } bm_emitter;
 
 /** The descriptor a plugin returns from batchman_plugin_v1(). */

@@ -4,12 +4,12 @@ import Testing
 
 /// The host reads a worker's outcome log as untrusted input: record by record, each against the batch.
 @Suite struct OutcomeLogTests {
-    static func record(_ index: UInt32, _ status: Int32, _ data: String) -> [UInt8] {
+    static func record(_ index: UInt32, _ status: Int32, _ data: String, reason: String = "", retryAfter: UInt32 = 0) -> [UInt8] {
         var bytes: [UInt8] = []
-        for value in [index, UInt32(bitPattern: status), UInt32(data.utf8.count)] {
+        for value in [index, UInt32(bitPattern: status), UInt32(data.utf8.count), retryAfter, UInt32(reason.utf8.count)] {
             withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
         }
-        return bytes + Array(data.utf8)
+        return bytes + Array(reason.utf8) + Array(data.utf8)
     }
 
     func parse(_ bytes: [UInt8], count: Int, maxResultBytes: Int = 1 << 20) -> OutcomeLogParser.Contents {
@@ -48,5 +48,25 @@ import Testing
     @Test func refusesOutcomesPastMaxResultBytes() {
         let big = String(repeating: "x", count: 600)
         #expect(parse(Self.record(0, BM_OK, big), count: 1, maxResultBytes: 100) == .broken("its outcomes passed the batch's maxResultBytes (100)"))
+    }
+
+    @Test func readsAReasonAndARetryAfter() {
+        let log = Self.record(0, BM_RETRY, "locked", reason: "busy", retryAfter: 2000) + Self.record(1, BM_FAILED, "dup", reason: "constraint")
+        guard case .records(let records, let bytes) = parse(log, count: 2) else {
+            Issue.record("not read")
+            return
+        }
+        #expect(records.map(\.detail) == [.init(reason: "busy", retryAfterMilliseconds: 2000), .init(reason: "constraint", retryAfterMilliseconds: 0)])
+        #expect(String(decoding: bytes[records[0].bytes], as: UTF8.self) == "locked")
+    }
+
+    @Test func refusesAReasonOrRetryAfterThatEmitDetailedRefuses() {
+        let refused = "it published a reason or retry-after for job 0 that emit_detailed refuses"
+        #expect(parse(Self.record(0, BM_FAILED, "", reason: "no spaces"), count: 1) == .broken(refused))
+        #expect(parse(Self.record(0, BM_OK, "", reason: "ok"), count: 1) == .broken(refused))
+        #expect(parse(Self.record(0, BM_FAILED, "", retryAfter: 5), count: 1) == .broken(refused))
+        #expect(parse(Self.record(0, BM_RETRY, "", retryAfter: 4_000_000), count: 1) == .broken(refused))
+        #expect(parse(Self.record(0, BM_FAILED, "", reason: String(repeating: "a", count: 33)), count: 1)
+                == .broken("it published a reason of 33 bytes for job 0"))
     }
 }

@@ -4,8 +4,9 @@ import Testing
 /// What a worker sends is untrusted: a frame decodes only if it is exactly one frame of its kind.
 @Suite struct WorkerFrameTests {
     static let frames: [WorkerFrame] = [
-        .start(.init(pluginPath: "/p.so", key: "k", config: "{}", debug: true, maxResultBytes: 64)),
-        .batch(id: 7, token: 99, key: "k", jobs: [.init(id: Array("1".utf8), payload: Array("{}".utf8), attempt: 2)]),
+        .start(.init(pluginPath: "/p.so", key: "k", config: "{}", debug: true, maxResultBytes: 64, manifestDirectory: "/etc/batchman")),
+        .batch(id: 7, token: 99, key: "k", deadline: 123_456_789, jobs: [.init(id: Array("1".utf8), payload: Array("{}".utf8), attempt: 2, flags: 1)]),
+        .pause(key: "k", milliseconds: 5000),
         .ready(name: "echo", version: "1.0"),
         .refused(code: "create refused", detail: "no"),
         .done(token: 99, returned: 2, message: "busy"),
@@ -31,11 +32,12 @@ import Testing
 
     @Test func anUnknownKindIsRefused() {
         #expect(WorkerFrame.decode([12][...]) == nil)
+        #expect(WorkerFrame.decode([15][...]) == nil)
         #expect(WorkerFrame.decode([][...]) == nil)
     }
 
     @Test func aJobCountThatCannotFitIsNotBelieved() {
-        var body = WorkerFrame.batch(id: 1, token: 2, key: "k", jobs: []).encoded[4...]
+        var body = WorkerFrame.batch(id: 1, token: 2, key: "k", deadline: 0, jobs: []).encoded[4...]
         body.removeLast(4)
         body += [0xff, 0xff, 0xff, 0xff]
         #expect(WorkerFrame.decode(body) == nil)
