@@ -93,16 +93,24 @@ public enum HostCommand: Equatable, Sendable {
         """
 
     static let pluginTestUsage = """
-        Usage: batchman plugin-test LIB.so [--config JSON] [--key K] [--timeout S]
+        Usage: batchman plugin-test LIB.so [--config JSON] [--key K] [--jobs FILE] [--timeout S]
           Check a plugin against the ABI's contract, one line per check, each check in a process of
-          its own (killed after S seconds, default 10).
+          its own (killed after S seconds, default 10): its descriptor, create, batches of 1 to 1000
+          jobs, how its outcomes split (ok / failed / retry, with the first messages; it fails if no
+          job completes), empty, large, invalid UTF-8 and deeply nested payloads, attempt > 1,
+          concurrent calls, an emitter kept past its call, destroy, and its speed.
 
         Options:
           --config JSON         the config its create() is given (default {})
           --key K               the key its instance is made for (default plugin-test)
+          --jobs FILE           NDJSON jobs of your own ({"key","id","payload"} per line, as batchman run
+                                reads them; the key is K's): their payloads fill the batches, the
+                                outcomes check reports how they split (default: synthetic jobs like
+                                {"n":0,"text":"the quick brown fox"})
           --timeout S           seconds a check may take before it is reported hung, 1 to 3600 (default 10)
 
-        Exit status: 0 every check passed, 1 a check failed, 64 usage error.
+        Exit status: 0 every check passed, 1 a check failed, 64 usage error, 65 FILE holds a line that
+        is not a job, 66 FILE cannot be read.
         """
 
     static let submitUsage = """
@@ -159,7 +167,7 @@ public enum HostCommand: Equatable, Sendable {
                                               Create the JetStream streams and bucket that hosts run with --nats share
           batchman nats publish --server URLS [--input FILE]
                                               Publish jobs to the job stream, each to its key's partition
-          batchman plugin-test LIB.so [--config JSON] [--key K] [--timeout S]
+          batchman plugin-test LIB.so [--config JSON] [--key K] [--jobs FILE] [--timeout S]
                                               Check a plugin against the ABI's contract, one line per check
           batchman spool check DIR            Report a spool's state (records, answered, damage, lock) without running
           batchman COMMAND --help             One command's usage and options
@@ -423,6 +431,7 @@ extension HostCommand {
         var rest = Arguments(arguments)
         var library: String?
         var config = "{}", key = "plugin-test"
+        var jobs: String?
         var check: PluginContractCheck?
         var timeout = 10
         while let argument = rest.next() {
@@ -430,6 +439,7 @@ extension HostCommand {
             switch argument {
             case "--config": config = try value()
             case "--key": key = try value()
+            case "--jobs": jobs = try value()
             case "--timeout":
                 let text = try value()
                 guard let seconds = Int(text), (1...3600).contains(seconds) else {
@@ -441,7 +451,7 @@ extension HostCommand {
                 guard let named = PluginContractCheck(rawValue: name) else { throw HostError(.usage, "unknown check \(name)") }
                 check = named
             case _ where argument.hasPrefix("-"):
-                throw unknownOption(argument, of: .pluginTest, among: ["--config", "--key", "--timeout", "--help"])
+                throw unknownOption(argument, of: .pluginTest, among: ["--config", "--key", "--jobs", "--timeout", "--help"])
             default:
                 guard library == nil else { throw HostError(.usage, "plugin-test takes one library, got \(library!) and \(argument)") }
                 library = argument
@@ -451,6 +461,7 @@ extension HostCommand {
         var options = PluginTestOptions(library: library)
         options.config = config
         options.key = key
+        options.jobs = jobs
         options.check = check
         options.timeout = .seconds(timeout)
         return options

@@ -9,6 +9,10 @@ public struct HostError: Error, Sendable, CustomStringConvertible {
         case runtime
         /// A server it needs cannot be reached (NATS): exit 69 (EX_UNAVAILABLE).
         case unavailable
+        /// An input file is not what it should be: exit 65 (EX_DATAERR).
+        case dataError
+        /// An input file cannot be read: exit 66 (EX_NOINPUT).
+        case noInput
     }
 
     public let kind: Kind
@@ -25,6 +29,8 @@ public struct HostError: Error, Sendable, CustomStringConvertible {
         case .configuration: 78
         case .runtime: 70
         case .unavailable: 69
+        case .dataError: 65
+        case .noInput: 66
         }
     }
 

@@ -37,7 +37,7 @@ struct PluginKitTests {
         let check = try await run(Products.batchman, ["plugin-test", library, "--config", #"{"minLength": 2}"#])
         let lines = check.output.split(separator: "\n").map(String.init)
         #expect(check.status == 0, "plugin-test: \(check.output)")
-        #expect(lines.count == 12 && lines.allSatisfy { $0.hasPrefix("ok   ") || $0.hasPrefix("time ") }, "\(lines)")
+        #expect(lines.count == 14 && lines.allSatisfy { $0.hasPrefix("ok   ") || $0.hasPrefix("time ") }, "\(lines)")
         #expect(lines.contains { $0.hasPrefix("ok   concurrent calls: BM_FLAG_CONCURRENT") }, "every kit declares BM_FLAG_CONCURRENT")
 
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(library)", "config": {"minLength": 2}}}"#,

@@ -22,9 +22,10 @@ struct PluginTestCommandTests {
         let (status, lines) = try await pluginTest(Products.plugin("EchoPlugin"))
 
         #expect(status == 0, "\(lines)")
-        #expect(lines.count == 12, "ten checks, the speed line and the standard output line")
-        #expect(lines.filter { $0.hasPrefix("ok   ") }.count == 11, "\(lines)")
-        #expect(line(lines, "descriptor").contains("\"echo\" 1.0.0, ABI 1.0"))
+        #expect(lines.count == 14, "twelve checks, the speed line and the standard output line")
+        #expect(lines.filter { $0.hasPrefix("ok   ") }.count == 13, "\(lines)")
+        #expect(line(lines, "descriptor").contains("\"echo\" 1.0.0, ABI 1.1"))
+        #expect(line(lines, "outcomes") == "ok   outcomes: 100 synthetic jobs: 100 ok, 0 failed, 0 retry")
         #expect(line(lines, "concurrent calls").contains("4 threads x 25 batches"), "EchoPlugin sets BM_FLAG_CONCURRENT")
         #expect(line(lines, "speed").hasPrefix("time speed:") && line(lines, "speed").contains("batches/s") && line(lines, "speed").contains("ns/job"))
     }
@@ -110,5 +111,70 @@ struct PluginTestCommandTests {
         let (status, lines) = try await pluginTest(Products.batchman)
         #expect(status == 1)
         #expect(line(lines, "descriptor").hasPrefix("FAIL descriptor: expected a loadable Batchman plugin"))
+    }
+
+    // MARK: - What the SQLite sink's author met (ABI 1.1's plugin-test)
+
+    static func fixture(_ name: String) -> String { Products.packageRoot.appendingPathComponent("Tests/Fixtures/\(name)").path }
+
+    @Test func failsAPluginThatKeepsItsEmitterAndEmitsThroughItInALaterCall() async throws {
+        let scratch = try Scratch()
+        let library = try await scratch.compilePlugin("stale", source: Self.fixture("stale_emitter_plugin.c"))
+
+        let (status, lines) = try await pluginTest(library)
+
+        #expect(status == 1)
+        let lifetime = line(lines, "emitter kept past its call")
+        #expect(lifetime.hasPrefix("FAIL"), "\(lines)")
+        #expect(lifetime.contains("2 emit() calls were not (the first: emit() through the emitter of an earlier call"))
+        #expect(line(lines, "batches of 1 to 1000 jobs").contains("emit() calls outside the running call, refused (returned -1)"))
+    }
+
+    @Test func showsHowOutcomesSplitAndFailsAPluginThatFailsEveryJob() async throws {
+        let scratch = try Scratch()
+        let library = try await scratch.compilePlugin("needs", source: Self.fixture("needs_name_plugin.c"))
+
+        let (status, lines) = try await pluginTest(library)
+
+        #expect(status == 1)
+        let outcomes = line(lines, "outcomes")
+        #expect(outcomes.hasPrefix("FAIL outcomes: expected some jobs to complete; none did: 100 synthetic jobs: 0 ok, 100 failed, 0 retry"))
+        #expect(outcomes.contains(#"first messages: "missing field name""#))
+        #expect(outcomes.contains("give your own with --jobs FILE"))
+        #expect(line(lines, "batches of 1 to 1000 jobs").hasPrefix("ok"), "every job was emitted: the contract holds")
+    }
+
+    @Test func runsTheAuthorsOwnJobsFromAFile() async throws {
+        let scratch = try Scratch()
+        let library = try await scratch.compilePlugin("needs", source: Self.fixture("needs_name_plugin.c"))
+        let jobs = try scratch.write("jobs.ndjson", #"{"key":"x","id":"a","payload":{"name":"ada"}}"# + "\n\n"
+                                     + #"{"key":"x","id":"b","payload":{"age":3}}"# + "\n")
+
+        let (status, lines) = try await pluginTest(library, ["--jobs", jobs])
+
+        #expect(status == 0, "\(lines)")
+        #expect(line(lines, "outcomes") == #"ok   outcomes: 2 jobs from \#(jobs): 1 ok, 1 failed, 0 retry; first messages: "missing field name""#)
+        #expect(line(lines, "batches of 1 to 1000 jobs").contains("(payloads from \(jobs))"))
+    }
+
+    @Test func refusesAJobsFileThatIsNotJobsOrCannotBeRead() async throws {
+        let scratch = try Scratch()
+        let bad = try scratch.write("bad.ndjson", #"{"key":"x","id":"a","payload":1}"# + "\nnot json\n")
+
+        let notJobs = try await run(Products.batchman, ["plugin-test", Products.plugin("EchoPlugin"), "--jobs", bad])
+        let missing = try await run(Products.batchman, ["plugin-test", Products.plugin("EchoPlugin"), "--jobs", scratch.path("none.ndjson")])
+
+        #expect(notJobs.status == 65)
+        #expect(notJobs.errorOutput.contains("--jobs \(bad): line 2 is not a job"))
+        #expect(missing.status == 66)
+        #expect(missing.errorOutput.contains("cannot be read"))
+    }
+
+    @Test func itsHelpNamesEveryOption() async throws {
+        let help = try await run(Products.batchman, ["plugin-test", "--help"])
+
+        #expect(help.status == 0)
+        for option in ["--config JSON", "--key K", "--jobs FILE", "--timeout S"] { #expect(help.output.contains(option), "\(option)") }
+        #expect(help.output.contains("an emitter kept past its call"))
     }
 }

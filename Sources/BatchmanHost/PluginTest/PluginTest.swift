@@ -3,12 +3,14 @@ import CBatchmanSystem
 import FoundationEssentials
 import Glibc
 
-/// `batchman plugin-test LIB.so [--config JSON] [--key K]`: what a plugin author runs before
-/// shipping a plugin.
+/// `batchman plugin-test LIB.so [--config JSON] [--key K] [--jobs FILE]`: what a plugin author
+/// runs before shipping a plugin.
 public struct PluginTestOptions: Equatable, Sendable {
     public var library: String
     public var config = "{}"
     public var key = "plugin-test"
+    /// NDJSON jobs of the author's own (``PluginTestJobs``); nil: synthetic ones.
+    public var jobs: String?
     /// How long one check may take before its process is killed as hung.
     public var timeout: Duration = .seconds(10)
     /// Set in a process plugin-test starts to run one check.
@@ -32,6 +34,15 @@ public enum PluginTest {
     /// - Returns: the exit status: 0 if every check passed, 1 if not.
     public static func run(_ options: PluginTestOptions) -> Int32 {
         if let check = options.check { runOne(check, options) }
+        var options = options
+        if let jobs = options.jobs {
+            // Read once here, so that a file that is not jobs is one clear error, not a FAIL per check.
+            if case .failure(let error) = PluginTestJobs.read(jobs) {
+                FileIO.writeAll(STDERR_FILENO, Array("batchman: error: \(error.message)\n".utf8))
+                return error.exitCode
+            }
+            if !jobs.hasPrefix("/") { options.jobs = "\(FileManager.default.currentDirectoryPath)/\(jobs)" }
+        }
         let library = options.library.hasPrefix("/") ? options.library : "\(FileManager.default.currentDirectoryPath)/\(options.library)"
         var failed = false
         var skipReason: String?
@@ -89,7 +100,8 @@ public enum PluginTest {
     /// and exits 0 if it passed, 1 if not.
     private static func runOne(_ check: PluginContractCheck, _ options: PluginTestOptions) -> Never {
         _ = bm_set_parent_death_signal(SIGKILL)
-        let (lines, passed) = check.run(library: options.library, key: options.key, config: options.config)
+        let jobs = options.jobs.flatMap { try? PluginTestJobs.read($0).get() } ?? .synthetic
+        let (lines, passed) = check.run(library: options.library, key: options.key, config: options.config, jobs: jobs)
         var report = lines.map { $0 + "\n" }.joined()
         report.withUTF8 { bytes in _ = write(reportDescriptor, bytes.baseAddress, bytes.count) }
         close(reportDescriptor)
@@ -134,6 +146,7 @@ private enum CheckProcess {
         }
         let report = [reportPipe.read, reportPipe.write], output = [outputPipe.read, outputPipe.write]
         var arguments = ["batchman", "plugin-test", options.library, "--config", options.config, "--key", options.key]
+        if let jobs = options.jobs { arguments += ["--jobs", jobs] }
         arguments += ["--check", options.check!.rawValue]
         let pid = spawn(arguments, report: report[1], output: output[1])
         close(report[1])
