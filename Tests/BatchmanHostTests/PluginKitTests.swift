@@ -13,6 +13,10 @@ enum Toolchain {
     static let cargo = find("cargo")
     static let go = find("go")
     static let swift = find("swift")
+    static let cc = find("cc")
+    static let sqlite3 = find("sqlite3")
+    /// The C kit links SQLite: its headers come with Debian's libsqlite3-dev.
+    static let hasSQLiteHeaders = FileManager.default.fileExists(atPath: "/usr/include/sqlite3.h")
 }
 
 /// The plugin kits (PluginKits/), each built with its own toolchain as a user would, loaded by
@@ -85,9 +89,56 @@ struct PluginKitTests {
                                output: "\(products)/release/libWordCount.so"), in: scratch)
     }
 
+    /// The C kit's transactional SQLite sink: rows stored once, a relative database found in the
+    /// manifest's folder, a real duplicate refused by name, and a job replayed after a crash
+    /// that finds its own row answered as stored.
+    @Test(.enabled(if: Toolchain.cc != nil && Toolchain.sqlite3 != nil && Toolchain.hasSQLiteHeaders,
+                   "the C kit needs cc, sqlite3 and SQLite's headers: install Debian's libsqlite3-dev and sqlite3"))
+    func cKit() async throws {
+        let scratch = try Scratch()
+        let library = scratch.path("libsqlite_sink.so")
+        _ = try await build("c", Toolchain.cc, ["-std=c99", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-o", library,
+                                                "sqlite_sink.c", "-lsqlite3"], output: library)
+        let jobs = try scratch.write("jobs.ndjson", (1...20).map { #"{"key":"k","id":"\#($0)","payload":{"n":\#($0)}}"# }.joined(separator: "\n"))
+        let check = try await run(Products.batchman, ["plugin-test", library, "--config", #"{"database": "\#(scratch.path("check.db"))"}"#,
+                                                     "--jobs", jobs])
+        #expect(check.status == 0, "plugin-test: \(check.output)")
+
+        // Relative to the manifest's folder, though batchman runs in another.
+        let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(library)", "instances": "shared", "config": {"database": "rows.db"}}}"#,
+                                            defaults: #"{"frequency": 20, "maxBatchSize": 50, "timeout": 10000}"#)
+        let input = (1...200).map { #"{"key":"k\#($0 % 4)","id":"\#($0)","payload":{"n":\#($0)}}"# + "\n" }.joined()
+        let stored = try await run(Products.batchman, ["run", manifest], input: input, directory: "/")
+        #expect(stored.status == 0, "\(stored.errorOutput)")
+        #expect(stored.output.split(separator: "\n").count == 200)
+        #expect(stored.output.split(separator: "\n").allSatisfy { $0.contains(#""result":{"stored":true}"#) })
+        let rows = try await run(try #require(Toolchain.sqlite3), [scratch.path("rows.db"), "SELECT count(*), count(DISTINCT key || '/' || id) FROM jobs"])
+        #expect(rows.output.trimmingCharacters(in: .whitespacesAndNewlines) == "200|200")
+
+        let duplicate = try await run(Products.batchman, ["run", manifest], input: #"{"key":"k1","id":"1","payload":1}"# + "\n")
+        #expect(try ResultLine.parse(duplicate.output.trimmingCharacters(in: .newlines)).errorReason == "plugin:constraint")
+
+        // A host killed before it answered: its spool replays the jobs, marked as delivered before.
+        let spool = scratch.path("spool")
+        let waiting = try scratch.write("waiting.json", #"{"defaults": {"frequency": 600000}, "keys": {"default": {"plugin": "\#(library)", "config": {"database": "rows.db"}}}}"#)
+        let first = try HostProcess(["run", waiting, "--spool", spool, "--fsync", "always"])
+        first.send([#"{"key":"r","id":"1","payload":1}"#, #"{"key":"r","id":"2","payload":2}"#])
+        _ = await first.waitForLog(containing: "reading jobs from standard input")
+        await first.waitUntilAccepted(2)
+        first.signal(SIGKILL)
+        _ = await first.exitStatus()
+        // As if the killed host's call had committed job 1 before the kill.
+        _ = try await run(try #require(Toolchain.sqlite3), [scratch.path("rows.db"), "INSERT INTO jobs VALUES ('r', '1', '1')"])
+        let replay = try await run(Products.batchman, ["run", manifest, "--spool", spool], input: "")
+        #expect(replay.status == 0, "\(replay.errorOutput)")
+        let replayed = Dictionary(try replay.output.split(separator: "\n").map { try ResultLine.parse(String($0)) }.map { ($0.id ?? "", $0) }) { a, _ in a }
+        #expect(replayed["1"]?.resultJSON == #"{"again":true,"stored":true}"#, "its own row, from the delivery before the crash")
+        #expect(replayed["2"]?.resultJSON == #"{"stored":true}"#)
+    }
+
     @Test func everyKitsCopyOfTheHeaderIsTheHeader() throws {
         let header = try Data(contentsOf: URL(fileURLWithPath: Products.header).appendingPathComponent("batchman_plugin.h"))
-        for copy in ["cpp/batchman_plugin.h", "go/batchman_plugin.h", "swift/Sources/CBatchmanPluginABI/include/batchman_plugin.h"] {
+        for copy in ["c/batchman_plugin.h", "cpp/batchman_plugin.h", "go/batchman_plugin.h", "swift/Sources/CBatchmanPluginABI/include/batchman_plugin.h"] {
             #expect(try Data(contentsOf: Self.kits.appendingPathComponent(copy)) == header, "PluginKits/\(copy) differs from the header")
         }
     }

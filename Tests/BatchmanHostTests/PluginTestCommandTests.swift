@@ -93,8 +93,9 @@ struct PluginTestCommandTests {
         let (status, lines) = try await testPlugin(#"{"crash_id": "0", "crash_how": "hang"}"#, ["--timeout", "5"])
 
         #expect(status == 1)
-        #expect(line(lines, "batches of 1 to 1000 jobs").contains("no answer within 5.0 seconds (--timeout): the plugin hung"))
-        #expect(line(lines, "empty payloads") == "FAIL empty payloads: not run: the plugin hung in batches of 1 to 1000 jobs")
+        #expect(line(lines, "outcomes").contains("no answer within 5.0 seconds (--timeout): the plugin hung"))
+        #expect(line(lines, "batches of 1 to 1000 jobs") == "FAIL batches of 1 to 1000 jobs: not run: the plugin hung in outcomes")
+        #expect(line(lines, "empty payloads") == "FAIL empty payloads: not run: the plugin hung in outcomes")
     }
 
     @Test func reportsAMissingLibraryAndAUsageError() async throws {

@@ -11,8 +11,10 @@ import Synchronization
 public enum PluginContractCheck: String, CaseIterable, Sendable {
     case descriptor
     case create
-    case batches
+    // Before `batches`: a sink with a UNIQUE (key, id) sees the author's jobs (--jobs) first,
+    // before the batches' made-up ids can collide with theirs.
     case outcomes
+    case batches
     case emptyPayload = "empty-payload"
     case largePayload = "large-payload"
     case invalidUTF8 = "invalid-utf8"
@@ -146,7 +148,8 @@ private struct Prober {
     let key: String
 
     func batch(count: Int, attempts: [Int]? = nil, payload: (Int) -> [UInt8]) -> Batch<JobBytes> {
-        // Ids are the positions; a job of the author's file keeps its payload, not its id.
+        // Ids are the positions; a job of the author's file keeps its payload, not its id (the
+        // outcomes check, which runs first, keeps the ids too).
         let jobs = (0..<count).map { index in
             Job(id: "\(index)", key: key, payload: payload(index)[...], attempt: attempts?[index % attempts!.count] ?? 1)
         }
