@@ -2,17 +2,22 @@
 //
 // Answers each job with {"words":N,"total":T}: N counts the words of the job's payload (runs of
 // ASCII letters and digits at least `minLength` long, from the key's config, default 1), T the
-// words this key's instance has counted so far. Build and check (see README.md):
+// words this key's instance has counted so far. A job of more than `maxWords` words (if set)
+// fails with the reason "too_many_words". Build and check (see README.md):
 //
 //   c++ -std=c++17 -O2 -shared -fPIC -Wall -Wextra -o libwordcount.so wordcount.cpp
 //   batchman plugin-test ./libwordcount.so --config '{"minLength": 2}'
 #include "batchman_plugin.h"
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,7 +27,8 @@ namespace {
 // `new` in create and `delete` in destroy.
 class WordCount {
 public:
-    WordCount(const bm_host *host, size_t min_length) : host_(host), min_length_(min_length) {}
+    WordCount(const bm_host *host, size_t min_length, std::optional<size_t> max_words)
+        : host_(host), min_length_(min_length), max_words_(max_words) {}
 
     // BM_FLAG_CONCURRENT is set, so several threads may count at once: `total_` is atomic and
     // nothing else changes after create().
@@ -42,39 +48,46 @@ public:
     }
 
     unsigned long long total() const { return total_.load(); }
+    std::optional<size_t> max_words() const { return max_words_; }
+    // ABI 1.1's fields (emit_detailed, deadline_ns) are there when the host is 1.1 or later.
+    bool host_has_1_1() const { return host_->abi_minor >= 1; }
 
     void log(int level, const std::string &message) const { host_->log(host_->ctx, level, message.data(), message.size()); }
 
 private:
     const bm_host *host_;
     const size_t min_length_;
+    const std::optional<size_t> max_words_;
     std::atomic<unsigned long long> total_{0};
 };
 
 std::string_view view(bm_str s) { return std::string_view(s.ptr, s.len); }
 
-// The config is a JSON object such as {"minLength": 2}. A real plugin would use a JSON library;
-// this kit depends on nothing but the header, so it reads its one field by hand.
-bool read_min_length(std::string_view config, size_t &min_length, std::string &problem) {
-    const std::string_view field = "\"minLength\"";
-    size_t at = config.find(field);
-    if (at == std::string_view::npos) return true;  // absent: the default
-    at = config.find_first_not_of(" \t\r\n", at + field.size());
-    if (at == std::string_view::npos || config[at] != ':') {
-        problem = "config: expected \"minLength\": <a whole number from 1 to 100>";
+// The config is a JSON object such as {"minLength": 2, "maxWords": 1000}, read with nlohmann/json
+// (Debian's nlohmann-json3-dev; header-only). Parsed without exceptions: a bad config is a
+// message, not a throw.
+bool read_config(std::string_view text, size_t &min_length, std::optional<size_t> &max_words, std::string &problem) {
+    const auto config = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (config.is_discarded() || !config.is_object()) {
+        problem = "config: expected a JSON object such as {\"minLength\": 2}";
         return false;
     }
-    at = config.find_first_not_of(" \t\r\n", at + 1);
-    size_t value = 0, digits = 0;
-    while (at < config.size() && std::isdigit(static_cast<unsigned char>(config[at])) && digits < 4) {
-        value = value * 10 + static_cast<size_t>(config[at++] - '0');
-        digits++;
+    if (config.contains("minLength")) {
+        const auto &value = config["minLength"];
+        if (!value.is_number_unsigned() || value.get<size_t>() < 1 || value.get<size_t>() > 100) {
+            problem = "config: \"minLength\" must be a whole number from 1 to 100";
+            return false;
+        }
+        min_length = value.get<size_t>();
     }
-    if (digits == 0 || value < 1 || value > 100) {
-        problem = "config: \"minLength\" must be a whole number from 1 to 100";
-        return false;
+    if (config.contains("maxWords")) {
+        const auto &value = config["maxWords"];
+        if (!value.is_number_unsigned() || value.get<size_t>() < 1) {
+            problem = "config: \"maxWords\" must be a whole number of at least 1";
+            return false;
+        }
+        max_words = value.get<size_t>();
     }
-    min_length = value;
     return true;
 }
 
@@ -82,16 +95,31 @@ void copy_message(const std::string &message, char *error, size_t error_cap) {
     if (error_cap > 0) std::snprintf(error, error_cap, "%s", message.c_str());
 }
 
+unsigned long long monotonic_ns() {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<unsigned long long>(now.tv_sec) * 1000000000ULL + static_cast<unsigned long long>(now.tv_nsec);
+}
+
+// emit_detailed (ABI 1.1): a failure with a reason token (errorReason "plugin:<token>") and, for
+// BM_RETRY, the least time before it is tried again.
+int emit_with_reason(const bm_emitter *out, size_t index, int status, const std::string &message, std::string_view reason,
+                     uint64_t retry_after_ms = 0) {
+    return out->emit_detailed(out->ctx, index, status, message.data(), message.size(), bm_str{reason.data(), reason.size()},
+                              retry_after_ms);
+}
+
 // No exception may cross into the host (it is C): each entry point catches everything.
 void *wordcount_create(const bm_host *host, bm_str key, bm_str config, char *error, size_t error_cap) noexcept {
     try {
         size_t min_length = 1;
+        std::optional<size_t> max_words;
         std::string problem;
-        if (!read_min_length(view(config), min_length, problem)) {
+        if (!read_config(view(config), min_length, max_words, problem)) {
             copy_message(problem, error, error_cap);
             return nullptr;  // refuses the key: the host says why and does not start
         }
-        auto *instance = new WordCount(host, min_length);
+        auto *instance = new WordCount(host, min_length, max_words);
         instance->log(BM_LOG_INFO, "wordcount ready for key \"" + std::string(view(key)) + "\" (minLength " + std::to_string(min_length) + ")");
         return instance;
     } catch (const std::exception &failure) {
@@ -103,9 +131,21 @@ void *wordcount_create(const bm_host *host, bm_str key, bm_str config, char *err
 int wordcount_process_batch(void *instance, const bm_batch *batch, const bm_emitter *out, char *error, size_t error_cap) noexcept {
     try {
         auto *counter = static_cast<WordCount *>(instance);
+        const bool detailed = counter->host_has_1_1();
         std::string result;
         for (size_t i = 0; i < batch->count; i++) {
+            // The host stopped waiting for this call (its timeout): it has answered these jobs and
+            // retries them, so do no more work; ask for the retry not before 100 ms.
+            if (detailed && batch->deadline_ns != 0 && monotonic_ns() > batch->deadline_ns) {
+                emit_with_reason(out, i, BM_RETRY, "past the call's deadline", "deadline", 100);
+                continue;
+            }
             const size_t words = counter->count(view(batch->jobs[i].payload));
+            if (detailed && counter->max_words() && words > *counter->max_words()) {
+                emit_with_reason(out, i, BM_FAILED, std::to_string(words) + " words, more than maxWords " + std::to_string(*counter->max_words()),
+                                 "too_many_words");
+                continue;
+            }
             result = "{\"words\":" + std::to_string(words) + ",\"total\":" + std::to_string(counter->total()) + "}";
             out->emit(out->ctx, i, BM_OK, result.data(), result.size());  // the host copies the bytes
         }

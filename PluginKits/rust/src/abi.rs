@@ -8,7 +8,7 @@ use std::os::raw::{c_char, c_int, c_void};
 
 pub const BM_PLUGIN_MAGIC: u32 = 0x424D_504C;
 pub const BM_ABI_MAJOR: u16 = 1;
-pub const BM_ABI_MINOR: u16 = 0;
+pub const BM_ABI_MINOR: u16 = 1;
 
 pub const BM_OK: c_int = 0;
 pub const BM_FAILED: c_int = 1;
@@ -20,6 +20,8 @@ pub const BM_LOG_DEBUG: c_int = 0;
 pub const BM_LOG_INFO: c_int = 1;
 pub const BM_LOG_WARNING: c_int = 2;
 pub const BM_LOG_ERROR: c_int = 3;
+pub const BM_JOB_REDELIVERED: u32 = 0x1;
+pub const BM_HOST_DEBUG: u32 = 0x1;
 
 /// A byte string, not NUL-terminated.
 #[repr(C)]
@@ -50,6 +52,10 @@ pub struct bm_host {
     pub abi_minor: u16,
     pub ctx: *mut c_void,
     pub log: unsafe extern "C" fn(ctx: *mut c_void, level: c_int, message: *const c_char, len: usize),
+    // 1.1: present when struct_size covers them (see `has_pause`).
+    pub manifest_dir: bm_str,
+    pub flags: u32,
+    pub pause: unsafe extern "C" fn(ctx: *mut c_void, key: bm_str, milliseconds: u64) -> c_int,
 }
 
 #[repr(C)]
@@ -57,6 +63,8 @@ pub struct bm_job {
     pub id: bm_str,
     pub payload: bm_str,
     pub attempt: u32,
+    /// 1.1 (host abi_minor >= 1): BM_JOB_* values, in what was padding in 1.0.
+    pub flags: u32,
 }
 
 #[repr(C)]
@@ -65,12 +73,24 @@ pub struct bm_batch {
     pub key: bm_str,
     pub jobs: *const bm_job,
     pub count: usize,
+    /// 1.1 (host abi_minor >= 1): CLOCK_MONOTONIC nanoseconds the host waits until; 0 for none.
+    pub deadline_ns: u64,
 }
 
 #[repr(C)]
 pub struct bm_emitter {
     pub ctx: *mut c_void,
     pub emit: unsafe extern "C" fn(ctx: *mut c_void, index: usize, status: c_int, data: *const c_char, len: usize) -> c_int,
+    /// 1.1 (host abi_minor >= 1): emit with a reason token and a retry-after.
+    pub emit_detailed: unsafe extern "C" fn(
+        ctx: *mut c_void,
+        index: usize,
+        status: c_int,
+        data: *const c_char,
+        len: usize,
+        reason: bm_str,
+        retry_after_ms: u64,
+    ) -> c_int,
 }
 
 pub type CreateFn = unsafe extern "C" fn(

@@ -2,7 +2,8 @@
 //!
 //! Answers each job with `{"words":N,"total":T}`: N counts the words of the job's payload (runs
 //! of ASCII letters and digits at least `minLength` long, from the key's config, default 1), T
-//! the words this key's instance has counted so far. Build and check (see README.md):
+//! the words this key's instance has counted so far. A job of more than `maxWords` words (if set)
+//! fails with the reason `too_many_words`. Build and check (see README.md):
 //!
 //! ```sh
 //! cargo build --release --offline
@@ -18,6 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// One instance per key, boxed in `create` and dropped in `destroy`.
 struct WordCount {
     min_length: usize,
+    /// None: no limit.
+    max_words: Option<u64>,
+    /// The host's ABI is 1.1 or later: `emit_detailed` and `deadline_ns` are there.
+    detailed: bool,
     /// BM_FLAG_CONCURRENT is set, so several threads may count at once: the total is atomic and
     /// nothing else changes after `create`.
     total: AtomicU64,
@@ -34,20 +39,51 @@ impl WordCount {
     }
 }
 
-/// The config is a JSON object such as `{"minLength": 2}`. A real plugin would use a JSON crate;
-/// this kit uses no crates from a registry, so it reads its one field by hand.
-fn min_length(config: &[u8]) -> Result<usize, String> {
-    let text = String::from_utf8_lossy(config);
-    let Some(at) = text.find("\"minLength\"") else { return Ok(1) };
-    let rest = text[at + "\"minLength\"".len()..].trim_start();
-    let Some(rest) = rest.strip_prefix(':') else {
-        return Err("config: expected \"minLength\": <a whole number from 1 to 100>".into());
+/// The key's config, a JSON object such as `{"minLength": 2, "maxWords": 1000}`, read with
+/// serde_json: `(min_length, max_words)`.
+fn read_config(config: &[u8]) -> Result<(usize, Option<u64>), String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(config).map_err(|_| "config: expected a JSON object such as {\"minLength\": 2}".to_string())?;
+    let object = value.as_object().ok_or("config: expected a JSON object such as {\"minLength\": 2}")?;
+    let min_length = match object.get("minLength") {
+        None => 1,
+        Some(number) => match number.as_u64() {
+            Some(value) if (1..=100).contains(&value) => value as usize,
+            _ => return Err("config: \"minLength\" must be a whole number from 1 to 100".into()),
+        },
     };
-    let digits: String = rest.trim_start().chars().take_while(|c| c.is_ascii_digit()).take(4).collect();
-    match digits.parse::<usize>() {
-        Ok(value) if (1..=100).contains(&value) => Ok(value),
-        _ => Err("config: \"minLength\" must be a whole number from 1 to 100".into()),
+    let max_words = match object.get("maxWords") {
+        None => None,
+        Some(number) => match number.as_u64() {
+            Some(value) if value >= 1 => Some(value),
+            _ => return Err("config: \"maxWords\" must be a whole number of at least 1".into()),
+        },
+    };
+    Ok((min_length, max_words))
+}
+
+/// `emit_detailed` (ABI 1.1): a failure naming its reason (errorReason `plugin:<reason>`) and,
+/// for BM_RETRY, the least time before it is tried again.
+unsafe fn emit_with_reason(out: &bm_emitter, index: usize, status: c_int, message: &str, reason: &str, retry_after_ms: u64) {
+    let token = bm_str { ptr: reason.as_ptr() as *const c_char, len: reason.len() };
+    (out.emit_detailed)(out.ctx, index, status, message.as_ptr() as *const c_char, message.len(), token, retry_after_ms);
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock of `deadline_ns` (std's Instant reads the same
+/// clock on Linux but does not show its value).
+fn monotonic_ns() -> u64 {
+    #[repr(C)]
+    struct Timespec {
+        seconds: i64,
+        nanoseconds: i64,
     }
+    extern "C" {
+        fn clock_gettime(clock: c_int, time: *mut Timespec) -> c_int;
+    }
+    const CLOCK_MONOTONIC: c_int = 1;
+    let mut now = Timespec { seconds: 0, nanoseconds: 0 };
+    unsafe { clock_gettime(CLOCK_MONOTONIC, &mut now) };
+    now.seconds as u64 * 1_000_000_000 + now.nanoseconds as u64
 }
 
 fn log(host: &bm_host, level: c_int, message: &str) {
@@ -58,10 +94,11 @@ fn log(host: &bm_host, level: c_int, message: &str) {
 
 unsafe extern "C" fn create(host: *const bm_host, key: bm_str, config: bm_str, error: *mut c_char, error_cap: usize) -> *mut c_void {
     let made = catch_unwind(AssertUnwindSafe(|| {
-        let min_length = min_length(config.bytes())?;
+        let (min_length, max_words) = read_config(config.bytes())?;
         let key = String::from_utf8_lossy(key.bytes());
         log(&*host, BM_LOG_INFO, &format!("wordcount ready for key \"{key}\" (minLength {min_length})"));
-        Ok::<_, String>(Box::into_raw(Box::new(WordCount { min_length, total: AtomicU64::new(0) })) as *mut c_void)
+        let detailed = (*host).abi_minor >= 1;
+        Ok::<_, String>(Box::into_raw(Box::new(WordCount { min_length, max_words, detailed, total: AtomicU64::new(0) })) as *mut c_void)
     }));
     match made {
         Ok(Ok(instance)) => instance,
@@ -84,7 +121,19 @@ unsafe extern "C" fn process_batch(instance: *mut c_void, batch: *const bm_batch
         let jobs = if batch.count == 0 { &[][..] } else { std::slice::from_raw_parts(batch.jobs, batch.count) };
         let mut result = String::new();
         for (index, job) in jobs.iter().enumerate() {
+            // The host stopped waiting for this call (its timeout): it has answered these jobs and
+            // retries them, so do no more work; ask for the retry not before 100 ms.
+            if counter.detailed && batch.deadline_ns != 0 && monotonic_ns() > batch.deadline_ns {
+                emit_with_reason(out, index, BM_RETRY, "past the call's deadline", "deadline", 100);
+                continue;
+            }
             let words = counter.count(job.payload.bytes());
+            if let (true, Some(max_words)) = (counter.detailed, counter.max_words) {
+                if words > max_words {
+                    emit_with_reason(out, index, BM_FAILED, &format!("{words} words, more than maxWords {max_words}"), "too_many_words", 0);
+                    continue;
+                }
+            }
             result.clear();
             result.push_str(&format!("{{\"words\":{words},\"total\":{}}}", counter.total.load(Ordering::Relaxed)));
             // The host copies the bytes before emit returns.

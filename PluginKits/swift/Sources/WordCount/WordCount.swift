@@ -2,7 +2,8 @@
 //
 // Answers each job with {"words":N,"total":T}: N counts the words of the job's payload (runs of
 // ASCII letters and digits at least `minLength` long, from the key's config, default 1), T the
-// words this key's instance has counted so far. Build and check (see README.md):
+// words this key's instance has counted so far. A job of more than `maxWords` words (if set)
+// fails with the reason "too_many_words". Build and check (see README.md):
 //
 //   swift build -c release
 //   batchman plugin-test .build/release/libWordCount.so --config '{"minLength": 2}'
@@ -16,11 +17,17 @@ import Synchronization
 final class WordCount {
     let host: UnsafePointer<bm_host>
     let minLength: Int
+    /// nil: no limit.
+    let maxWords: UInt64?
     let total = Atomic<UInt64>(0)
+    /// The host's ABI is 1.1 or later: `emit_detailed` and `deadline_ns` are there.
+    let isDetailed: Bool
 
-    init(host: UnsafePointer<bm_host>, minLength: Int) {
+    init(host: UnsafePointer<bm_host>, config: Config) {
         self.host = host
-        self.minLength = minLength
+        self.minLength = config.minLength ?? 1
+        self.maxWords = config.maxWords.map(UInt64.init)
+        self.isDetailed = host.pointee.abi_minor >= 1
     }
 
     func count(_ text: UnsafeRawBufferPointer) -> UInt64 {
@@ -59,16 +66,44 @@ func writeError(_ message: String, to buffer: UnsafeMutablePointer<CChar>?, capa
     buffer[utf8.count] = 0
 }
 
-/// The config is a JSON object such as {"minLength": 2}; Foundation reads it.
-func minLength(from config: UnsafeRawBufferPointer) throws(ConfigError) -> Int {
-    guard let object = try? JSONSerialization.jsonObject(with: Data(config)) as? [String: Any] else {
-        throw ConfigError("config: expected a JSON object such as {\"minLength\": 2}")
+/// The key's config, a JSON object such as {"minLength": 2, "maxWords": 1000}, decoded by
+/// Foundation's JSONDecoder.
+struct Config: Decodable {
+    var minLength: Int?
+    var maxWords: Int?
+
+    static func read(_ bytes: UnsafeRawBufferPointer) throws(ConfigError) -> Config {
+        let config: Config
+        do {
+            config = try JSONDecoder().decode(Config.self, from: Data(bytes))
+        } catch DecodingError.typeMismatch(_, let context) {
+            throw ConfigError("config: \"\(context.codingPath.first?.stringValue ?? "?")\" must be a whole number")
+        } catch {
+            throw ConfigError("config: expected a JSON object such as {\"minLength\": 2}")
+        }
+        if let minLength = config.minLength, !(1...100).contains(minLength) {
+            throw ConfigError("config: \"minLength\" must be a whole number from 1 to 100")
+        }
+        if let maxWords = config.maxWords, maxWords < 1 { throw ConfigError("config: \"maxWords\" must be a whole number of at least 1") }
+        return config
     }
-    guard let value = object["minLength"] else { return 1 }
-    guard let number = value as? Int, (1...100).contains(number) else {
-        throw ConfigError("config: \"minLength\" must be a whole number from 1 to 100")
+}
+
+/// `emit_detailed` (ABI 1.1): a failure naming its reason (errorReason "plugin:<reason>") and,
+/// for BM_RETRY, the least time before it is tried again.
+func emit(_ out: bm_emitter, _ index: Int, _ status: Int32, _ message: String, reason: StaticString, retryAfterMilliseconds: UInt64 = 0) {
+    var message = message
+    let token = bm_str(ptr: cString(reason), len: reason.utf8CodeUnitCount)
+    message.withUTF8 { utf8 in
+        utf8.withMemoryRebound(to: CChar.self) { _ = out.emit_detailed(out.ctx, index, status, $0.baseAddress, $0.count, token, retryAfterMilliseconds) }
     }
-    return number
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock of `deadline_ns`.
+func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
 
 struct ConfigError: Error {
@@ -87,15 +122,15 @@ func cString(_ literal: StaticString) -> UnsafePointer<CChar> {
 private let create: @convention(c) (
     UnsafePointer<bm_host>?, bm_str, bm_str, UnsafeMutablePointer<CChar>?, Int
 ) -> UnsafeMutableRawPointer? = { host, key, config, errorBuffer, errorCapacity in
-    let length: Int
+    let settings: Config
     do throws(ConfigError) {
-        length = try minLength(from: bytes(config))
+        settings = try Config.read(bytes(config))
     } catch {
         writeError(error.message, to: errorBuffer, capacity: errorCapacity)
         return nil  // refuses the key: the host says why and does not start
     }
-    let counter = WordCount(host: host!, minLength: length)
-    counter.log(BM_LOG_INFO, "wordcount ready for key \"\(String(decoding: bytes(key), as: UTF8.self))\" (minLength \(length))")
+    let counter = WordCount(host: host!, config: settings)
+    counter.log(BM_LOG_INFO, "wordcount ready for key \"\(String(decoding: bytes(key), as: UTF8.self))\" (minLength \(counter.minLength))")
     return Unmanaged.passRetained(counter).toOpaque()
 }
 
@@ -106,7 +141,17 @@ private let processBatch: @convention(c) (
     let batch = batch!.pointee
     let out = out!.pointee
     for index in 0..<batch.count {
+        // The host stopped waiting for this call (its timeout): it has answered these jobs and
+        // retries them, so do no more work; ask for the retry not before 100 ms.
+        if counter.isDetailed, batch.deadline_ns != 0, monotonicNanoseconds() > batch.deadline_ns {
+            emit(out, index, BM_RETRY, "past the call's deadline", reason: "deadline", retryAfterMilliseconds: 100)
+            continue
+        }
         let words = counter.count(bytes(batch.jobs[index].payload))
+        if counter.isDetailed, let maxWords = counter.maxWords, words > maxWords {
+            emit(out, index, BM_FAILED, "\(words) words, more than maxWords \(maxWords)", reason: "too_many_words")
+            continue
+        }
         var result = "{\"words\":\(words),\"total\":\(counter.total.load(ordering: .relaxed))}"
         // The host copies the bytes before emit returns.
         result.withUTF8 { utf8 in
