@@ -143,5 +143,8 @@ import Testing
         #expect(JetStream.streamSequence(ofReply: "$JS.ACK.JOBS.jobs-p3-17.1.4242.7.1796154046452715245.3") == 4242)
         #expect(JetStream.streamSequence(ofReply: "$JS.ACK.hub.ACCHASH.JOBS.c.1.4242.7.1796154046452715245.3.tok") == 4242)
         #expect(JetStream.streamSequence(ofReply: "_INBOX.x.1") == nil)
+        #expect(JetStream.deliveryCount(ofReply: "$JS.ACK.JOBS.jobs-p3-17.1.4242.7.1796154046452715245.3") == 1)
+        #expect(JetStream.deliveryCount(ofReply: "$JS.ACK.JOBS.jobs-p3-17.3.4242.7.1796154046452715245.3") == 3, "a redelivery")
+        #expect(JetStream.deliveryCount(ofReply: "$JS.ACK.hub.ACCHASH.JOBS.c.2.4242.7.1796154046452715245.3.tok") == 2)
     }
 }

@@ -124,4 +124,43 @@ import Testing
         #expect(results.count == 1000)
         for result in results where Int(result.id)! >= 500 { #expect(result.host == "beta", "\(result)") }
     }
+
+    /// ABI 1.1: jobs a host fetched and never answered reach the next owner marked as delivered
+    /// before (`BM_JOB_REDELIVERED`); jobs published after the takeover are not.
+    @Test(.timeLimit(.minutes(3))) func jobsTheLastOwnerFetchedReachTheNextMarkedAsDeliveredBefore() async throws {
+        let scratch = try Scratch()
+        guard let servers = try await NATSTestServers.start(1, in: scratch) else { return }
+        defer { servers.stopAll() }
+        #expect(try await run(Products.batchman, ["nats", "setup", "--server", servers.urls, "--partitions", "1"]).status == 0)
+        let hints = try await scratch.compilePlugin("hints", source: HostPluginABITests.hintsSource, defines: ["_POSIX_C_SOURCE=200809L"])
+        let holding = try scratch.write("holding.json", #"{"defaults": {"frequency": 600000, "maxBatchSize": 1000}, "keys": {"default": {"plugin": "\#(hints)"}}}"#)
+        let answering = try scratch.write("answering.json", #"{"defaults": {"frequency": 20, "maxBatchSize": 100}, "keys": {"default": {"plugin": "\#(hints)"}}}"#)
+        let connection = try await servers.connect()
+        defer { connection.close() }
+        func publish(_ ids: Range<Int>) async throws {
+            let lines = ids.map { #"{"key":"k\#($0 % 4)","id":"\#($0)","payload":"report"}"# }
+            let file = try scratch.write("jobs-\(ids.lowerBound).ndjson", lines.joined(separator: "\n") + "\n")
+            #expect(try await run(Products.batchman, ["nats", "publish", "--server", servers.urls, "--input", file]).status == 0)
+        }
+
+        let alpha = try HostProcess(["run", holding, "--nats", servers.urls, "--name", "alpha", "--lease-seconds", "3"])
+        await alpha.waitForLog(containing: "partition 0: acquired")
+        try await publish(0..<20)
+        await alpha.waitUntilAccepted(20)  // fetched, held in a window that never flushes
+        alpha.signal(SIGKILL)
+        _ = await alpha.exitStatus()
+        let beta = try HostProcess(["run", answering, "--nats", servers.urls, "--name", "beta", "--lease-seconds", "3"])
+        await beta.waitForLog(containing: "partition 0: acquired")
+        #expect(try await ScaleOutSupport.waitForMessages("RESULTS", count: 20, connection: connection) == 20)
+        try await publish(20..<25)
+        #expect(try await ScaleOutSupport.waitForMessages("RESULTS", count: 25, connection: connection) == 25)
+        beta.signal(SIGTERM)
+        #expect(await beta.exitStatus() == 0)
+
+        let results = try await ScaleOutSupport.results(connection)
+        #expect(results.count == 25)
+        for result in results {
+            #expect(result.redelivered == (Int(result.id)! < 20), "job \(result.id): fetched by alpha before the takeover or not")
+        }
+    }
 }

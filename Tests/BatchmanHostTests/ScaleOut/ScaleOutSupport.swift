@@ -43,6 +43,8 @@ enum ScaleOutSupport {
         var id: String
         var status: String
         var errorReason: String?
+        /// The result's `"redelivered"`, for plugins that report it (the ABI 1.1 hints plugin).
+        var redelivered: Bool?
     }
 
     static func results(_ connection: NATSConnection) async throws -> [StoredResult] {
@@ -50,7 +52,8 @@ enum ScaleOutSupport {
             let json = stored.json
             return StoredResult(subject: stored.subject, host: json["host"] as? String ?? "?", partition: json["partition"] as? Int ?? -1,
                                 key: json["key"] as? String ?? "?", id: json["id"] as? String ?? "?", status: json["status"] as? String ?? "?",
-                                errorReason: json["errorReason"] as? String)
+                                errorReason: json["errorReason"] as? String,
+                                redelivered: (json["result"] as? [String: Any])?["redelivered"] as? Bool)
         }
     }
 }
