@@ -72,8 +72,9 @@
  *                (in a later batch, with attempt + 1) while the key's maxAttempts allows.
  *   emit() returns 0 when it accepted the outcome, or -1 (and ignores it) for an index out of
  *   range, a job that already has an outcome, an unknown status, NULL data with a non-zero len,
- *   or a call made after process_batch() returned or from another thread (logged once per
- *   instance; never a crash).
+ *   or a call made after process_batch() returned, from another thread, or through the emitter
+ *   of an earlier call (logged once per instance; never a crash; `batchman plugin-test` fails a
+ *   plugin that does it). Do not keep `out` past the call: its outcomes would be lost.
  *   A job never emitted is treated as BM_RETRY with the message "No result returned for job".
  *   process_batch() returns 0, or BM_RETRY / BM_FAILED to give every job not yet emitted that
  *   status with the message written into `error` (any other non-zero value means BM_FAILED).
@@ -149,7 +150,8 @@
  *                   and batched; a later call replaces the pause, 0 ends it. Thread-safe, and
  *                   allowed during process_batch(). Returns 0, or -1 for a key without jobs in
  *                   this host. At most one hour is kept. Under isolation it takes effect when
- *                   the host reads it: at once during a call, else when the next call begins.
+ *                   the host reads it (at once during a call, else when the next call begins)
+ *                   and returns 0: the worker cannot know the host's keys.
  *
  *     if (BM_HOST_HAS(host, pause) && database_is_down)
  *         host->pause(host->ctx, batch->key, 5000);   // and return BM_RETRY

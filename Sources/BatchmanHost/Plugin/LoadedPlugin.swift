@@ -1,5 +1,6 @@
 import Batchman
 import CBatchmanPlugin
+import FoundationEssentials
 
 /// A plugin library whose descriptor passed every check; it makes instances.
 public final class LoadedPlugin: @unchecked Sendable {
@@ -48,12 +49,16 @@ public final class LoadedPlugin: @unchecked Sendable {
     /// A processor for the Swift library backed by a new instance of this plugin for `key`:
     /// use a C-ABI plugin in-process without the host.
     ///
-    /// - Parameter workers: threads that call the plugin; they live as long as the process.
+    /// - Parameters:
+    ///   - workers: threads that call the plugin; they live as long as the process.
+    ///   - directory: what the plugin sees as `manifest_dir` (ABI 1.1), against which it resolves
+    ///     relative paths in `config`; the working directory when nil.
     /// - Throws: ``PluginLoadError`` if `create` refuses `config`.
     public func processor(
-        forKey key: String, config: String = "{}", workers: Int = 1, logger: BatchmanLogger = .standardError
+        forKey key: String, config: String = "{}", workers: Int = 1, logger: BatchmanLogger = .standardError, directory: String? = nil
     ) throws(PluginLoadError) -> any BatchProcessor<JobBytes, JobBytes> {
-        let instance = try createInstance(plugin: path, key: key, config: config, debug: false, logger: logger)
+        let instance = try createInstance(plugin: path, key: key, config: config, debug: false, logger: logger,
+                                          manifestDirectory: directory ?? FileManager.default.currentDirectoryPath)
         return PluginProcessor(instance: instance, workers: WorkerPool(name: "batchman-worker", threads: workers))
     }
 
