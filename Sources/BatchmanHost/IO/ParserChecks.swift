@@ -1,3 +1,5 @@
+import Batchman
+import CBatchmanPlugin
 import FoundationEssentials
 
 /// What the host's parsers promise for any input, whatever the bytes: the fuzz targets
@@ -58,6 +60,15 @@ package enum ParserChecks {
         if records.contains(where: { $0.index < 0 || $0.index >= count }) { return "a record for a job outside the batch" }
         if records.contains(where: { $0.bytes.lowerBound < 0 || $0.bytes.upperBound > bytes.count }) { return "a record's bytes outside the buffer" }
         if bytes.count > maxResultBytes + count * OutcomeLogParser.messageAllowance { return "more bytes than the batch may hold" }
+        for record in records {
+            guard let detail = record.detail else { continue }
+            if !detail.reason.isEmpty, !FailureReason.isValidToken(Array(detail.reason.utf8)) || record.status == BM_OK {
+                return "a reason emit_detailed refuses"
+            }
+            if detail.retryAfterMilliseconds > OutcomeDetail.maxRetryAfterMilliseconds || (detail.retryAfterMilliseconds > 0 && record.status != BM_RETRY) {
+                return "a retry-after emit_detailed refuses"
+            }
+        }
         return nil
     }
 

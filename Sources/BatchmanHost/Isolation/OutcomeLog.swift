@@ -114,7 +114,7 @@ enum OutcomeLog {
 
         /// Appends one outcome and publishes it; false if the memory cannot grow.
         @discardableResult
-        func append(index: Int, status: Int32, data: UnsafeRawBufferPointer, detail: EmitCollector.Detail? = nil) -> Bool {
+        func append(index: Int, status: Int32, data: UnsafeRawBufferPointer, detail: OutcomeDetail? = nil) -> Bool {
             let reason = Array((detail?.reason ?? "").utf8)
             let needed = headerSize + length + recordHeaderSize + reason.count + data.count
             guard needed <= capacity || grow(to: needed) else { return false }

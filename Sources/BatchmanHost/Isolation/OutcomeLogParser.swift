@@ -21,7 +21,7 @@ enum OutcomeLogParser {
         let status: Int32
         let bytes: Range<Int>
         /// `emit_detailed`'s reason and retry-after, checked as the collector checks them.
-        var detail: EmitCollector.Detail? = nil
+        var detail: OutcomeDetail? = nil
     }
 
     /// What the host found in the log.
@@ -55,7 +55,7 @@ enum OutcomeLogParser {
             }
             let reason = UnsafeRawBufferPointer(start: start + offset + recordHeaderSize, count: reasonSize)
             guard reasonSize == 0 || (FailureReason.isValidToken(reason) && status != BM_OK),
-                  retryAfter == 0 || (status == BM_RETRY && retryAfter <= EmitCollector.Detail.maxRetryAfterMilliseconds) else {
+                  retryAfter == 0 || (status == BM_RETRY && retryAfter <= OutcomeDetail.maxRetryAfterMilliseconds) else {
                 return .broken("it published a reason or retry-after for job \(index) that emit_detailed refuses")
             }
             guard size <= length - offset - recordHeaderSize - reasonSize else { return .broken("an outcome record runs past what it published") }
@@ -67,7 +67,7 @@ enum OutcomeLogParser {
             let range = bytes.count..<(bytes.count + size)
             bytes.append(contentsOf: data)
             let detail = reasonSize == 0 && retryAfter == 0 ? nil
-                : EmitCollector.Detail(reason: String(decoding: reason, as: UTF8.self), retryAfterMilliseconds: retryAfter)
+                : OutcomeDetail(reason: String(decoding: reason, as: UTF8.self), retryAfterMilliseconds: retryAfter)
             records.append(Record(index: index, status: status, bytes: range, detail: detail))
             answered[index] = true
             offset += recordHeaderSize + reasonSize + size

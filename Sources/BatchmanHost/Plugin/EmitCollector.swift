@@ -6,26 +6,12 @@ import CBatchmanPlugin
 final class EmitCollector {
     /// Takes each accepted outcome as it is emitted, instead of the collector keeping its bytes
     /// (a worker process writes them into its outcome log); false refuses the emit.
-    typealias Forward = (_ index: Int, _ status: Int32, _ data: UnsafeRawBufferPointer, _ detail: Detail?) -> Bool
-
-    /// What `emit_detailed` adds to a failure (ABI 1.1): the plugin's reason token and its
-    /// retry-after.
-    struct Detail: Equatable, Sendable {
-        /// 1 to 32 bytes of `[A-Za-z0-9_.-]`, or empty.
-        var reason: String
-        var retryAfterMilliseconds: UInt64
-
-        /// The longest retry-after kept: a plugin cannot park a job for days.
-        static let maxRetryAfterMilliseconds: UInt64 = 3_600_000
-
-        var failureReason: FailureReason? { reason.isEmpty ? nil : .named(reason) }
-        var retryAfter: Duration? { retryAfterMilliseconds == 0 ? nil : .milliseconds(Int64(retryAfterMilliseconds)) }
-    }
+    typealias Forward = (_ index: Int, _ status: Int32, _ data: UnsafeRawBufferPointer, _ detail: OutcomeDetail?) -> Bool
 
     private var statuses: [Int32]
     private var ranges: [Range<Int>]
     /// By index, for the few outcomes emitted with a detail: the common path keeps no array.
-    private var details: [Int: Detail] = [:]
+    private var details: [Int: OutcomeDetail] = [:]
     private var bytes: [UInt8] = []
     private let forward: Forward?
     /// Outcome bytes the batch may still take (`maxResultBytes`).
@@ -79,13 +65,13 @@ final class EmitCollector {
             return -1
         }
         let detail = reason.isEmpty && retryAfterMilliseconds == 0 ? nil
-            : Detail(reason: String(decoding: reason, as: UTF8.self),
-                     retryAfterMilliseconds: min(retryAfterMilliseconds, Detail.maxRetryAfterMilliseconds))
+            : OutcomeDetail(reason: String(decoding: reason, as: UTF8.self),
+                     retryAfterMilliseconds: min(retryAfterMilliseconds, OutcomeDetail.maxRetryAfterMilliseconds))
         return emit(index: index, status: status, data: data, length: length, detail: detail)
     }
 
     /// Takes one outcome, with its detail (already checked) if any.
-    func emit(index: Int, status: Int32, data: UnsafeRawPointer?, length: Int, detail: Detail?) -> Int32 {
+    func emit(index: Int, status: Int32, data: UnsafeRawPointer?, length: Int, detail: OutcomeDetail?) -> Int32 {
         guard index >= 0, index < statuses.count, statuses[index] == Self.notEmitted,
               status == BM_OK || status == BM_FAILED || status == BM_RETRY,
               data != nil || length == 0, length >= 0 else {
@@ -168,7 +154,7 @@ final class EmitCollector {
     }
 
     /// The detail a job was emitted with, if any.
-    func detail(_ index: Int) -> Detail? { details[index] }
+    func detail(_ index: Int) -> OutcomeDetail? { details[index] }
 
     /// The status a job was emitted with (BM_OK, BM_FAILED, BM_RETRY), or nil.
     func status(_ index: Int) -> Int32? { statuses[index] >= 0 ? statuses[index] : nil }
