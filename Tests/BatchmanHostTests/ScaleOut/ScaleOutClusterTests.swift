@@ -15,7 +15,7 @@ import Testing
     static let jobCount = 100_000
     static let fetchBatch = 100
 
-    @Test(.timeLimit(.minutes(10))) func threeHostsShareTheStreamThroughAHostKillAndAServerKill() async throws {
+    @Test(.timeLimit(.minutes(20))) func threeHostsShareTheStreamThroughAHostKillAndAServerKill() async throws {
         let scratch = try Scratch()
         // At the lowest priority, servers and hosts alike: 100,000 jobs through six processes
         // would otherwise starve the tests that run beside this one.
@@ -55,7 +55,11 @@ import Testing
         #expect(Set(results.compactMap { Int($0.id) }) == Set(0..<Self.jobCount))
         // Duplicates only of jobs in flight at the kills: at most two fetches a partition.
         #expect(results.count - unique.count <= Self.partitions * 2 * Self.fetchBatch, "\(results.count - unique.count) duplicates")
-        #expect(results.allSatisfy { $0.status == "completed" && names.contains($0.host) })
+        // `nats publish` may store a job twice when a slow ack makes it retry (README, Limits):
+        // a second copy that meets the first still pending is refused as a duplicate.
+        let storedJobs = try await StreamReader.readAll("JOBS", connection: connection).compactMap { $0.json["id"] as? String }
+        let storedTwice = Set(Dictionary(grouping: storedJobs, by: { $0 }).filter { $0.value.count > 1 }.keys)
+        #expect(results.allSatisfy { ($0.status == "completed" || ($0.errorReason == "duplicate" && storedTwice.contains($0.id))) && names.contains($0.host) })
 
         for host in hosts {
             #expect(host.stderr.elements.contains { $0.contains("nats: 3 hosts alive (a, b, c): fair share 6 of 16 partitions") })
@@ -82,7 +86,9 @@ import Testing
         // Keys with one batch in flight: results in the order their jobs were stored.
         for key in ordered {
             let partition = SubjectToken.partition(ofKey: key, partitions: Self.partitions)
-            let jobs = try await StreamReader.readAll("JOBS", filter: "jobs.\(partition).\(key)", connection: connection).compactMap { $0.json["id"] as? String }
+            var first = Set<String>()
+            let jobs = try await StreamReader.readAll("JOBS", filter: "jobs.\(partition).\(key)", connection: connection)
+                .compactMap { $0.json["id"] as? String }.filter { first.insert($0).inserted }  // a job stored twice counts where it was first
             var seen = Set<String>()
             let answered = results.filter { $0.key == key }.map(\.id).filter { seen.insert($0).inserted }
             #expect(answered == jobs, "\(key): results out of their jobs' order")

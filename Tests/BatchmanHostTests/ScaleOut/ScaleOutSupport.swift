@@ -4,16 +4,23 @@ import Glibc
 
 /// What the scale-out tests share: waiting for a stream to fill, reading results.
 enum ScaleOutSupport {
-    /// Waits (polling the stream's state, at most `seconds`) until `stream` holds `count`
-    /// messages; returns how many it holds.
+    /// Waits (polling the stream's state, giving up after `seconds` in which it did not grow)
+    /// until `stream` holds `count` messages; returns how many it holds.
     @discardableResult
     static func waitForMessages(_ stream: String, count: Int, connection: NATSConnection, seconds: Int = 120) async throws -> Int {
         try await offThePool {
             let jetStream = JetStream(connection, timeout: .seconds(2))
             var held = 0
-            for _ in 0..<(seconds * 10) {
-                held = Int((try? jetStream.streamInfo(stream))??.state.messages ?? 0)
-                if held >= count { return held }
+            // `seconds` without progress, not in all: on a loaded machine the hosts slow down but
+            // keep going; a stall is what fails.
+            var progressed = ContinuousClock.now
+            while ContinuousClock.now - progressed < .seconds(seconds) {
+                let now = Int((try? jetStream.streamInfo(stream))??.state.messages ?? 0)
+                if now >= count { return now }
+                if now > held {
+                    held = now
+                    progressed = ContinuousClock.now
+                }
                 usleep(100_000)
             }
             return held
