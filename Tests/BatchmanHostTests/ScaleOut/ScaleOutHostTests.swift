@@ -57,7 +57,10 @@ import Testing
         #expect(consumers.count == 4)
         for consumer in consumers {
             #expect(consumer.num_ack_pending == 0 && consumer.num_pending == 0, "\(consumer.name)")
-            #expect(consumer.ack_floor.stream_seq == consumer.delivered.stream_seq, "\(consumer.name)")
+            // A consumer made when a lease was lost and taken back late in the run (a loaded
+            // machine renews late) starts past every job: it delivered nothing, so acked nothing.
+            #expect(consumer.ack_floor.stream_seq == consumer.delivered.stream_seq || consumer.delivered.consumer_seq == 0,
+                    "\(consumer.name): acked through \(consumer.ack_floor.stream_seq), delivered through \(consumer.delivered.stream_seq)")
         }
         #expect(leases.allSatisfy { $0?.isDeleted ?? true })
         #expect(hosts.isEmpty)
