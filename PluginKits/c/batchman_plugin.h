@@ -149,7 +149,8 @@
  *                   long (the database is down). Batches running go on; jobs are still taken
  *                   and batched; a later call replaces the pause, 0 ends it. Thread-safe, and
  *                   allowed during process_batch(). Returns 0, or -1 for a key without jobs in
- *                   this host. At most one hour is kept. Under isolation it takes effect when
+ *                   this host or served by another manifest entry (a plugin pauses only its
+ *                   own entry's keys). At most one hour is kept. Under isolation it takes effect when
  *                   the host reads it (at once during a call, else when the next call begins)
  *                   and returns 0: the worker cannot know the host's keys.
  *
@@ -236,7 +237,7 @@ typedef struct bm_host {
     /** BM_HOST_* values or-ed together. */
     uint32_t flags;
     /** Starts none of `key`'s batches for `milliseconds` (0 resumes); 0, or -1 for a key without
-     *  jobs here. Thread-safe; see HOST SERVICES. */
+     *  jobs here or of another entry. Thread-safe; see HOST SERVICES. */
     int (*pause)(void *ctx, bm_str key, uint64_t milliseconds);
 } bm_host;
 

@@ -124,6 +124,20 @@ import Testing
         #expect(host.errorOutput.contains(#"key "k": new batches paused for 0.6 seconds, as its processor asked"#), "\(host.errorOutput)")
     }
 
+    @Test func aPluginCannotPauseAnotherEntrysKeys() async throws {
+        let scratch = try Scratch()
+        let library = try await hints(in: scratch)
+        let manifest = try scratch.manifest(#"{"alpha": {"plugin": "\#(library)"}, "beta": {"plugin": "\#(Products.plugin("EchoPlugin"))"}}"#,
+                                            defaults: #"{"frequency": 1, "maxBatchSize": 10}"#)
+        let input = #"{"key":"beta","id":"0","payload":1}"# + "\n" + #"{"key":"alpha","id":"1","payload":"pause-key:beta"}"# + "\n"
+
+        let host = try await run(Products.batchman, ["run", manifest], input: input)
+
+        #expect(host.status == 0, "\(host.errorOutput)")
+        #expect(try results(host.output)["1"]?.resultJSON == #"{"paused":-1}"#, "beta is another entry's key")
+        #expect(!host.errorOutput.contains("new batches paused"))
+    }
+
     @Test func jobsReplayedFromTheSpoolAreMarkedAsDeliveredBefore() async throws {
         let scratch = try Scratch()
         let library = try await hints(in: scratch)

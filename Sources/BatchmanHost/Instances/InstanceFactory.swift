@@ -19,7 +19,7 @@ final class InstanceFactory: Sendable {
     /// and version when loaded in-process.
     private let prepared = Mutex<[String: (path: String, plugin: LoadedPlugin?)]>([:])
     /// Where the instances' `bm_host.pause` goes: connected to the core once it is made.
-    let pauser = KeyPauser()
+    let pauser: KeyPauser
 
     init(manifest: Manifest, control: WorkerPool, logger: BatchmanLogger, budget: ProcessBudget) {
         self.manifest = manifest
@@ -28,6 +28,7 @@ final class InstanceFactory: Sendable {
         self.logger = logger
         self.budget = budget
         self.loader = Mutex(PluginLoader(manifestDirectory: manifest.directory))
+        self.pauser = KeyPauser(entryOfKey: { [manifest] key in manifest.entryName(forKey: key) })
     }
 
     var paths: [String: String] { prepared.withLock { $0.mapValues(\.path) } }
@@ -96,7 +97,7 @@ final class InstanceFactory: Sendable {
             let path = try loader.withLock { loader throws(PluginLoadError) in try loader.resolve(entry.plugin, forKey: key) }
             return try IsolatedInstance(plugin: entry.plugin, path: path, key: key, config: entry.config, debug: settings.debug,
                                         manifestDirectory: manifest.directory, placement: placement, timeout: settings.timeout,
-                                        pauser: pauser, logger: logger) { [budget] in budget.release() }
+                                        pauser: pauser, entry: entry.name, logger: logger) { [budget] in budget.release() }
         }
     }
 
@@ -111,7 +112,7 @@ final class InstanceFactory: Sendable {
             }
             return try plugin.createInstance(plugin: entry.plugin, key: key, config: entry.config, debug: settings.debug, logger: logger,
                                              maxResultBytes: placement.maxResultBytes, manifestDirectory: manifest.directory, pauser: pauser,
-                                             timeout: settings.timeout)
+                                             entry: entry.name, timeout: settings.timeout)
         }
     }
 }

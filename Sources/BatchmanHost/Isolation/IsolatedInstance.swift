@@ -34,8 +34,9 @@ final class IsolatedInstance: @unchecked Sendable {
     /// Runs once, when the instance is shut down for good (its place under `--max-processes`).
     private let onGone: @Sendable () -> Void
     private let isGone = Atomic<Bool>(false)
-    /// Where the plugin's `pause` frames go.
+    /// Where the plugin's `pause` frames go, and the manifest entry whose keys it may pause.
     private let pauser: KeyPauser?
+    private let entry: String?
 
     /// How often a worker under a `memoryLimit` has its resident memory checked during a call.
     static let memoryCheckMilliseconds: Int32 = 50
@@ -44,7 +45,8 @@ final class IsolatedInstance: @unchecked Sendable {
     /// - Throws: ``PluginLoadError`` with the worker's account of what failed.
     init(
         plugin: String, path: String, key: String, config: String, debug: Bool, manifestDirectory: String = "/", placement: Manifest.Placement,
-        timeout: Duration?, pauser: KeyPauser? = nil, logger: BatchmanLogger, onGone: @escaping @Sendable () -> Void = {}
+        timeout: Duration?, pauser: KeyPauser? = nil, entry: String? = nil, logger: BatchmanLogger,
+        onGone: @escaping @Sendable () -> Void = {}
     ) throws(PluginLoadError) {
         let start = WorkerFrame.Start(pluginPath: path, key: key, config: config, debug: debug, maxResultBytes: placement.maxResultBytes,
                                       manifestDirectory: manifestDirectory)
@@ -67,6 +69,7 @@ final class IsolatedInstance: @unchecked Sendable {
         self.logger = logger
         self.onGone = onGone
         self.pauser = pauser
+        self.entry = entry
         self.thread = WorkerPool(name: "batchman-isolated", threads: 1)
     }
 
@@ -241,7 +244,10 @@ final class IsolatedInstance: @unchecked Sendable {
                 }
                 return .completed
             case .frame(.pause(let key, let milliseconds)):
-                _ = pauser?.pause(key: key, milliseconds: milliseconds)
+                if pauser?.pause(key: key, milliseconds: milliseconds, from: entry) == false {
+                    logger.log(.warning, "key \"\(batch.key)\": plugin \"\(pluginName)\" asked to pause key \"\(key)\", which is not its entry's; refused",
+                               context: .init(key: batch.key, plugin: pluginName))
+                }
             case .frame:
                 return broken("it sent a frame that is not this batch's end")
             case .malformed(let what):

@@ -15,16 +15,24 @@ final class KeyPauser: Sendable {
 
     // A struct around the function: see `Callback`.
     private let target = Mutex<Target?>(nil)
+    /// The manifest entry a key is batched under; nil where there is no manifest (a worker).
+    private let entryOfKey: (@Sendable (String) -> String)?
 
-    init() {}
+    /// - Parameter entryOfKey: which manifest entry serves a key: a plugin may pause only the
+    ///   keys of its own entry, never another plugin's.
+    init(entryOfKey: (@Sendable (String) -> String)? = nil) {
+        self.entryOfKey = entryOfKey
+    }
 
     /// Connects the core; `pause` should hold it weakly (the core holds the instances).
     func connect(_ pause: @escaping @Sendable (_ key: String, _ duration: Duration) -> Bool) {
         target.withLock { $0 = Target(pause: pause) }
     }
 
-    /// Pauses `key` for `milliseconds` (at most ``maxPause``; 0 resumes it).
-    func pause(key: String, milliseconds: UInt64) -> Bool {
+    /// Pauses `key` for `milliseconds` (at most ``maxPause``; 0 resumes it), asked by an
+    /// instance of `entry`; false (the plugin gets -1) if the key is another entry's or unknown.
+    func pause(key: String, milliseconds: UInt64, from entry: String? = nil) -> Bool {
+        if let entry, let entryOfKey, entryOfKey(key) != entry { return false }
         guard let target = target.withLock({ $0 }) else { return false }
         let duration = min(Duration.milliseconds(Int64(min(milliseconds, UInt64(Int64.max)))), Self.maxPause)
         return target.pause(key, duration)

@@ -66,15 +66,15 @@ public final class LoadedPlugin: @unchecked Sendable {
     /// - Throws: ``PluginLoadError`` with the plugin's own message if `create` refuses.
     /// - Parameters:
     ///   - manifestDirectory: what the plugin sees as `manifest_dir`.
-    ///   - pauser: where the plugin's `pause` goes.
+    ///   - pauser: where the plugin's `pause` goes; `entry` is the manifest entry whose keys it may pause.
     ///   - timeout: the key's timeout, from which each call's `deadline_ns` is counted.
     func createInstance(
         plugin: String, key: String, config: String, debug: Bool, logger: PluginLogger,
         maxResultBytes: Int = KeySettings.defaultMaxResultBytes, manifestDirectory: String = "/", pauser: KeyPauser? = nil,
-        timeout: Duration? = nil
+        entry: String? = nil, timeout: Duration? = nil
     ) throws(PluginLoadError) -> PluginInstance {
         let host = PluginHostServices(key: key, pluginName: name, logger: logger, showsDebug: debug, manifestDirectory: manifestDirectory,
-                                      pauser: pauser)
+                                      pauser: pauser, entry: entry)
         var errorBuffer = [CChar](repeating: 0, count: 1024)
         var key = key
         var config = config

@@ -22,7 +22,10 @@ final class PluginHostServices: @unchecked Sendable {
         let showsDebug: Bool
         /// Where `pause` goes; nil where no core batches for the instance (plugin-test).
         let pauser: KeyPauser?
-        init(prefix: String, context: BatchmanLogger.Context, logger: PluginLogger, showsDebug: Bool, pauser: KeyPauser?) {
+        /// The manifest entry the instance serves: the keys it may pause.
+        let entry: String?
+        init(prefix: String, context: BatchmanLogger.Context, logger: PluginLogger, showsDebug: Bool, pauser: KeyPauser?, entry: String?) {
+            self.entry = entry
             self.prefix = prefix
             self.context = context
             self.logger = logger
@@ -39,9 +42,13 @@ final class PluginHostServices: @unchecked Sendable {
     /// - Parameters:
     ///   - manifestDirectory: `manifest_dir`: the folder of the manifest that configured the key.
     ///   - pauser: where `pause` goes (nil: every pause finds no key).
-    init(key: String, pluginName: String, logger: PluginLogger, showsDebug: Bool, manifestDirectory: String = "/", pauser: KeyPauser? = nil) {
+    ///   - entry: the manifest entry the instance serves; it may pause only that entry's keys.
+    init(
+        key: String, pluginName: String, logger: PluginLogger, showsDebug: Bool, manifestDirectory: String = "/", pauser: KeyPauser? = nil,
+        entry: String? = nil
+    ) {
         context = Unmanaged.passRetained(LogContext(prefix: "plugin \(pluginName) (key \"\(key)\")", context: .init(key: key, plugin: pluginName),
-                                                    logger: logger, showsDebug: showsDebug, pauser: pauser))
+                                                    logger: logger, showsDebug: showsDebug, pauser: pauser, entry: entry))
         let directory = manifestDirectory.count > 1 && manifestDirectory.hasSuffix("/") ? String(manifestDirectory.dropLast()) : manifestDirectory
         self.manifestDirectory = strdup(directory)
         pointer = .allocate(capacity: 1)
@@ -67,7 +74,7 @@ final class PluginHostServices: @unchecked Sendable {
                 guard let context, key.ptr != nil || key.len == 0 else { return -1 }
                 let services = Unmanaged<LogContext>.fromOpaque(context).takeUnretainedValue()
                 let name = String(decoding: UnsafeRawBufferPointer(start: key.ptr, count: key.len), as: UTF8.self)
-                return services.pauser?.pause(key: name, milliseconds: milliseconds) == true ? 0 : -1
+                return services.pauser?.pause(key: name, milliseconds: milliseconds, from: services.entry) == true ? 0 : -1
             }))
     }
 

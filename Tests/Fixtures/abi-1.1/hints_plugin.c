@@ -8,6 +8,7 @@
  *   "retry:<ms>"         BM_RETRY with retry_after_ms <ms> on attempt 1, then completes "retried"
  *   "pause:<ms>"         on attempt 1: pauses the key for <ms>, then BM_RETRY; later completes
  *                        "resumed"
+ *   "pause-key:<key>"    pauses <key> for 60 s and completes with {"paused":<what pause returned>}
  *   "bad-reason"         emit_detailed with the reason "not a token"; reports what it returned
  *   "stale"              completes "stale" and also emits through the previous call's emitter
  *                        (a plugin that keeps its emitter): reports nothing of that, on purpose
@@ -85,6 +86,10 @@ static int hints_process(void *opaque, const bm_batch *batch, const bm_emitter *
             } else {
                 out->emit(out->ctx, i, BM_OK, "\"resumed\"", 9);
             }
+        } else if (strncmp(text, "pause-key:", 10) == 0) {
+            bm_str other = {text + 10, strlen(text + 10)};
+            int length = snprintf(result, sizeof result, "{\"paused\":%d}", host->pause(host->ctx, other, 60000));
+            out->emit(out->ctx, i, BM_OK, result, (size_t)length);
         } else if (strcmp(text, "bad-reason") == 0) {
             bm_str reason = {"not a token", 11};
             int refused = out->emit_detailed(out->ctx, i, BM_FAILED, "x", 1, reason, 0);
