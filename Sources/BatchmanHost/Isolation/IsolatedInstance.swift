@@ -117,7 +117,7 @@ final class IsolatedInstance: @unchecked Sendable {
     /// Processes `batch` on the instance's thread; one outcome per job.
     func process(_ batch: Batch<JobBytes>) -> [JobOutcome<JobBytes>] {
         var outcomes = [JobOutcome<JobBytes>?](repeating: nil, count: batch.jobs.count)
-        let deadline = timeout.map { Syscall.monotonicNanoseconds() + UInt64(max(0, $0.nanosecondsClamped)) }
+        let deadline = timeout.map(Syscall.monotonicDeadline(after:))
         var search = PoisonSearch(count: batch.jobs.count)
         var isFirstRun = true
         search: while case .run(let part) = search.next() {

@@ -134,7 +134,7 @@ final class WorkerProcess {
         guard end == nil else { return }
         shutdown(channel.fileDescriptor, Int32(SHUT_RDWR))
         var ended = [pollfd(fd: processDescriptor, events: Int16(POLLIN), revents: 0)]
-        let deadline = Syscall.monotonicNanoseconds() + UInt64(max(0, grace.nanosecondsClamped))
+        let deadline = Syscall.monotonicDeadline(after: grace)
         while case .success(0) = Syscall.poll(&ended, milliseconds: Syscall.pollMilliseconds(until: deadline)),
               Syscall.monotonicNanoseconds() < deadline {}
         if ended[0].revents == 0 { kill() }

@@ -49,14 +49,8 @@ final class PluginInstance: @unchecked Sendable {
     /// outcome per job, in the batch's order.
     func process(_ batch: Batch<JobBytes>) -> [JobOutcome<JobBytes>] {
         let collector = EmitCollector(count: batch.jobs.count, maxResultBytes: maxResultBytes)
-        let (status, message) = call(batch, collector: collector, deadline: deadline(startingNow: timeout))
+        let (status, message) = call(batch, collector: collector, deadline: timeout.map(Syscall.monotonicDeadline(after:)) ?? 0)
         return collector.outcomes(for: batch, returned: status, message: message)
-    }
-
-    /// `CLOCK_MONOTONIC` nanoseconds `timeout` from now: a call's `deadline_ns`; 0 for none.
-    func deadline(startingNow timeout: Duration?) -> UInt64 {
-        guard let timeout else { return 0 }
-        return Syscall.monotonicNanoseconds() &+ UInt64(max(0, timeout.nanosecondsClamped))
     }
 
     /// What one call did, as `batchman plugin-test` checks it: what `process_batch` returned,
@@ -64,19 +58,20 @@ final class PluginInstance: @unchecked Sendable {
     struct Probe {
         let returned: Int32
         let message: String
-        let emitted: [Bool]
         let refusals: [String]
         /// By job: BM_OK, BM_FAILED or BM_RETRY as emitted, or nil; with the emitted bytes.
         let statuses: [Int32?]
         let data: [ArraySlice<UInt8>]
+
+        /// Which jobs the plugin emitted (an outcome past `maxResultBytes` does not count).
+        var emitted: [Bool] { statuses.map { $0 != nil } }
     }
 
     /// Calls the plugin with `batch` on the current thread and reports what the call did.
     func probe(_ batch: Batch<JobBytes>) -> Probe {
         let collector = EmitCollector(count: batch.jobs.count, maxResultBytes: maxResultBytes)
-        let (status, message) = call(batch, collector: collector, deadline: deadline(startingNow: timeout))
-        return Probe(returned: status, message: message, emitted: batch.jobs.indices.map(collector.wasEmitted), refusals: collector.refusals,
-                     statuses: batch.jobs.indices.map(collector.status), data: batch.jobs.indices.map(collector.data))
+        let (status, message) = call(batch, collector: collector, deadline: timeout.map(Syscall.monotonicDeadline(after:)) ?? 0)
+        return Probe(returned: status, message: message, refusals: collector.refusals, statuses: batch.jobs.indices.map(collector.status), data: batch.jobs.indices.map(collector.data))
     }
 
     /// Emits refused so far because they came outside their call, and why the first was.

@@ -1,3 +1,4 @@
+import Batchman
 import CBatchmanSystem
 import Glibc
 
@@ -119,6 +120,12 @@ enum Syscall {
         let now = monotonicNanoseconds()
         guard deadline > now else { return 0 }
         return Int32(min((deadline - now + 999_999) / 1_000_000, UInt64(Int32.max)))
+    }
+
+    /// `CLOCK_MONOTONIC` nanoseconds `duration` from now (a negative one is now): a deadline for
+    /// poll, waitpid, or a plugin call's `deadline_ns`.
+    static func monotonicDeadline(after duration: Duration) -> UInt64 {
+        monotonicNanoseconds() &+ UInt64(max(0, duration.nanosecondsClamped))
     }
 
     /// `CLOCK_MONOTONIC` now, in nanoseconds: what deadlines for poll and waitpid count in.
