@@ -54,7 +54,8 @@ final class PluginInstance: @unchecked Sendable {
     }
 
     /// What one call did, as `batchman plugin-test` checks it: what `process_batch` returned,
-    /// which jobs were emitted, which `emit` calls were refused and why, and the outcomes.
+    /// which jobs were emitted (a nil status is one that was not; an outcome past
+    /// `maxResultBytes` does not count), which `emit` calls were refused and why, and the outcomes.
     struct Probe {
         let returned: Int32
         let message: String
@@ -62,9 +63,6 @@ final class PluginInstance: @unchecked Sendable {
         /// By job: BM_OK, BM_FAILED or BM_RETRY as emitted, or nil; with the emitted bytes.
         let statuses: [Int32?]
         let data: [ArraySlice<UInt8>]
-
-        /// Which jobs the plugin emitted (an outcome past `maxResultBytes` does not count).
-        var emitted: [Bool] { statuses.map { $0 != nil } }
     }
 
     /// Calls the plugin with `batch` on the current thread and reports what the call did.

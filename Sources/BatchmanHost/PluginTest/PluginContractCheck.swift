@@ -165,7 +165,7 @@ private struct Prober {
         if strays.count > straysBefore, let first = strays.first {
             problems.append("\(name): \(strays.count - straysBefore) emit() calls outside the running call, refused (returned -1): \(first.sentence)")
         }
-        let missing = probe.emitted.indices.filter { !probe.emitted[$0] }
+        let missing = probe.statuses.indices.filter { probe.statuses[$0] == nil }
         if !missing.isEmpty {
             let returned = probe.returned == 0 ? "" : " (process_batch returned \(probe.returned)\(probe.message.isEmpty ? "" : ": \(probe.message)"))"
             let shown = missing.prefix(5).map(String.init).joined(separator: ", ") + (missing.count > 5 ? ", ..." : "")
