@@ -23,15 +23,18 @@ public struct Batch<Payload: Sendable>: Sendable {
     public let jobs: [Job<Payload>]
     /// What cut the batch.
     public let reason: FlushReason
-    /// Set by the batcher for a ``QueueingBatchProcessor``; see ``beginCall()``.
-    @usableFromInline var callStarter: (@Sendable () -> Bool)?
+    /// Set by the batcher for a ``QueueingBatchProcessor``; see ``beginCall(onTimeout:)``.
+    @usableFromInline var callStarter: (@Sendable (_ onTimeout: (@Sendable () -> Void)?) -> Bool)?
 
     /// For a ``QueueingBatchProcessor``: call it when the batch's real work begins, after any
-    /// queueing; the batch's `timeout` counts from then.
+    /// queueing; the batch's `timeout` counts from then. `onTimeout` runs once, on Batchman's
+    /// timer thread, if the call overruns it: the batch's jobs are settled then (retried or
+    /// failed with `timeout`) and its late outcomes dropped, so a processor that can stop its
+    /// call (kill the process that runs it) does so there, and needs no timer of its own.
     /// - Returns: false if the batch was given up on while it waited (a shutdown timed out):
     ///   then do not process it (whatever the processor returns is dropped).
-    @inlinable public func beginCall() -> Bool {
-        callStarter?() ?? true
+    @inlinable public func beginCall(onTimeout: (@Sendable () -> Void)? = nil) -> Bool {
+        callStarter?(onTimeout) ?? true
     }
 
     /// A batch as Batchman hands it over; public so that processors can be tested directly.

@@ -1,6 +1,7 @@
 import Foundation
 import Batchman
 import BatchmanTesting
+import Synchronization
 import Testing
 
 @Suite struct TimeoutTests {
@@ -60,6 +61,44 @@ import Testing
         #expect(result.attempts == 2)
         #expect(processor.batches.elements.map { $0.jobs[0].attempt } == [1, 2])
         await batchman.shutdown()
+    }
+
+    /// A queueing processor that stops a call only when Batchman says it overran (as the host
+    /// kills an isolated key's worker then): jobs with payload "hang" never finish by themselves.
+    final class StoppableProcessor: QueueingBatchProcessor {
+        typealias Payload = String
+        typealias Output = String
+        let stopped = Mutex<[String]>([])
+
+        func enqueue(_ batch: Batch<String>, completion: @escaping @Sendable (Result<[JobOutcome<String>], any Error>) -> Void) {
+            let hangs = batch.jobs.contains { $0.payload == "hang" }
+            let id = batch.jobs[0].id
+            guard batch.beginCall(onTimeout: { [self] in
+                stopped.withLock { $0.append(id) }
+                completion(.success([]))  // the stopped call returns; its outcome is dropped
+            }) else { return completion(.success([])) }
+            if !hangs { completion(.success(batch.jobs.map { .completed($0, $0.payload) })) }
+        }
+    }
+
+    @Test func tellsAQueueingProcessorWhichCallOverranAndNoOther() async throws {
+        let clock = ManualClock()
+        let processor = StoppableProcessor()
+        let config = BatchmanConfig(defaults: BatcherConfig(frequency: .seconds(3600), maxBatchSize: 1, timeout: .seconds(5), maxInFlight: 2))
+        let batchman = try TestBatchman(config: config, clock: clock, logger: .silent) { _ in processor }
+        let collector = ResultCollector<String, String>()
+
+        batchman.submit(id: "quick", key: "k", payload: "ok", onResult: collector.callback)
+        #expect(await collector.wait(forCount: 1)[0].status == .completed)
+        batchman.submit(id: "stuck", key: "k", payload: "hang", onResult: collector.callback)
+        await clock.waitForSleepers()
+        // Both calls' timeouts are due now; only the one still running is stopped.
+        clock.advance(by: .seconds(5))
+        let stuck = await collector.wait(forCount: 2)[1]
+        #expect(stuck.id == "stuck" && stuck.errorReason == .timeout)
+        #expect(processor.stopped.withLock { $0 } == ["stuck"])
+        await batchman.shutdown()
+        #expect(processor.stopped.withLock { $0 } == ["stuck"], "told once")
     }
 }
 

@@ -8,7 +8,7 @@ import Synchronization
 /// settlements into results. One lock guards both, taken once per submit (once per run of jobs
 /// with ``submit(contentsOf:sizes:handler:)``) and once per batch on the way back; batches are
 /// matched before the lock and results are built and handed over after it.
-@usableFromInline final class Batcher<Payload: Sendable, Output: Sendable, C: Clock>: FlushTarget, Sendable
+@usableFromInline final class Batcher<Payload: Sendable, Output: Sendable, C: Clock>: Sendable
 where C.Duration == Duration {
     @usableFromInline typealias Handler = ResultHandler<Payload, Output>
     @usableFromInline typealias Engine = BatcherEngine
@@ -43,6 +43,8 @@ where C.Duration == Duration {
         /// The sinks `deliveries` report to, held until they are handed over.
         @usableFromInline var sinks: [any ResultSink<Payload, Output>] = []
         @usableFromInline var drainWaiters: [@Sendable () -> Void] = []
+        /// What the processor asked to be told of calls that overran their timeout.
+        @usableFromInline var timeoutHandlers: [@Sendable () -> Void] = []
 
         @inlinable init(effects: Engine.Effects) {
             self.effects = effects
@@ -55,6 +57,8 @@ where C.Duration == Duration {
         @usableFromInline var entries: [Entry?] = []
         @usableFromInline var drainWaiters: [@Sendable () -> Void] = []
         @usableFromInline var sinkHolds = SinkHolds<Payload, Output>()
+        /// By batch: what to run if its call overruns its timeout (``Batch/beginCall(onTimeout:)``).
+        @usableFromInline var timeoutHandlers: [UInt64: @Sendable () -> Void] = [:]
 
         @inlinable init(engine: Engine) {
             self.engine = engine
@@ -74,6 +78,9 @@ where C.Duration == Duration {
         /// released).
         @inlinable mutating func collect(_ effects: Engine.Effects, key: String, reportsRetries: Bool) -> Work {
             var work = Work(effects: effects)
+            for batch in effects.timedOut {
+                if let handler = timeoutHandlers.removeValue(forKey: batch.id) { work.timeoutHandlers.append(handler) }
+            }
             for retried in effects.retried {
                 entries[retried.slot]!.job.attempt = retried.attempt
                 if reportsRetries { work.retried.append((entries[retried.slot]!.job, retried.delay)) }
@@ -257,7 +264,8 @@ where C.Duration == Duration {
     @inlinable func abandon(_ message: String) {
         let now = now
         let work = state.withLock { state in
-            state.collect(state.engine.abandon(reason: message, now: now), key: key, reportsRetries: false)
+            state.timeoutHandlers = [:]  // the running calls' outcomes are dropped; their timeouts no longer matter
+            return state.collect(state.engine.abandon(reason: message, now: now), key: key, reportsRetries: false)
         }
         perform(work)
     }
@@ -267,7 +275,10 @@ where C.Duration == Duration {
     /// they come from a call), and drain waiters to resume.
     @inlinable func perform(_ work: Work, outcomes: MatchedOutcomes = .none, of batch: Batch<Payload>? = nil) {
         let effects = work.effects
-        effects.announce(for: self, key: key, config: config, scheduler: scheduler, shared: shared)
+        // Scheduled through a closure formed here, so that the deadline runs specialised code (see FlushCallback).
+        effects.announce(for: effects.deadlines.isEmpty ? nil : FlushCallback { [self] in deadlineReached($0) }, key: key, config: config,
+                         scheduler: scheduler, shared: shared)
+        for handler in work.timeoutHandlers { handler() }
         if !work.retried.isEmpty {
             events.emit(work.retried.map { .jobRetried(key: $0.job.key, id: $0.job.id, attempt: $0.job.attempt, delay: $0.delay) })
         }
@@ -281,7 +292,7 @@ where C.Duration == Duration {
     @inlinable func start(_ batch: Batch<Payload>) {
         // Asked per batch rather than kept: an idle key should not carry a second existential.
         var queued = batch
-        queued.callStarter = { [self, id = batch.id] in callStarted(id) }
+        queued.callStarter = { [self, id = batch.id] onTimeout in callStarted(id, onTimeout: onTimeout) }
         if !processor.enqueueIfQueueing(queued, completion: { [self, batch] outcome in finish(batch, outcome) }) {
             Task { [self] in
                 let outcome: Outcomes
@@ -295,11 +306,17 @@ where C.Duration == Duration {
         }
     }
 
-    /// The processor's call for batch `batchId` begins: starts its timeout. False if the batch
-    /// was given up on meanwhile, and must not be processed.
-    @inlinable func callStarted(_ batchId: UInt64) -> Bool {
+    /// The processor's call for batch `batchId` begins: starts its timeout, which runs
+    /// `onTimeout` if it expires first. False if the batch was given up on meanwhile, and must
+    /// not be processed.
+    @inlinable func callStarted(_ batchId: UInt64, onTimeout: (@Sendable () -> Void)?) -> Bool {
         let now = now
-        switch state.withLock({ $0.engine.callStarted(batchId, now: now) }) {
+        let start = state.withLock { state in
+            let start = state.engine.callStarted(batchId, now: now)
+            if case .proceed = start, let onTimeout, config.timeout != nil { state.timeoutHandlers[batchId] = onTimeout }
+            return start
+        }
+        switch start {
         case .proceed(let effects):
             perform(Work(effects: effects))
             return true
@@ -342,7 +359,8 @@ where C.Duration == Duration {
         let now = now
         let reportsRetries = events.isActive
         let work = state.withLock { state in
-            state.collect(state.engine.complete(batch.id, verdicts: verdicts, now: now), key: key, reportsRetries: reportsRetries)
+            if !state.timeoutHandlers.isEmpty { state.timeoutHandlers[batch.id] = nil }
+            return state.collect(state.engine.complete(batch.id, verdicts: verdicts, now: now), key: key, reportsRetries: reportsRetries)
         }
         perform(work, outcomes: matched, of: batch)
     }

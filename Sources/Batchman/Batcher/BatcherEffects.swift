@@ -2,7 +2,7 @@
 
 extension BatcherEngine {
     /// A deadline to set on the flush scheduler, at a duration since the clock origin.
-    struct ScheduledDeadline: Equatable, Sendable {
+    @usableFromInline struct ScheduledDeadline: Equatable, Sendable {
         let deadline: BatcherDeadline
         let at: Duration
     }
@@ -15,8 +15,8 @@ extension BatcherEngine {
     }
 
     /// A cut or timed-out batch, for events and logs.
-    struct BatchSummary: Equatable, Sendable {
-        let id: UInt64
+    @usableFromInline struct BatchSummary: Equatable, Sendable {
+        @usableFromInline let id: UInt64
         let size: Int
         let reason: FlushReason
     }
@@ -47,10 +47,10 @@ extension BatcherEngine {
 
     /// What the batcher carries out after an event, once the lock is released.
     @usableFromInline struct Effects: Equatable, Sendable {
-        var deadlines: [ScheduledDeadline] = []
+        @usableFromInline var deadlines: [ScheduledDeadline] = []
         var flushed: [BatchSummary] = []
         @usableFromInline var started: [StartedBatch] = []
-        var timedOut: [BatchSummary] = []
+        @usableFromInline var timedOut: [BatchSummary] = []
         @usableFromInline var retried: [RetriedJob] = []
         /// Jobs whose results are due: their slots are free once this event returns, so the
         /// batcher takes their entries out under the same lock.
@@ -97,9 +97,11 @@ extension BatcherEngine.Effects {
     /// Carries out what needs nothing of the generic layer: sets deadlines on the scheduler for
     /// `target`, logs and reports cut and timed-out batches, and gives back room for producers.
     @usableFromInline func announce(
-        for target: any FlushTarget, key: String, config: BatcherConfig, scheduler: FlushScheduler, shared: BatchmanShared
+        for target: (any FlushTarget)?, key: String, config: BatcherConfig, scheduler: FlushScheduler, shared: BatchmanShared
     ) {
-        for scheduled in deadlines { scheduler.schedule(target, scheduled.deadline, at: scheduled.at) }
+        if let target {
+            for scheduled in deadlines { scheduler.schedule(target, scheduled.deadline, at: scheduled.at) }
+        }
         for batch in flushed {
             if config.debug { shared.logger.log(.debug, "key \"\(key)\": batch \(batch.id) flushed by \(batch.reason) with \(batch.size) jobs") }
             shared.events.emit(.batchFlushed(key: key, batchId: batch.id, size: batch.size, reason: batch.reason))
