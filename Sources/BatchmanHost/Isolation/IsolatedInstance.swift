@@ -9,12 +9,24 @@ import Synchronization
 /// the rest go to a fresh worker, and if they crash it again ``PoisonSearch`` narrows them down
 /// to the jobs that crash alone, which fail with `crashed`; the search restarts workers at once,
 /// with no backoff. A worker that sends anything but its batch's outcomes is killed, and that
-/// costs the batch the same. A batch past its `timeout` gets its worker killed. Calls run one at
+/// costs the batch the same. A batch past its `timeout` gets its worker killed when the core's
+/// timer says so (``Batch/beginCall(onTimeout:)``): there is no second timer here. Calls run one at
 /// a time on a thread of the instance's own, which also waits out the restart backoff between
 /// batches, so a dying plugin never holds the host's worker threads.
 final class IsolatedInstance: @unchecked Sendable {
     // @unchecked: `worker` and `consecutiveDeaths` are touched only on `thread`, in calls the
     // `calls` queue runs one at a time, or by the release that runs after the last of them.
+
+    /// The call in progress, as a timeout or a termination from another thread must see it.
+    struct CallState: Equatable {
+        /// The batch being processed, nil between calls.
+        var batch: UInt64?
+        /// The worker running part of it, 0 between runs: what a timeout or ``terminate()`` kills.
+        var pid: Int32 = 0
+        /// The last batch whose call overran its timeout.
+        var overran: UInt64?
+    }
+
     let key: String
     let pluginName: String
     let pluginVersion: String
@@ -28,8 +40,7 @@ final class IsolatedInstance: @unchecked Sendable {
     private var worker: WorkerProcess?
     private var consecutiveDeaths = 0
     private let counters = Mutex(IsolationStatistics())
-    /// The pid of the worker inside a call, 0 between calls: what ``terminate()`` kills.
-    private let busyWorker = Atomic<Int32>(0)
+    private let callState = Mutex(CallState())
     private let isTerminated = Atomic<Bool>(false)
     /// Runs once, when the instance is shut down for good (its place under `--max-processes`).
     private let onGone: @Sendable () -> Void
@@ -96,7 +107,17 @@ final class IsolatedInstance: @unchecked Sendable {
     /// and starts no other. The call then returns, and the instance can be released.
     func terminate() {
         isTerminated.store(true, ordering: .sequentiallyConsistent)
-        let pid = busyWorker.load(ordering: .sequentiallyConsistent)
+        let pid = callState.withLock { $0.pid }
+        if pid != 0 { Glibc.kill(-pid, SIGKILL) }
+    }
+
+    /// The call for `batchId` overran its timeout (the core's timer, on its thread): its worker
+    /// is killed, now if it runs, or as soon as it starts; the call then ends as timed out.
+    func timeOut(_ batchId: UInt64) {
+        let pid = callState.withLock { state -> Int32 in
+            state.overran = batchId
+            return state.batch == batchId ? state.pid : 0
+        }
         if pid != 0 { Glibc.kill(-pid, SIGKILL) }
     }
 
@@ -117,7 +138,10 @@ final class IsolatedInstance: @unchecked Sendable {
     /// Processes `batch` on the instance's thread; one outcome per job.
     func process(_ batch: Batch<JobBytes>) -> [JobOutcome<JobBytes>] {
         var outcomes = [JobOutcome<JobBytes>?](repeating: nil, count: batch.jobs.count)
+        // The plugin's `deadline_ns`: when the core's timer, started as the call began, runs out.
         let deadline = timeout.map(Syscall.monotonicDeadline(after:))
+        callState.withLock { $0.batch = batch.id }
+        defer { callState.withLock { $0.batch = nil } }
         var search = PoisonSearch(count: batch.jobs.count)
         var isFirstRun = true
         search: while case .run(let part) = search.next() {
@@ -199,11 +223,14 @@ final class IsolatedInstance: @unchecked Sendable {
         into outcomes: inout [JobOutcome<JobBytes>?]
     ) -> RunEnd {
         let token = UInt64.random(in: .min ... .max)
-        let frame = WorkerFrame.batch(id: batch.id, token: token, key: batch.key, deadline: deadline ?? 0, jobs: part.map { index in
-            WorkerFrame.Job(id: Array(batch.jobs[index].id.utf8), payload: Array(batch.jobs[index].payload),
-                            attempt: UInt32(clamping: batch.jobs[index].attempt),
-                            flags: batch.jobs[index].isRedelivery ? BM_JOB_REDELIVERED : 0)
-        })
+        // The worker reads the previous batch's jobs no more: it sent that batch's `done`, or died.
+        guard let length = worker.jobs.write(part, of: batch) else {
+            worker.kill()
+            worker.wait()
+            return .died("killed by the host: the shared memory for its batch of \(part.count) jobs cannot grow")
+        }
+        let frame = WorkerFrame.batch(id: batch.id, token: token, key: batch.key, deadline: deadline ?? 0, count: UInt32(part.count),
+                                      length: UInt64(length))
         /// The outcomes the worker published stand; false if what it published is not honest.
         func takeLog() -> String? {
             switch worker.outcomes.read(count: part.count, maxResultBytes: start.maxResultBytes) {
@@ -231,11 +258,16 @@ final class IsolatedInstance: @unchecked Sendable {
         }
         worker.outcomes.reset()
         guard worker.channel.write(frame) else { return .died("\(worker.wait())") }
-        busyWorker.store(worker.pid, ordering: .sequentiallyConsistent)
-        defer { busyWorker.store(0, ordering: .sequentiallyConsistent) }
-        if isTerminated.load(ordering: .sequentiallyConsistent) { worker.kill() }
+        let overranAlready = callState.withLock { state in
+            state.pid = worker.pid
+            return state.overran == batch.id
+        }
+        defer { callState.withLock { $0.pid = 0 } }
+        if overranAlready || isTerminated.load(ordering: .sequentiallyConsistent) { worker.kill() }
+        /// Whether the worker ended because the core timed the call out (``timeOut(_:)``).
+        func overran() -> Bool { callState.withLock { $0.overran == batch.id } }
         while true {
-            switch worker.read(until: deadline, wakeEvery: memoryLimit == nil ? nil : Self.memoryCheckMilliseconds) {
+            switch worker.read(wakeEvery: memoryLimit == nil ? nil : Self.memoryCheckMilliseconds) {
             case .frame(.done(token, let returned, let message)):
                 if let why = takeLog() { return broken(why) }
                 let (failure, isRetryable) = EmitCollector.unemitted(returned: returned, message: message)
@@ -252,9 +284,8 @@ final class IsolatedInstance: @unchecked Sendable {
                 return broken("it sent a frame that is not this batch's end")
             case .malformed(let what):
                 return broken("it sent \(what)")
-            case .timedOut:
+            case .closed where overran(), .processEnded where overran(), .timedOut:  // no deadline is given: .timedOut does not come
                 worker.kill()
-                _ = takeLog()
                 worker.wait()
                 return .timedOut
             case .closed, .processEnded:

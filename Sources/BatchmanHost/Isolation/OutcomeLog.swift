@@ -27,24 +27,16 @@ enum OutcomeLog {
 
     /// The host's side: reads what the worker published.
     final class Reader {
-        let fileDescriptor: Int32
-        private var base: UnsafeRawPointer?
-        private var mappedBytes = 0
+        private let mapping: SharedMapping
+        var fileDescriptor: Int32 { mapping.fileDescriptor }
 
-        private init(fileDescriptor: Int32) {
-            self.fileDescriptor = fileDescriptor
-        }
-
-        deinit {
-            if let base { munmap(UnsafeMutableRawPointer(mutating: base), mappedBytes) }
-            close(fileDescriptor)
+        private init(mapping: SharedMapping) {
+            self.mapping = mapping
         }
 
         /// A new, empty log; nil if the memfd cannot be made.
         static func make() -> Reader? {
-            let descriptor = bm_memfd_growing_only("batchman-outcomes", Int64(headerSize))
-            guard descriptor >= 0 else { return nil }
-            return Reader(fileDescriptor: descriptor)
+            SharedMapping.make("batchman-outcomes", size: headerSize).map(Reader.init(mapping:))
         }
 
         /// Empties the log before a batch: what the worker publishes next is that batch's.
@@ -73,37 +65,18 @@ enum OutcomeLog {
                 return .broken("it published \(published) bytes of outcomes, more than its outcome log holds")
             }
             let length = Int(published)
-            guard let records = map(headerSize + length) else { return .broken("its outcome log cannot be mapped") }
+            guard let records = mapping.read(headerSize + length) else { return .broken("its outcome log cannot be mapped") }
             return OutcomeLogParser.parse(records + headerSize, length: length, count: count, maxResultBytes: maxResultBytes)
-        }
-
-        /// The log's first `bytes`, mapped read-only; the mapping is kept and grown as needed.
-        /// Safe while the file is at least that long, which the seal guarantees once seen.
-        private func map(_ bytes: Int) -> UnsafeRawPointer? {
-            if bytes <= mappedBytes, let base { return base }
-            if let base { munmap(UnsafeMutableRawPointer(mutating: base), mappedBytes) }
-            base = nil
-            mappedBytes = 0
-            let size = max(bytes, 1 << 20)
-            var status = stat()
-            guard fstat(fileDescriptor, &status) == 0 else { return nil }
-            let length = min(size, Int(status.st_size))
-            guard length >= bytes, let mapped = mmap(nil, length, PROT_READ, MAP_SHARED, fileDescriptor, 0), mapped != MAP_FAILED else { return nil }
-            base = UnsafeRawPointer(mapped)
-            mappedBytes = length
-            return base
         }
     }
 
     /// The worker's side: appends records to the shared memory and publishes them.
     final class Writer {
-        private let fileDescriptor: Int32
-        private var base: UnsafeMutableRawPointer?
-        private var capacity = 0
+        private let mapping: SharedMapping
         private var length = 0
 
         init(fileDescriptor: Int32) {
-            self.fileDescriptor = fileDescriptor
+            mapping = SharedMapping(fileDescriptor: fileDescriptor)
         }
 
         /// Starts a batch: nothing published.
@@ -117,8 +90,8 @@ enum OutcomeLog {
         func append(index: Int, status: Int32, data: UnsafeRawBufferPointer, detail: OutcomeDetail? = nil) -> Bool {
             let reason = Array((detail?.reason ?? "").utf8)
             let needed = headerSize + length + recordHeaderSize + reason.count + data.count
-            guard needed <= capacity || grow(to: needed) else { return false }
-            let record = base! + headerSize + length
+            guard mapping.reserve(needed), let base = mapping.base else { return false }
+            let record = base + headerSize + length
             record.storeBytes(of: UInt32(index).littleEndian, as: UInt32.self)
             record.storeBytes(of: UInt32(bitPattern: status).littleEndian, toByteOffset: 4, as: UInt32.self)
             record.storeBytes(of: UInt32(data.count).littleEndian, toByteOffset: 8, as: UInt32.self)
@@ -134,26 +107,11 @@ enum OutcomeLog {
         }
 
         private func publish() {
-            guard let base else { return }
+            guard let base = mapping.base else { return }
             // The host reads the length only after the batch ended or the worker died; the fence
             // keeps the record's bytes before the length that covers them all the same.
             atomicMemoryFence(ordering: .releasing)
             base.storeBytes(of: UInt64(length).littleEndian, as: UInt64.self)
-        }
-
-        private func grow(to needed: Int) -> Bool {
-            var newCapacity = max(capacity * 2, 1 << 20)
-            while newCapacity < needed { newCapacity *= 2 }
-            guard ftruncate(fileDescriptor, off_t(newCapacity)) == 0 else { return false }
-            if let base { munmap(base, capacity) }
-            guard let mapped = mmap(nil, newCapacity, PROT_READ | PROT_WRITE, MAP_SHARED, fileDescriptor, 0), mapped != MAP_FAILED else {
-                base = nil
-                capacity = 0
-                return false
-            }
-            base = mapped
-            capacity = newCapacity
-            return true
         }
     }
 }

@@ -5,10 +5,11 @@ import Glibc
 import Synchronization
 
 /// The worker process of an isolated key: `batchman __worker PARENT MEMORY_LIMIT LOG_FORMAT`, started by the
-/// host with its end of a socket as descriptor 3 and the shared outcome log as 4. It loads the
-/// plugin, creates the key's instance, and serves batches one at a time over the socket
-/// (``WorkerFrame``), publishing each outcome in the log as the plugin emits it. The plugin sees
-/// exactly the ABI it sees in-process.
+/// host with its end of a socket as descriptor 3, the shared outcome log as 4 and the shared job
+/// log as 5. It loads the plugin, creates the key's instance, and serves batches one at a time
+/// (announced over the socket, ``WorkerFrame``; their jobs read in place from the job log),
+/// publishing each outcome in the outcome log as the plugin emits it. The plugin sees exactly
+/// the ABI it sees in-process.
 public enum PluginWorker {
     /// The hidden subcommand that runs a worker.
     public static let subcommand = "__worker"
@@ -36,6 +37,7 @@ public enum PluginWorker {
         closeInheritedDescriptors()
         let channel = FrameChannel(fileDescriptor: socketDescriptor)
         let log = OutcomeLog.Writer(fileDescriptor: OutcomeLog.workerDescriptor)
+        let jobLog = JobLog.Reader(fileDescriptor: JobLog.workerDescriptor)
         guard case .frame(.start(let start)) = channel.read() else { _exit(2) }
         // The plugin may pause from any of its threads, while this one writes `done`: one
         // writer at a time keeps frames whole.
@@ -59,9 +61,12 @@ public enum PluginWorker {
             _exit(0)
         }
         guard send(.ready(name: instance.plugin.name, version: instance.plugin.version)) else { _exit(0) }
-        while case .frame(.batch(let id, let token, let batchKey, let deadline, let jobs)) = channel.read() {
-            let batch = Batch(id: id, key: batchKey, jobs: jobs.map(Self.job(batchKey)), reason: .size)
-            let (returned, message) = serve(batch, deadline: deadline, by: instance, log: log)
+        while case .frame(.batch(let id, let token, let batchKey, let deadline, let count, let length)) = channel.read() {
+            let served = jobLog.withJobs(count: Int(count), length: Int(length)) { jobs in
+                serve(id, key: batchKey, jobs: jobs, deadline: deadline, by: instance, log: log)
+            }
+            // Jobs that are not what their frame says come from a broken host: nothing to serve.
+            guard let (returned, message) = served else { _exit(2) }
             guard send(.done(token: token, returned: returned, message: message)) else { break }
         }
         // The host closed the socket: it is done with this instance.
@@ -77,38 +82,33 @@ public enum PluginWorker {
         func send(_ frame: WorkerFrame) -> Bool { channel.withLock { $0.write(frame) } }
     }
 
-    private static func job(_ key: String) -> (WorkerFrame.Job) -> Job<JobBytes> {
-        {
-            Job(id: String(decoding: $0.id, as: UTF8.self), key: key, payload: $0.payload[...], attempt: Int($0.attempt),
-                tag: JobTag(redelivered: $0.flags & BM_JOB_REDELIVERED != 0))
-        }
-    }
-
     /// Calls the plugin; each outcome it emits goes into the shared outcome log at once, so it
     /// survives a crash later in the call. A job whose outcome did not fit in `maxResultBytes`
     /// gets a short failure record instead. Returns what `process_batch` returned, for the jobs
     /// the plugin did not emit (the host gives them their outcome).
-    private static func serve(_ batch: Batch<JobBytes>, deadline: UInt64, by instance: PluginInstance, log: OutcomeLog.Writer) -> (Int32, String) {
+    private static func serve(
+        _ batchId: UInt64, key: String, jobs: UnsafeBufferPointer<bm_job>, deadline: UInt64, by instance: PluginInstance, log: OutcomeLog.Writer
+    ) -> (Int32, String) {
         log.reset()
-        let collector = EmitCollector(count: batch.jobs.count, maxResultBytes: instance.maxResultBytes) { index, status, data, detail in
+        let collector = EmitCollector(count: jobs.count, maxResultBytes: instance.maxResultBytes) { index, status, data, detail in
             log.append(index: index, status: status, data: data, detail: detail)
         }
-        let (returned, message) = instance.call(batch, collector: collector, deadline: deadline)
-        for index in batch.jobs.indices where collector.wasTooLarge(index) {
+        let (returned, message) = instance.call(batchId: batchId, key: key, jobs: jobs, collector: collector, deadline: deadline)
+        for index in jobs.indices where collector.wasTooLarge(index) {
             let text = EmitCollector.tooLargeMessage(collector.tooLargeLength(index), instance.maxResultBytes)
             Array(text.utf8).withUnsafeBytes { _ = log.append(index: index, status: BM_FAILED, data: $0) }
         }
         return (returned, message)
     }
 
-    /// Closes every descriptor but standard input, output, error, the socket and the outcome
-    /// log: the host's others (its input file, other workers' sockets) are not the plugin's.
+    /// Closes every descriptor but standard input, output, error, the socket and the two
+    /// logs: the host's others (its input file, other workers' sockets) are not the plugin's.
     private static func closeInheritedDescriptors() {
         guard let directory = opendir("/proc/self/fd") else { return }
         var descriptors: [Int32] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if let descriptor = Int32(name), descriptor > OutcomeLog.workerDescriptor { descriptors.append(descriptor) }
+            if let descriptor = Int32(name), descriptor > JobLog.workerDescriptor { descriptors.append(descriptor) }
         }
         let own = dirfd(directory)
         for descriptor in descriptors where descriptor != own { close(descriptor) }

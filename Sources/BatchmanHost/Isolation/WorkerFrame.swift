@@ -16,8 +16,9 @@ enum WorkerFrame: Equatable, Sendable {
     /// `token` is drawn at random per batch and echoed by its `done`: a `done` that a plugin
     /// forges, or one left over from an earlier batch, does not end this one.
     /// `deadline` is the call's `deadline_ns` (`CLOCK_MONOTONIC`, the same clock in both
-    /// processes); 0 for none.
-    case batch(id: UInt64, token: UInt64, key: String, deadline: UInt64, jobs: [Job])
+    /// processes); 0 for none. The `count` jobs themselves are in the shared job log
+    /// (``JobLog``), in its first `length` bytes: no payload crosses the socket.
+    case batch(id: UInt64, token: UInt64, key: String, deadline: UInt64, count: UInt32, length: UInt64)
     case ready(name: String, version: String)
     /// The plugin could not be loaded or its `create` refused: the reason (``PluginLoadError/Code``'s
     /// name) and what the loader said, without the key and plugin the host already knows.
@@ -37,17 +38,13 @@ enum WorkerFrame: Equatable, Sendable {
         var manifestDirectory: String = "/"
     }
 
-    struct Job: Equatable, Sendable {
-        var id: [UInt8]
-        var payload: [UInt8]
-        var attempt: UInt32
-        /// `bm_job.flags`.
-        var flags: UInt32 = 0
-    }
-
     private enum Kind: UInt8 {
         case start = 1, batch, ready = 10, refused, done = 13, pause
     }
+
+    /// The bytes a job takes in the job log before its id and payload: attempt, flags and the
+    /// two lengths, each a `UInt32` (``JobLog``).
+    static let jobHeaderSize = 16
 
     /// The longest frame a worker may send: `ready`, `refused`, `done` and `pause` carry a
     /// name, a version, a message or a key. Anything longer is not one of them, and is never buffered.
@@ -65,19 +62,14 @@ enum WorkerFrame: Equatable, Sendable {
             body.string(start.key)
             body.string(start.config)
             body.string(start.manifestDirectory)
-        case .batch(let id, let token, let key, let deadline, let jobs):
+        case .batch(let id, let token, let key, let deadline, let count, let length):
             body.byte(Kind.batch.rawValue)
             body.uint64(id)
             body.uint64(token)
             body.uint64(deadline)
             body.string(key)
-            body.uint32(UInt32(jobs.count))
-            for job in jobs {
-                body.uint32(job.attempt)
-                body.uint32(job.flags)
-                body.bytes(job.id)
-                body.bytes(job.payload)
-            }
+            body.uint32(count)
+            body.uint64(length)
         case .ready(let name, let version):
             body.byte(Kind.ready.rawValue)
             body.string(name)
@@ -115,18 +107,10 @@ enum WorkerFrame: Equatable, Sendable {
                                  manifestDirectory: directory))
         case .batch:
             guard let id = reader.uint64(), let token = reader.uint64(), let deadline = reader.uint64(), let key = reader.string(),
-                  let count = reader.uint32() else { return nil }
-            // Each job takes at least 16 bytes: a count that cannot fit is not believed.
-            guard Int(count) <= reader.remaining / 16 else { return nil }
-            var jobs: [Job] = []
-            jobs.reserveCapacity(Int(count))
-            for _ in 0..<count {
-                guard let attempt = reader.uint32(), let flags = reader.uint32(), let jobId = reader.bytes(), let payload = reader.bytes() else {
-                    return nil
-                }
-                jobs.append(Job(id: jobId, payload: payload, attempt: attempt, flags: flags))
-            }
-            frame = .batch(id: id, token: token, key: key, deadline: deadline, jobs: jobs)
+                  let count = reader.uint32(), let length = reader.uint64() else { return nil }
+            // Each job takes at least its header in the job log: a count that cannot fit is not believed.
+            guard length <= UInt64(Int.max), UInt64(count) <= length / UInt64(jobHeaderSize) else { return nil }
+            frame = .batch(id: id, token: token, key: key, deadline: deadline, count: count, length: length)
         case .ready:
             guard let name = reader.string(), let version = reader.string() else { return nil }
             frame = .ready(name: name, version: version)

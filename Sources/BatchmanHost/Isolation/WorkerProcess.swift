@@ -12,14 +12,17 @@ final class WorkerProcess {
     let channel: FrameChannel
     /// The outcomes of the current batch, in memory shared with the worker.
     let outcomes: OutcomeLog.Reader
+    /// The jobs of the current batch, in memory shared with the worker.
+    let jobs: JobLog.Writer
     private let processDescriptor: Int32
     private var end: ProcessEnd?
 
-    private init(pid: pid_t, processDescriptor: Int32, channel: FrameChannel, outcomes: OutcomeLog.Reader) {
+    private init(pid: pid_t, processDescriptor: Int32, channel: FrameChannel, outcomes: OutcomeLog.Reader, jobs: JobLog.Writer) {
         self.pid = pid
         self.processDescriptor = processDescriptor
         self.channel = channel
         self.outcomes = outcomes
+        self.jobs = jobs
     }
 
     deinit {
@@ -37,23 +40,25 @@ final class WorkerProcess {
             close(workerEnd)
             return .failure(failure("output pipe", .current))
         }
-        guard let log = OutcomeLog.Reader.make() else {
+        guard let log = OutcomeLog.Reader.make(), let jobs = JobLog.Writer.make() else {
             [hostEnd, workerEnd, output.read, output.write].forEach { _ = close($0) }
             return .failure(failure("shared memory", .current))
         }
-        // Above 4, so that dup2 onto 3 and 4 always makes new descriptors (without CLOEXEC).
+        // Above 5, so that dup2 onto 3, 4 and 5 always makes new descriptors (without CLOEXEC).
         let workerSocket = (try? Syscall.duplicate(workerEnd, atLeast: 10).get()) ?? -1
         let workerLog = (try? Syscall.duplicate(log.fileDescriptor, atLeast: 10).get()) ?? -1
+        let workerJobs = (try? Syscall.duplicate(jobs.fileDescriptor, atLeast: 10).get()) ?? -1
         close(workerEnd)
         let spawned = SelfSpawn.start(
             ["batchman", PluginWorker.subcommand, "\(getpid())", "\(memoryLimit ?? 0)", LogFormat.current.rawValue],
-            descriptors: [(output.write, STDOUT_FILENO), (workerSocket, PluginWorker.socketDescriptor), (workerLog, OutcomeLog.workerDescriptor)],
+            descriptors: [(output.write, STDOUT_FILENO), (workerSocket, PluginWorker.socketDescriptor), (workerLog, OutcomeLog.workerDescriptor),
+                          (workerJobs, JobLog.workerDescriptor)],
             // A process group of its own: Ctrl-C at a terminal reaches the host, which drains,
             // and not the workers, which would die mid-batch; and a kill takes what it started.
             ownProcessGroup: true)
         // The worker's ends are the worker's alone: held here, a worker that died would look
         // alive to anyone waiting on the socket.
-        [workerSocket, workerLog, output.write].forEach { _ = close($0) }
+        [workerSocket, workerLog, workerJobs, output.write].forEach { _ = close($0) }
         guard case .success(let pid) = spawned else {
             close(hostEnd)
             close(output.read)
@@ -69,7 +74,7 @@ final class WorkerProcess {
         }
         let worker = WorkerProcess(pid: pid, processDescriptor: processDescriptor,
                                    channel: FrameChannel(fileDescriptor: hostEnd, maxIncomingLength: WorkerFrame.maxLengthFromWorker),
-                                   outcomes: log)
+                                   outcomes: log, jobs: jobs)
         guard worker.channel.write(.start(start)) else {
             return .failure(WorkerStartError("exited (\(worker.wait())) before it was ready"))
         }

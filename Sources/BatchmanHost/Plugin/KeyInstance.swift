@@ -59,7 +59,8 @@ extension IsolatedInstance: KeyInstance {
             // A worker is started (or restarted, after its backoff) before the call begins:
             // start-up time is not the plugin's, and does not count against its timeout.
             prepareWorker()
-            guard batch.beginCall() else { return { completion(.success([])) } }
+            // The core's timer is the call's only one: when it runs out, the worker is killed.
+            guard batch.beginCall(onTimeout: { [self, id = batch.id] in timeOut(id) }) else { return { completion(.success([])) } }
             let outcomes = HostMetrics.shared.timeCall(of: batch) { process(batch) }
             return { completion(.success(outcomes)) }
         }

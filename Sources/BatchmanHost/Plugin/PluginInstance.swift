@@ -97,28 +97,31 @@ final class PluginInstance: @unchecked Sendable {
             arena.append(contentsOf: jobs[index].payload)
             spans.append((idStart..<payloadStart, payloadStart..<arena.count))
         }
+        return arena.withUnsafeBufferPointer { base in
+            var cJobs: [bm_job] = []
+            cJobs.reserveCapacity(spans.count)
+            for (index, span) in spans.enumerated() {
+                cJobs.append(bm_job(id: bm_str(UnsafeBufferPointer(rebasing: base[span.id])),
+                                    payload: bm_str(UnsafeBufferPointer(rebasing: base[span.payload])),
+                                    attempt: UInt32(clamping: jobs[index].attempt),
+                                    flags: jobs[index].isRedelivery ? BM_JOB_REDELIVERED : 0))
+            }
+            return cJobs.withUnsafeBufferPointer { call(batchId: batch.id, key: batch.key, jobs: $0, collector: collector, deadline: deadline) }
+        }
+    }
+
+    /// Calls `process_batch` with jobs laid out already (a worker's, in the memory the host
+    /// shares with it), on the current thread; otherwise like ``call(_:collector:deadline:)``.
+    func call(batchId: UInt64, key: String, jobs: UnsafeBufferPointer<bm_job>, collector: EmitCollector, deadline: UInt64) -> (Int32, String) {
         let (slot, emitter) = EmitterSlot.take(for: self, collector: collector)
         defer { slot.giveBack() }
         var errorBuffer = [CChar](repeating: 0, count: 1024)
-        var key = batch.key
-        let status = arena.withUnsafeBufferPointer { base in
-            var jobs: [bm_job] = []
-            jobs.reserveCapacity(spans.count)
-            for (index, span) in spans.enumerated() {
-                jobs.append(bm_job(id: bm_str(UnsafeBufferPointer(rebasing: base[span.id])),
-                                   payload: bm_str(UnsafeBufferPointer(rebasing: base[span.payload])),
-                                   attempt: UInt32(clamping: batch.jobs[index].attempt),
-                                   flags: batch.jobs[index].isRedelivery ? BM_JOB_REDELIVERED : 0))
-            }
-            return key.withUTF8 { keyBytes in
-                jobs.withUnsafeBufferPointer { jobs in
-                    errorBuffer.withUnsafeMutableBufferPointer { error in
-                        var cBatch = bm_batch(id: batch.id, key: bm_str(keyBytes), jobs: jobs.baseAddress, count: jobs.count,
-                                              deadline_ns: deadline)
-                        return ProcessExitGuard.during(callSite) {
-                            plugin.descriptor.pointee.process_batch(handle, &cBatch, emitter, error.baseAddress, error.count)
-                        }
-                    }
+        var key = key
+        let status = key.withUTF8 { keyBytes in
+            errorBuffer.withUnsafeMutableBufferPointer { error in
+                var cBatch = bm_batch(id: batchId, key: bm_str(keyBytes), jobs: jobs.baseAddress, count: jobs.count, deadline_ns: deadline)
+                return ProcessExitGuard.during(callSite) {
+                    plugin.descriptor.pointee.process_batch(handle, &cBatch, emitter, error.baseAddress, error.count)
                 }
             }
         }

@@ -5,7 +5,7 @@ import Testing
 @Suite struct WorkerFrameTests {
     static let frames: [WorkerFrame] = [
         .start(.init(pluginPath: "/p.so", key: "k", config: "{}", debug: true, maxResultBytes: 64, manifestDirectory: "/etc/batchman")),
-        .batch(id: 7, token: 99, key: "k", deadline: 123_456_789, jobs: [.init(id: Array("1".utf8), payload: Array("{}".utf8), attempt: 2, flags: 1)]),
+        .batch(id: 7, token: 99, key: "k", deadline: 123_456_789, count: 1, length: 19),
         .pause(key: "k", milliseconds: 5000),
         .ready(name: "echo", version: "1.0"),
         .refused(code: "create refused", detail: "no"),
@@ -37,9 +37,9 @@ import Testing
     }
 
     @Test func aJobCountThatCannotFitIsNotBelieved() {
-        var body = WorkerFrame.batch(id: 1, token: 2, key: "k", deadline: 0, jobs: []).encoded[4...]
-        body.removeLast(4)
-        body += [0xff, 0xff, 0xff, 0xff]
-        #expect(WorkerFrame.decode(body) == nil)
+        // 16 header bytes a job at least: 2 jobs do not fit in 31 bytes.
+        #expect(WorkerFrame.decode(WorkerFrame.batch(id: 1, token: 2, key: "k", deadline: 0, count: 2, length: 32).encoded[4...]) != nil)
+        #expect(WorkerFrame.decode(WorkerFrame.batch(id: 1, token: 2, key: "k", deadline: 0, count: 2, length: 31).encoded[4...]) == nil)
+        #expect(WorkerFrame.decode(WorkerFrame.batch(id: 1, token: 2, key: "k", deadline: 0, count: 1, length: .max).encoded[4...]) == nil)
     }
 }
