@@ -157,8 +157,10 @@ enum CoreWorkloads {
     }
 
     /// W4: maxBatchSize 100, frequency 10 s, `jobs` jobs back to back; microseconds from each
-    /// batch's 100th submit to its processor call.
-    static func sizeTriggerLatency(jobs: Int) async throws -> [Double] {
+    /// batch's 100th submit to its processor call. With `maxInFlight` 1 a batch also waits for
+    /// the one before it (queueing); with `maxInFlight` above the number of batches it never
+    /// does, so what is left is the trigger: cutting the batch and handing it over.
+    static func sizeTriggerLatency(jobs: Int, maxInFlight: Int = 1) async throws -> [Double] {
         let latencies = Mutex<[Double]>([])
         let processor = ClosureProcessor<ContinuousClock.Instant, Int> { batch in
             let called = ContinuousClock.now
@@ -167,7 +169,7 @@ enum CoreWorkloads {
             return batch.jobs.map { .completed($0, 0) }
         }
         let batchman = try Batchman<ContinuousClock.Instant, Int, ContinuousClock>(
-            config: BatchmanConfig(frequency: .seconds(10), maxBatchSize: 100)) { _ in processor }
+            config: BatchmanConfig(defaults: BatcherConfig(frequency: .seconds(10), maxBatchSize: 100, maxInFlight: maxInFlight))) { _ in processor }
         for index in 0..<jobs {
             batchman.submit(id: ids[index], key: "k", payload: .now) { _ in }
         }
