@@ -18,8 +18,8 @@ final class Countdown: Sendable {
 
     init(_ count: Int) { remaining = Atomic(count) }
 
-    func tick() {
-        if remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { done.signal() }
+    func tick(_ count: Int = 1) {
+        if remaining.subtract(count, ordering: .acquiringAndReleasing).newValue == 0 { done.signal() }
     }
 
     func wait() async {
@@ -30,6 +30,15 @@ final class Countdown: Sendable {
             }
         }
     }
+}
+
+/// Counts results a batch at a time.
+final class CountingSink: ResultSink {
+    let countdown: Countdown
+
+    init(_ count: Int) { countdown = Countdown(count) }
+
+    func receive(_ results: [JobResult<Int, Int>]) { countdown.tick(results.count) }
 }
 
 enum CoreWorkloads {
@@ -86,6 +95,26 @@ enum CoreWorkloads {
             index = end
         }
         await countdown.wait()
+        let elapsed = seconds(since: start)
+        await batchman.shutdown()
+        return elapsed / Double(jobs) * 1e9
+    }
+
+    /// W6, the primary path: jobs made by the caller, through `submit(contentsOf:to:)`, 1000 a
+    /// call, their results a batch at a time to one `ResultSink`.
+    static func throughputBatchSubmitToSink(jobs: Int) async throws -> Double {
+        let batchman = try Batchman<Int, Int, ContinuousClock>(
+            config: BatchmanConfig(frequency: .milliseconds(10), maxBatchSize: 1000)) { _ in NoopProcessor<Int>() }
+        let sink = CountingSink(jobs)
+        let now = Date()
+        let start = ContinuousClock.now
+        var index = 0
+        while index < jobs {
+            let end = min(jobs, index + 1000)
+            batchman.submit(contentsOf: (index..<end).map { Job(id: ids[$0], key: "k", payload: $0, submittedAt: now) }, to: sink)
+            index = end
+        }
+        await sink.countdown.wait()
         let elapsed = seconds(since: start)
         await batchman.shutdown()
         return elapsed / Double(jobs) * 1e9

@@ -74,6 +74,10 @@ if options.wants("W1") || options.wants("H2") || options.wants("W6") {
         record("W6", "submit(contentsOf:)", "ns_per_job", "ns", batched)
         record("W6", "submit(contentsOf:)", "jobs_per_s", "jobs/s", batched.map { 1e9 / $0 })
         record("W6", "submit(contentsOf:)", "x_floor", "ratio", batched.map { $0 / Figure(workload: "", variant: "", metric: "", unit: "", values: floor).median })
+        let sunk = try await (0..<runs).asyncMap { _ in try await CoreWorkloads.throughputBatchSubmitToSink(jobs: jobs) }
+        record("W6", "submit(contentsOf:to:), sink", "ns_per_job", "ns", sunk)
+        record("W6", "submit(contentsOf:to:), sink", "jobs_per_s", "jobs/s", sunk.map { 1e9 / $0 })
+        record("W6", "submit(contentsOf:to:), sink", "x_floor", "ratio", sunk.map { $0 / Figure(workload: "", variant: "", metric: "", unit: "", values: floor).median })
     }
     if options.wants("W1") {
         var callback: [Double] = [], peak: [Double] = []
