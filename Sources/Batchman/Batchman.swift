@@ -53,11 +53,6 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// factory used for keys without one of their own.
     @inlinable public static var defaultKey: String { "default" }
 
-    /// The most jobs ``submit(contentsOf:onResult:)`` submits under one hold of a key's lock:
-    /// held for a whole chunk of input, it kept the thread that settles the key's batches
-    /// waiting for that long, and submitting and settling took turns instead of overlapping.
-    @inlinable static var jobsPerLock: Int { 64 }
-
     /// Draws a retry's delay below the backoff ceiling.
     public typealias Jitter = @Sendable (_ ceiling: Duration) -> Duration
 
@@ -234,9 +229,9 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
                 case .create(let batcherKey): createBatcher(forKey: batcherKey)
                 case .refused, .beingCreated: nil
                 }
-                let count = min(group.endIndex - start, Self.jobsPerLock)
+                let count = group.endIndex - start
                 if let batcher, shared.reserve(count: count) {
-                    let (taken, refused) = batcher.submit(jobs, at: group[start..<start + count], sizes: payloadSize, handler: handler)
+                    let (taken, refused) = batcher.submit(jobs, at: group[start...], sizes: payloadSize, handler: handler)
                     shared.unreserve(count: count - taken + refused)
                     next = start + taken
                 }

@@ -129,12 +129,6 @@
     private var freeSlots: [Int] = []
     /// Slots by job identity: one hash per submit, none per result.
     private var index = JobIndex()
-    /// Slots of settled jobs still in ``index`` and the slot table, given back by ``reclaim()``
-    /// before anything reads either. Settling only lists them: the index and the slot records
-    /// are written by the producing thread, and a settling thread that removed each job from
-    /// them itself fetched their cache lines from the producer's core one by one (by perf, the
-    /// largest cost of a batch's completion, W6).
-    private var settledSlots: [Int] = []
     /// The open window's jobs, in the order they joined it.
     private var open: [Int] = []
     private var openBytes = 0
@@ -167,7 +161,7 @@
 
     @usableFromInline var statistics: BatcherStatistics {
         var snapshot = counters
-        snapshot.pending = index.count - settledSlots.count
+        snapshot.pending = index.count
         snapshot.inFlight = running.count
         return snapshot
     }
@@ -178,7 +172,7 @@
 
     /// The slot and status of the job with `identity`, while it is held.
     @usableFromInline func lookUp(_ identity: JobIdentity) -> (slot: Int, status: JobStatus, attempt: Int)? {
-        guard let slot = slot(of: identity, hash: identity.hashValue), !settledSlots.contains(slot) else { return nil }
+        guard let slot = slot(of: identity, hash: identity.hashValue) else { return nil }
         let record = slots[slot]
         let isProcessing = record.window != 0 && record.window <= startedThrough
         return (slot, isProcessing ? .processing : .submitted, record.attempt)
@@ -192,7 +186,6 @@
     /// A job arrives. `now` is read only if the job opens a window or cuts a batch.
     @usableFromInline mutating func submit(_ identity: JobIdentity, size: Int, now: () -> Duration) -> SubmitAction {
         guard phase == .accepting else { return .refused(.shuttingDown) }
-        if !settledSlots.isEmpty { reclaim() }
         let hash = identity.hashValue
         if let maxBatchBytes = config.maxBatchBytes, size > maxBatchBytes {
             return .refused(slot(of: identity, hash: hash) == nil ? .tooLarge(size: size, limit: maxBatchBytes) : .duplicate)
@@ -337,7 +330,6 @@
                        into: &effects)
             }
         }
-        reclaim()  // what is left in the index is what waits: the running batches' jobs were settled above
         for slot in index.slots.sorted() {
             finish(Settlement(slot: slot, batchId: nil, attempts: slots[slot].attempt - 1, position: nil, outcome: outcome),
                    into: &effects)
@@ -509,23 +501,15 @@
         }
     }
 
-    /// The job in `settlement.slot` is done: its identity and slot are free again once
-    /// ``reclaim()`` has run.
+    /// The job in `settlement.slot` is done: its identity and slot are free again.
     private mutating func finish(_ settlement: Settlement, into effects: inout Effects) {
-        settledSlots.append(settlement.slot)
+        let slot = settlement.slot
+        withIndex { index, slots in index.remove(slot, hash: slots[slot].hash, hashOf: { slots[$0].hash }) }
+        slots[slot].identity = JobIdentity(key: "", id: "")
+        freeSlots.append(slot)
         if case .failed(let reason, _) = settlement.outcome { counters.countFailure(reason) }
         effects.released += 1
         effects.settled.append(settlement)
-    }
-
-    /// Takes the settled jobs out of the index and frees their slots.
-    private mutating func reclaim() {
-        for slot in settledSlots {
-            withIndex { index, slots in index.remove(slot, hash: slots[slot].hash, hashOf: { slots[$0].hash }) }
-            slots[slot].identity = JobIdentity(key: "", id: "")
-            freeSlots.append(slot)
-        }
-        settledSlots.removeAll(keepingCapacity: true)
     }
 
     /// Every event ends here: settled jobs get a delivery token; while draining nothing waits
@@ -544,10 +528,9 @@
         // A key that holds no job keeps no storage for jobs (slots, index, windows): an idle key
         // costs its counters and its table entry, whatever it once held. The next job
         // allocates again: a few small arrays, against the batch it will be in.
-        if isIdle, !slots.isEmpty, freeSlots.count + settledSlots.count == slots.count {
+        if isIdle, !slots.isEmpty, freeSlots.count == slots.count {
             slots = []
             freeSlots = []
-            settledSlots = []
             index = JobIndex()
             open = []
             sealed = FIFOQueue()
