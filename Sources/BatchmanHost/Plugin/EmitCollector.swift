@@ -33,9 +33,6 @@ final class EmitCollector {
         room = maxResultBytes
     }
 
-    /// Whether the job at `index` has an outcome from `emit`.
-    func wasEmitted(_ index: Int) -> Bool { statuses[index] >= 0 }
-
     /// Whether the job at `index` was emitted with more bytes than the batch had room for.
     func wasTooLarge(_ index: Int) -> Bool { statuses[index] == Self.tooLarge }
 
