@@ -5,8 +5,9 @@ import Synchronization
 // clock, and its clients (the host, your app) live in other modules. Called unspecialised, every
 // generic operation looks up type metadata at run time, which cost 3-4x on the hot path (see the
 // README's Performance section); inlinable code is specialised in the client for its own types.
-// Only this thin generic layer is: the engine that decides (BatcherEngine, the scheduler, the
-// heap) works on job slots, sizes and durations, is compiled once here, and is called, not inlined.
+// Only this thin generic layer is: the engines that decide (IntakeEngine, FlightEngine, the
+// scheduler, the heap) work on job slots, batch ids, counts and durations, are compiled once
+// here, and are called, not inlined.
 
 /// Batches jobs per key and hands each batch to a processor, then returns one result per job.
 ///
@@ -162,7 +163,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// that go there (see ``ResultSink``); otherwise like ``submit(id:key:payload:onResult:)``.
     @discardableResult
     @inlinable public func submit(id: String, key: String, payload: Payload, to sink: some ResultSink<Payload, Output>) -> Job<Payload> {
-        submit(Job(id: id, key: key, payload: payload, submittedAt: Date()), handler: .sink(.init(sink)))
+        submit(Job(id: id, key: key, payload: payload, submittedAt: Date()), handler: .sink(sink))
     }
 
     /// Submits many jobs whose results go to `sink`, a batch at a time: the cheapest way in and
@@ -171,14 +172,14 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     @inlinable public func submit(
         contentsOf jobs: some Sequence<(id: String, key: String, payload: Payload)>, to sink: some ResultSink<Payload, Output>
     ) {
-        submit(contentsOf: jobs, handler: .sink(.init(sink)))
+        submit(contentsOf: jobs, handler: .sink(sink))
     }
 
     /// Submits jobs made by the caller (``Job/init(id:key:payload:submittedAt:attempt:)``, with
     /// their `submittedAt`) whose results go to `sink`: what a caller that reads many jobs at a
     /// time (the host, a chunk of input) uses, with no copy of its own per job.
     @inlinable public func submit(contentsOf jobs: [Job<Payload>], to sink: some ResultSink<Payload, Output>) {
-        submit(jobs: jobs, handler: .sink(.init(sink)))
+        submit(jobs: jobs, handler: .sink(sink))
     }
 
     /// The same, for a caller whose sinks differ at run time (the host: standard output, or the
@@ -186,7 +187,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     /// generic parameter keeps the whole submit path, and every batcher it makes, from being
     /// specialised (five times slower, measured).
     @inlinable public func submit(contentsOf jobs: [Job<Payload>], to sink: any ResultSink<Payload, Output>) {
-        submit(jobs: jobs, handler: .sink(.init(sink)))
+        submit(jobs: jobs, handler: .sink(sink))
     }
 
     @inlinable func submit(
@@ -231,7 +232,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
                 }
                 let count = group.endIndex - start
                 if let batcher, shared.reserve(count: count) {
-                    let (taken, refused) = batcher.submit(jobs, at: group[start...], sizes: payloadSize, handler: handler)
+                    let (taken, refused) = batcher.submit(jobs, at: group[start...], handler: handler)
                     shared.unreserve(count: count - taken + refused)
                     next = start + taken
                 }
@@ -444,7 +445,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
             batcher = made
         }
         if shared.reserve() {
-            switch batcher.submit(job, size: payloadSize?(job.payload) ?? 0, handler: handler) {
+            switch batcher.submit(job, handler: handler) {
             case .accepted(let accepted):
                 return .done(accepted)
             case .refused(let refused):
@@ -498,7 +499,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
             let processor = try factory(batcherKey)
             slot = .ready(Batcher(
                 key: batcherKey, policy: policy(forKey: batcherKey), processor: processor, clock: clock, origin: origin,
-                scheduler: scheduler, shared: shared))
+                scheduler: scheduler, shared: shared, payloadSize: payloadSize))
         } catch {
             slot = .failed("could not create the processor for key \"\(batcherKey)\": \(error)")
         }

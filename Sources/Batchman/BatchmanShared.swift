@@ -50,7 +50,7 @@ import Synchronization
     }
 
     /// `count` jobs are no longer held: wake producers waiting for room.
-    func released(_ count: Int) {
+    @usableFromInline func released(_ count: Int) {
         pendingTotal.subtract(count, ordering: .relaxed)
         capacity.open()
     }

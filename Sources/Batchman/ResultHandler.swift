@@ -8,20 +8,9 @@
     case sync(@Sendable (JobResult<Payload, Output>) throws -> Void)
     case async(@Sendable (JobResult<Payload, Output>) async throws -> Void)
     case continuation(UnsafeContinuation<JobResult<Payload, Output>, Never>)
-    /// Not a strong reference: every job of a host shares one sink, and a reference count
-    /// changed per job by the submitting thread and the delivering ones was the hottest cache
-    /// line of the host. The batcher holding the job keeps the sink alive (``SinkHolds``).
-    case sink(UnownedSink)
-
-    @usableFromInline struct UnownedSink: Sendable {
-        // unowned(unsafe): kept alive by the batcher's SinkHolds while a job refers to it, and by
-        // the caller of submit until then.
-        @usableFromInline unowned(unsafe) let sink: any ResultSink<Payload, Output>
-
-        @inlinable init(_ sink: any ResultSink<Payload, Output>) {
-            self.sink = sink
-        }
-    }
+    /// A batch holds its sink once per run of jobs that report to it (see ``HandlerRuns``),
+    /// not once per job.
+    case sink(any ResultSink<Payload, Output>)
 
     /// Hands `result` over, awaiting an async callback; a throwing callback is logged and
     /// affects nothing else.
@@ -45,32 +34,11 @@
             }
         case .continuation(let continuation):
             continuation.resume(returning: result)
-        case .sink(let reference):
-            reference.sink.receive([result])
+        case .sink(let sink):
+            sink.receive([result])
         case .async:
             Task { await deliver(result, logger: logger) }
         }
-    }
-
-    /// Hands each result to its handler without suspending; consecutive results for one sink
-    /// reach it in one call.
-    @inlinable static func deliverNow(_ results: some Sequence<(Self, JobResult<Payload, Output>)>, logger: BatchmanLogger) {
-        var sink: (any ResultSink<Payload, Output>)?
-        var forSink: [JobResult<Payload, Output>] = []
-        for (handler, result) in results {
-            if case .sink(let reference) = handler {
-                let next = reference.sink
-                if let current = sink, current !== next {
-                    current.receive(forSink)
-                    forSink.removeAll(keepingCapacity: true)
-                }
-                sink = next
-                forSink.append(result)
-                continue
-            }
-            handler.deliverNow(result, logger: logger)
-        }
-        if let sink, !forSink.isEmpty { sink.receive(forSink) }
     }
 
     @inlinable static func logFailure(of result: JobResult<Payload, Output>, _ error: any Error, logger: BatchmanLogger) {

@@ -8,6 +8,6 @@
     case timeout(UInt64)
     /// `minBatchInterval` after the last batch started.
     case pacing
-    /// A pause its processor asked for ends (see ``BatcherEngine/pause(until:now:)``).
+    /// A pause its processor asked for ends (see ``FlightEngine/pause(until:now:)``).
     case pauseEnds
 }

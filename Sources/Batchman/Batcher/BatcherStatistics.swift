@@ -27,12 +27,13 @@ public struct BatcherStatistics: Sendable, Hashable {
     /// Counts a job that failed for `reason`; a key counts at most
     /// ``FailureReason/namedReasonsCounted`` named reasons one by one, the rest as
     /// ``FailureReason/otherNamed``.
-    @usableFromInline mutating func countFailure(_ reason: FailureReason) {
+    @usableFromInline mutating func countFailure(_ reason: FailureReason, times: Int = 1) {
+        guard times > 0 else { return }
         var counted = reason
         if reason.isNamed, failed[reason] == nil, failed.keys.count(where: \.isNamed) >= FailureReason.namedReasonsCounted {
             counted = .otherNamed
         }
-        failed[counted, default: 0] += 1
+        failed[counted, default: 0] += times
     }
 
     public static func + (lhs: Self, rhs: Self) -> Self {

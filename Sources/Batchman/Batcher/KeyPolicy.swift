@@ -4,9 +4,9 @@
 @usableFromInline final class KeyPolicy: Sendable {
     @usableFromInline let config: BatcherConfig
     let batchIds: BatchIdGenerator
-    let jitter: BatcherEngine.Jitter
+    let jitter: FlightEngine.Jitter
 
-    @usableFromInline init(config: BatcherConfig, batchIds: BatchIdGenerator, jitter: @escaping BatcherEngine.Jitter) {
+    @usableFromInline init(config: BatcherConfig, batchIds: BatchIdGenerator, jitter: @escaping FlightEngine.Jitter) {
         self.config = config
         self.batchIds = batchIds
         self.jitter = jitter

@@ -48,7 +48,7 @@ import Synchronization
     }
 
     /// Calls `target.deadlineReached(deadline)` once `instant` (since the origin) has passed.
-    func schedule(_ target: any FlushTarget, _ deadline: BatcherDeadline, at instant: Duration) {
+    @usableFromInline func schedule(_ target: any FlushTarget, _ deadline: BatcherDeadline, at instant: Duration) {
         let action = state.withLock { $0.schedule(Entry(target: target, deadline: deadline), at: instant) }
         run(action)
     }
