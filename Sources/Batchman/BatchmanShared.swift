@@ -55,16 +55,13 @@ import Synchronization
         capacity.open()
     }
 
-    /// Answers a refused job's handler at once; returns the job marked failed.
+    /// Answers a refused job's handler at once.
     @usableFromInline func refuse<Payload: Sendable, Output: Sendable>(
         _ job: Job<Payload>, reason: FailureReason, message: String, handler: ResultHandler<Payload, Output>, debug: Bool
-    ) -> Job<Payload> {
+    ) {
         if debug { logger.log(.debug, "key \"\(job.key)\": refused job \"\(job.id)\": \(message)") }
         refusals.withLock { $0[reason, default: 0] += 1 }
         events.emit(.jobRejected(key: job.key, id: job.id, reason: reason))
         handler.deliverNow(.failure(job, reason: reason, message: message, at: Date()), logger: logger)
-        var refused = job
-        refused.status = .failed
-        return refused
     }
 }

@@ -45,6 +45,25 @@ public struct JobResult<Payload: Sendable, Output: Sendable>: Sendable {
         self.completedAtSeconds = completedAt.timeIntervalSince1970
     }
 
+    /// The same, with the completion time in seconds since 1970 (what the batcher has at hand).
+    @inlinable init(
+        job: borrowing Job<Payload>, status: JobStatus, result: Output?, errorReason: FailureReason?,
+        errorMessage: String?, batchId: UInt64?, attempts: Int, completedAtSeconds: Double
+    ) {
+        self.id = job.id
+        self.key = job.key
+        self.payload = job.payload
+        self.status = status
+        self.result = result
+        self.errorReason = errorReason
+        self.errorMessage = errorMessage
+        self.batchId = batchId
+        self.attempts = attempts
+        self.tag = job.tag
+        self.submittedAtSeconds = job.submittedAtSeconds
+        self.completedAtSeconds = completedAtSeconds
+    }
+
     @inlinable static func failure(
         _ job: borrowing Job<Payload>, reason: FailureReason, message: String, batchId: UInt64? = nil,
         attempts: Int = 0, at time: Date

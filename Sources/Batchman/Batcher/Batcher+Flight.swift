@@ -114,19 +114,21 @@ extension Batcher {
             self.fates = fates
         }
 
-        /// The result of the job at `position`; nil for a job that is tried again.
-        @inlinable func result(at position: Int, wallTime: Date) -> JobResult<Payload, Output>? {
-            switch fates[position] {
-            case .retried:
-                return nil
+        /// The result of the job at `position`, which met `fate` (not a retry). Built in place,
+        /// never through an optional: see ``Batchman/Attempt``.
+        @inlinable func result(at position: Int, _ fate: FlightEngine.Fate, wallTime: Double) -> JobResult<Payload, Output> {
+            switch fate {
             case .completed:
-                let decided = outcomes[position]
-                return JobResult(job: cargo.jobs[position], status: .completed, result: decided?.result, errorReason: nil, errorMessage: nil,
-                                 batchId: batchId, attempts: cargo.jobs[position].attempt, completedAt: decided?.completedAt ?? wallTime)
+                return JobResult(job: cargo.jobs[position], status: .completed, result: outcomes.output(at: position), errorReason: nil,
+                                 errorMessage: nil, batchId: batchId, attempts: cargo.jobs[position].attempt,
+                                 completedAtSeconds: outcomes.completedAtSeconds(at: position) ?? wallTime)
             case .failed(let reason, let message, let fromOutcome):
-                let completedAt = fromOutcome ? outcomes[position]?.completedAt ?? wallTime : wallTime
-                return .failure(cargo.jobs[position], reason: reason, message: message, batchId: ran ? batchId : nil,
-                                attempts: ran ? cargo.jobs[position].attempt : cargo.jobs[position].attempt - 1, at: completedAt)
+                let completedAt = fromOutcome ? outcomes.completedAtSeconds(at: position) ?? wallTime : wallTime
+                return JobResult(job: cargo.jobs[position], status: .failed, result: nil, errorReason: reason, errorMessage: message,
+                                 batchId: ran ? batchId : nil, attempts: ran ? cargo.jobs[position].attempt : cargo.jobs[position].attempt - 1,
+                                 completedAtSeconds: completedAt)
+            case .retried:
+                preconditionFailure("a retried job has no result yet")
             }
         }
     }
@@ -273,7 +275,7 @@ extension Batcher {
     /// gets all of its results at once; async callbacks run in a task, which reports when they
     /// are done.
     @inlinable func deliver(_ deliveries: [Delivery], tokens: [UInt64]) {
-        let wallTime = Date()
+        let wallTime = Date().timeIntervalSince1970
         let reports = events.isActive || config.debug
         var sinks: [(sink: any ResultSink<Payload, Output>, results: [JobResult<Payload, Output>])] = []
         var asynchronous: [(Handler, JobResult<Payload, Output>)] = []
@@ -281,12 +283,15 @@ extension Batcher {
             var reported: [JobResult<Payload, Output>] = []
             var start = 0
             for run in delivery.cargo.handlers.runs {
+                defer { start = run.end }
                 switch run.handler {
                 case .sink(let sink):
                     var results: [JobResult<Payload, Output>] = []
                     results.reserveCapacity(run.end - start)
                     for position in start..<run.end {
-                        if let result = delivery.result(at: position, wallTime: wallTime) { results.append(result) }
+                        let fate = delivery.fates[position]
+                        if case .retried = fate { continue }
+                        results.append(delivery.result(at: position, fate, wallTime: wallTime))
                     }
                     if reports { reported += results }
                     // A batch reports to one sink or a few: a scan beats hashing.
@@ -295,20 +300,34 @@ extension Batcher {
                     } else {
                         sinks.append((sink, results))
                     }
+                case .sync(let callback):
+                    for position in start..<run.end {
+                        let fate = delivery.fates[position]
+                        if case .retried = fate { continue }
+                        let result = delivery.result(at: position, fate, wallTime: wallTime)
+                        if reports { reported.append(result) }
+                        do {
+                            try callback(result)
+                        } catch {
+                            Handler.logFailure(of: result, error, logger: logger)
+                        }
+                    }
+                case .continuation(let continuation):
+                    // One job a run: a continuation is resumed once.
+                    let fate = delivery.fates[start]
+                    if case .retried = fate { continue }
+                    let result = delivery.result(at: start, fate, wallTime: wallTime)
+                    if reports { reported.append(result) }
+                    continuation.resume(returning: result)
                 case .async:
                     for position in start..<run.end {
-                        guard let result = delivery.result(at: position, wallTime: wallTime) else { continue }
+                        let fate = delivery.fates[position]
+                        if case .retried = fate { continue }
+                        let result = delivery.result(at: position, fate, wallTime: wallTime)
                         if reports { reported.append(result) }
                         asynchronous.append((run.handler, result))
                     }
-                default:
-                    for position in start..<run.end {
-                        guard let result = delivery.result(at: position, wallTime: wallTime) else { continue }
-                        if reports { reported.append(result) }
-                        run.handler.deliverNow(result, logger: logger)
-                    }
                 }
-                start = run.end
             }
             if reports { report(reported, of: delivery) }
         }

@@ -7,10 +7,23 @@ extension Batcher {
         /// The call threw, or Batchman decided (a timeout, a shutdown).
         case none
 
-        @inlinable subscript(position: Int) -> JobOutcome<Output>? {
+        // Fields are read through the arrays, never by taking a whole outcome out: a whole
+        // outcome is copied through its value witnesses (see Batchman.Attempt).
+
+        /// The output of the outcome that decided the job at `position`.
+        @inlinable func output(at position: Int) -> Output? {
             switch self {
-            case .inOrder(let outcomes): outcomes[position]
-            case .byPosition(let outcomes): outcomes[position]
+            case .inOrder(let outcomes): outcomes[position].result
+            case .byPosition(let outcomes): outcomes[position]?.result
+            case .none: nil
+            }
+        }
+
+        /// When the job at `position` finished, as its outcome says (seconds since 1970).
+        @inlinable func completedAtSeconds(at position: Int) -> Double? {
+            switch self {
+            case .inOrder(let outcomes): outcomes[position].completedAtSeconds
+            case .byPosition(let outcomes): outcomes[position]?.completedAtSeconds
             case .none: nil
             }
         }

@@ -123,10 +123,11 @@ where C.Duration == Duration {
     /// The time since the clock's origin: what the engines and the scheduler count in.
     @inlinable var now: Duration { origin.duration(to: clock.now) }
 
+    /// What became of a submitted job (no job in it: see ``Batchman/Attempt``).
     @usableFromInline enum Submission {
-        case accepted(Job<Payload>)
+        case accepted
         /// Refused; the handler already has its failed result.
-        case refused(Job<Payload>)
+        case refused
         /// The key is at `maxPending`.
         case full
     }
@@ -155,10 +156,11 @@ where C.Duration == Duration {
         case .accepted:
             if events.isActive { events.emit(.jobAccepted(key: job.key, id: job.id)) }
             if let work { carryOut(work) }
-            return .accepted(job)
+            return .accepted
         case .refused(let refusal):
             let (reason, message) = explain(refusal, of: job)
-            return .refused(shared.refuse(job, reason: reason, message: message, handler: handler, debug: config.debug))
+            shared.refuse(job, reason: reason, message: message, handler: handler, debug: config.debug)
+            return .refused
         case .full:
             return .full
         }
@@ -208,7 +210,7 @@ where C.Duration == Duration {
         if let work { carryOut(work) }
         for (index, refusal) in refused {
             let (reason, message) = explain(refusal, of: jobs[index])
-            _ = shared.refuse(jobs[index], reason: reason, message: message, handler: handler, debug: config.debug)
+            shared.refuse(jobs[index], reason: reason, message: message, handler: handler, debug: config.debug)
         }
         return (taken, refused.count)
     }

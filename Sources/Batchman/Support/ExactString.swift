@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A string compared and hashed by its UTF-8 bytes.
 ///
 /// Swift's `String` equality is canonical equivalence: "é" (U+00E9) and "e" + U+0301 are equal
@@ -23,12 +27,18 @@
 extension String {
     /// Whether the two strings have the same UTF-8 bytes (not merely canonically equivalent).
     @inlinable func hasSameBytes(as other: String) -> Bool {
+        // Two strings with the same two words are the same small string, or share their storage:
+        // either way the same bytes. That settles the common case (a key or an id compared with
+        // a copy of itself, as when a processor's outcome names its job) without a byte read.
+        if unsafeBitCast(self, to: (UInt64, UInt64).self) == unsafeBitCast(other, to: (UInt64, UInt64).self) { return true }
         let (left, right) = (utf8, other.utf8)
         guard left.count == right.count else { return false }
         // Native strings are contiguous UTF-8: compare the buffers, not byte by byte through
         // the views' indices (this runs for every submit, in the duplicate check).
         let compared = left.withContiguousStorageIfAvailable { leftBytes in
-            right.withContiguousStorageIfAvailable { rightBytes in leftBytes.elementsEqual(rightBytes) }
+            right.withContiguousStorageIfAvailable { rightBytes in
+                leftBytes.count == 0 || memcmp(leftBytes.baseAddress!, rightBytes.baseAddress!, leftBytes.count) == 0
+            }
         }
         return (compared ?? nil) ?? left.elementsEqual(right)
     }
