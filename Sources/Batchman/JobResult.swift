@@ -45,22 +45,24 @@ public struct JobResult<Payload: Sendable, Output: Sendable>: Sendable {
         self.completedAtSeconds = completedAt.timeIntervalSince1970
     }
 
-    /// The same, with the completion time in seconds since 1970 (what the batcher has at hand).
+    /// The result of `jobs[position]`, its fields read through the array (a whole job taken
+    /// out is copied through its value witnesses: see `Job.init(copying:)`), with the completion
+    /// time in seconds since 1970.
     @inlinable init(
-        job: borrowing Job<Payload>, status: JobStatus, result: Output?, errorReason: FailureReason?,
+        fieldsOf jobs: [Job<Payload>], at position: Int, status: JobStatus, result: Output?, errorReason: FailureReason?,
         errorMessage: String?, batchId: UInt64?, attempts: Int, completedAtSeconds: Double
     ) {
-        self.id = job.id
-        self.key = job.key
-        self.payload = job.payload
+        self.id = jobs[position].id
+        self.key = jobs[position].key
+        self.payload = jobs[position].payload
         self.status = status
         self.result = result
         self.errorReason = errorReason
         self.errorMessage = errorMessage
         self.batchId = batchId
         self.attempts = attempts
-        self.tag = job.tag
-        self.submittedAtSeconds = job.submittedAtSeconds
+        self.tag = jobs[position].tag
+        self.submittedAtSeconds = jobs[position].submittedAtSeconds
         self.completedAtSeconds = completedAtSeconds
     }
 

@@ -19,9 +19,9 @@ extension Batcher {
         }
 
         /// Takes a batch the intake cut.
-        @inlinable mutating func accept(_ cargo: Cargo, now: Duration, into work: inout Work, key: String, reportsRetries: Bool) {
+        @inlinable mutating func accept(_ cargo: Cargo, now: Duration, into work: Work, key: String, reportsRetries: Bool) {
             self.cargo[cargo.id] = cargo
-            collect(engine.accept(batch: cargo.id, reason: cargo.reason, count: cargo.jobs.count, now: now), into: &work, key: key,
+            collect(engine.accept(batch: cargo.id, reason: cargo.reason, count: cargo.jobs.count, now: now), into: work, key: key,
                     reportsRetries: reportsRetries)
         }
 
@@ -29,7 +29,7 @@ extension Batcher {
         /// settled jobs leave (retried ones wait under their token), held retries become a
         /// batch, and what needs no lock is noted in `work` for later.
         @inlinable mutating func collect(
-            _ effects: FlightEngine.Effects, into work: inout Work, key: String, reportsRetries: Bool, abandonMessage: String = ""
+            _ effects: FlightEngine.Effects, into work: Work, key: String, reportsRetries: Bool, abandonMessage: String = ""
         ) {
             for resent in effects.resent {
                 let retries = retrying.removeValue(forKey: resent.token) ?? []
@@ -117,14 +117,16 @@ extension Batcher {
         /// The result of the job at `position`, which met `fate` (not a retry). Built in place,
         /// never through an optional: see ``Batchman/Attempt``.
         @inlinable func result(at position: Int, _ fate: FlightEngine.Fate, wallTime: Double) -> JobResult<Payload, Output> {
+            // The job's fields are read through the array, never by taking the job out whole
+            // (see `Job.init(copying:)`).
             switch fate {
             case .completed:
-                return JobResult(job: cargo.jobs[position], status: .completed, result: outcomes.output(at: position), errorReason: nil,
+                return JobResult(fieldsOf: cargo.jobs, at: position, status: .completed, result: outcomes.output(at: position), errorReason: nil,
                                  errorMessage: nil, batchId: batchId, attempts: cargo.jobs[position].attempt,
                                  completedAtSeconds: outcomes.completedAtSeconds(at: position) ?? wallTime)
             case .failed(let reason, let message, let fromOutcome):
                 let completedAt = fromOutcome ? outcomes.completedAtSeconds(at: position) ?? wallTime : wallTime
-                return JobResult(job: cargo.jobs[position], status: .failed, result: nil, errorReason: reason, errorMessage: message,
+                return JobResult(fieldsOf: cargo.jobs, at: position, status: .failed, result: nil, errorReason: reason, errorMessage: message,
                                  batchId: ran ? batchId : nil, attempts: ran ? cargo.jobs[position].attempt : cargo.jobs[position].attempt - 1,
                                  completedAtSeconds: completedAt)
             case .retried:
@@ -133,8 +135,10 @@ extension Batcher {
         }
     }
 
-    /// What is left to do once the locks are released.
-    @usableFromInline struct Work: Sendable {
+    /// What is left to do once the locks are released. A class: most submits make none, and an
+    /// optional reference costs nothing where a large optional struct is initialised, copied and
+    /// destroyed through its value witnesses on every submit.
+    @usableFromInline final class Work {
         @usableFromInline var effects = FlightEngine.Effects()
         /// Window deadlines the intake asked for.
         @usableFromInline var windowDeadlines: [(window: UInt64, at: Duration)] = []
@@ -159,8 +163,7 @@ extension Batcher {
     /// into its open window), then deadlines, events and logs, room for producers, batches to
     /// start, results to hand over, and drain waiters to resume.
     @inlinable func carryOut(_ work: Work) {
-        var work = work
-        if !work.release.isEmpty || !work.rejoin.isEmpty { returnToIntake(&work) }
+        if !work.release.isEmpty || !work.rejoin.isEmpty { returnToIntake(work) }
         let effects = work.effects
         // Scheduled through a closure formed here, so that the deadline runs specialised code (see FlushCallback).
         let needsTarget = !effects.deadlines.isEmpty || !work.windowDeadlines.isEmpty
@@ -181,7 +184,7 @@ extension Batcher {
 
     /// Gives settled slots back to the intake, and sends retried jobs back into its open window
     /// (taken from the flight under both locks, so that they are never in neither).
-    @inlinable func returnToIntake(_ work: inout Work) {
+    @inlinable func returnToIntake(_ work: Work) {
         let now = now
         let reportsRetries = events.isActive
         let release = work.release
@@ -195,11 +198,11 @@ extension Batcher {
                 let retries = rejoin.flatMap { flight.retrying.removeValue(forKey: $0) ?? [] }
                 var cuts: [Cargo] = []
                 for retry in retries {
-                    let effects = intake.engine.rejoin(retry.slot, size: payloadSize?(retry.job.payload) ?? 0, now: { now })
+                    let effects = intake.engine.join(retry.slot, size: payloadSize?(retry.job.payload) ?? 0, now: { now })
                     if let deadline = intake.join(retry.job, handler: retry.handler, effects, cutting: &cuts) { work.windowDeadlines.append(deadline) }
                 }
-                for cut in cuts { flight.accept(cut, now: now, into: &work, key: key, reportsRetries: reportsRetries) }
-                flight.collect(flight.engine.rejoined(retries.count), into: &work, key: key, reportsRetries: reportsRetries)
+                for cut in cuts { flight.accept(cut, now: now, into: work, key: key, reportsRetries: reportsRetries) }
+                flight.collect(flight.engine.rejoined(retries.count), into: work, key: key, reportsRetries: reportsRetries)
             }
         }
     }
@@ -229,7 +232,7 @@ extension Batcher {
     /// not be processed.
     @inlinable func callStarted(_ batchId: UInt64, onTimeout: (@Sendable () -> Void)?) -> Bool {
         let now = now
-        var work = Work()
+        let work = Work()
         let proceed = flight.withLock { flight -> Bool in
             guard case .proceed(let effects) = flight.engine.callStarted(batchId, now: now) else { return false }
             if let onTimeout, config.timeout != nil { flight.timeoutHandlers[batchId] = onTimeout }
@@ -256,11 +259,11 @@ extension Batcher {
         }
         let now = now
         let reportsRetries = events.isActive
-        var work = Work()
+        let work = Work()
         flight.withLock { flight in
             if !flight.timeoutHandlers.isEmpty { flight.timeoutHandlers[batch.id] = nil }
             let effects = flight.engine.complete(batch.id, verdicts: verdicts, attempts: { batch.jobs[$0].attempt }, now: now)
-            flight.collect(effects, into: &work, key: key, reportsRetries: reportsRetries)
+            flight.collect(effects, into: work, key: key, reportsRetries: reportsRetries)
         }
         if case .none = matched {} else {
             for index in work.deliveries.indices where work.deliveries[index].batchId == batch.id && work.deliveries[index].ran {
@@ -343,10 +346,10 @@ extension Batcher {
     }
 
     @inlinable func deliveryFinished(_ token: UInt64) {
-        var work = Work()
+        let work = Work()
         let reportsRetries = events.isActive
         flight.withLock { flight in
-            flight.collect(flight.engine.deliveryFinished(token), into: &work, key: key, reportsRetries: reportsRetries)
+            flight.collect(flight.engine.deliveryFinished(token), into: work, key: key, reportsRetries: reportsRetries)
         }
         if !work.drainWaiters.isEmpty { carryOut(work) }
     }

@@ -78,7 +78,7 @@ where C.Duration == Duration {
             _ job: Job<Payload>, handler: Handler, _ effects: IntakeEngine.Effects, cutting cuts: inout [Cargo]
         ) -> (window: UInt64, at: Duration)? {
             if let cut = effects.cutBefore { cuts.append(take(cut)) }
-            jobs.append(job)
+            jobs.append(Job(copying: job))
             handlers.append(handler)
             if let cut = effects.cutAfter { cuts.append(take(cut)) }
             return effects.windowDeadline.map { (effects.window, $0) }
@@ -139,21 +139,23 @@ where C.Duration == Duration {
         let size = payloadSize?(job.payload) ?? 0
         var work: Work?
         let action = intake.withLock { intake -> IntakeEngine.SubmitAction in
-            let action = intake.engine.submit(job.identity, size: size, now: { now })
-            guard case .accepted(_, let effects) = action else { return action }
-            guard let effects else {
+            let action = intake.engine.submit(job.identity, size: size)
+            switch action {
+            case .accepted:
                 // The common case: the job joins the open window, and nothing else happens.
-                intake.jobs.append(job)
+                intake.jobs.append(Job(copying: job))
                 intake.handlers.append(handler)
-                return action
+            case .acceptedToJoin(let slot):
+                var cuts: [Cargo] = []
+                let deadline = intake.join(job, handler: handler, intake.engine.join(slot, size: size, now: { now }), cutting: &cuts)
+                work = handOver(cuts, deadline: deadline)
+            case .refused, .full:
+                break
             }
-            var cuts: [Cargo] = []
-            let deadline = intake.join(job, handler: handler, effects, cutting: &cuts)
-            work = handOver(cuts, deadline: deadline)
             return action
         }
         switch action {
-        case .accepted:
+        case .accepted, .acceptedToJoin:
             if events.isActive { events.emit(.jobAccepted(key: job.key, id: job.id)) }
             if let work { carryOut(work) }
             return .accepted
@@ -184,21 +186,23 @@ where C.Duration == Duration {
             for index in indices {
                 // Fields are read through the array: see `match`.
                 let size = payloadSize?(jobs[index].payload) ?? 0
-                let action = intake.engine.submit(jobs[index].identity, size: size, now: { now })
-                if case .full = action { break }
-                taken += 1
-                guard case .accepted(_, let effects) = action else {
-                    if case .refused(let refusal) = action { refused.append((index, refusal)) }
-                    continue
-                }
-                guard let effects else {
-                    intake.jobs.append(jobs[index])
+                let action = intake.engine.submit(jobs[index].identity, size: size)
+                switch action {
+                case .full:
+                    break
+                case .refused(let refusal):
+                    refused.append((index, refusal))
+                case .accepted:
+                    intake.jobs.append(Job(copying: jobs[index]))
                     if handlerIsLast { intake.handlers.appendSameAsLast() } else { intake.handlers.append(handler) }
                     handlerIsLast = true
-                    continue
+                case .acceptedToJoin(let slot):
+                    let effects = intake.engine.join(slot, size: size, now: { now })
+                    if let deadline = intake.join(jobs[index], handler: handler, effects, cutting: &cuts) { deadlines.append(deadline) }
+                    handlerIsLast = effects.cutAfter == nil
                 }
-                if let deadline = intake.join(jobs[index], handler: handler, effects, cutting: &cuts) { deadlines.append(deadline) }
-                handlerIsLast = effects.cutAfter == nil
+                if case .full = action { break }
+                taken += 1
             }
             if !cuts.isEmpty || !deadlines.isEmpty { work = handOver(cuts, deadlines: deadlines) }
             return taken
@@ -222,13 +226,13 @@ where C.Duration == Duration {
     }
 
     @inlinable func handOver(_ cuts: [Cargo], deadlines: [(window: UInt64, at: Duration)]) -> Work {
-        var work = Work()
+        let work = Work()
         work.windowDeadlines = deadlines
         guard !cuts.isEmpty else { return work }
         let now = now
         let reportsRetries = events.isActive
         flight.withLock { flight in
-            for cargo in cuts { flight.accept(cargo, now: now, into: &work, key: key, reportsRetries: reportsRetries) }
+            for cargo in cuts { flight.accept(cargo, now: now, into: work, key: key, reportsRetries: reportsRetries) }
         }
         return work
     }
@@ -268,20 +272,20 @@ where C.Duration == Duration {
     @inlinable func deadlineReached(_ deadline: BatcherDeadline) {
         let now = now
         let reportsRetries = events.isActive
-        var work = Work()
+        let work = Work()
         switch deadline {
         case .window(let number):
             intake.withLock { intake in
                 guard let cut = intake.engine.deadlineReached(window: number) else { return }
                 let cargo = intake.take(cut)
-                flight.withLock { $0.accept(cargo, now: now, into: &work, key: key, reportsRetries: reportsRetries) }
+                flight.withLock { $0.accept(cargo, now: now, into: work, key: key, reportsRetries: reportsRetries) }
             }
         default:
             flight.withLock { flight in
                 var attempts: [Job<Payload>] = []
                 if case .timeout(let batchId) = deadline { attempts = flight.cargo[batchId]?.jobs ?? [] }
                 let effects = flight.engine.deadlineReached(deadline, now: now, attempts: { attempts[$0].attempt })
-                flight.collect(effects, into: &work, key: key, reportsRetries: reportsRetries)
+                flight.collect(effects, into: work, key: key, reportsRetries: reportsRetries)
             }
         }
         carryOut(work)
@@ -291,9 +295,9 @@ where C.Duration == Duration {
     @inlinable func pause(for duration: Duration) {
         let now = now
         let reportsRetries = events.isActive
-        var work = Work()
+        let work = Work()
         flight.withLock { flight in
-            flight.collect(flight.engine.pause(until: now + max(.zero, duration), now: now), into: &work, key: key, reportsRetries: reportsRetries)
+            flight.collect(flight.engine.pause(until: now + max(.zero, duration), now: now), into: work, key: key, reportsRetries: reportsRetries)
         }
         carryOut(work)
     }
@@ -302,22 +306,22 @@ where C.Duration == Duration {
     @inlinable func drain(onDrained: @escaping @Sendable () -> Void) {
         let now = now
         let reportsRetries = events.isActive
-        var work = Work()
+        let work = Work()
         intake.withLock { intake in
             guard let cut = intake.engine.drain() else { return }
             let cargo = intake.take(cut)
-            flight.withLock { $0.accept(cargo, now: now, into: &work, key: key, reportsRetries: reportsRetries) }
+            flight.withLock { $0.accept(cargo, now: now, into: work, key: key, reportsRetries: reportsRetries) }
         }
         flight.withLock { flight in
             flight.drainWaiters.append(onDrained)
-            flight.collect(flight.engine.drain(), into: &work, key: key, reportsRetries: reportsRetries)
+            flight.collect(flight.engine.drain(), into: work, key: key, reportsRetries: reportsRetries)
         }
         carryOut(work)
     }
 
     /// Fails every job still held with `shutdown_batch` and `message`.
     @inlinable func abandon(_ message: String) {
-        var work = Work()
+        let work = Work()
         intake.withLock { intake in
             let abandoned = intake.engine.abandon()
             guard !abandoned.isEmpty else { return }
@@ -328,7 +332,7 @@ where C.Duration == Duration {
         }
         flight.withLock { flight in
             flight.timeoutHandlers = [:]  // the running calls' outcomes are dropped; their timeouts no longer matter
-            flight.collect(flight.engine.abandon(reason: message), into: &work, key: key, reportsRetries: false, abandonMessage: message)
+            flight.collect(flight.engine.abandon(reason: message), into: work, key: key, reportsRetries: false, abandonMessage: message)
         }
         carryOut(work)
     }

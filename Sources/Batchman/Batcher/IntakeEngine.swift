@@ -61,10 +61,15 @@
         }
     }
 
+    /// What became of a submitted job. Plain values only, so that the hot path copies no
+    /// arrays around (see `Job.init(copying:)`).
     @usableFromInline enum SubmitAction: Equatable, Sendable {
-        /// The job holds `slot` now and joined the open window; nil effects for almost every
-        /// job, so that the hot path copies nothing around.
-        case accepted(slot: Int, Effects?)
+        /// The job holds `slot` now and joined the open window, with nothing else to do: what
+        /// almost every job gets.
+        case accepted(slot: Int)
+        /// The job holds `slot` now, and joining the open window does more (it opens a window,
+        /// or cuts one): ``join(_:size:now:)`` puts it there and says what.
+        case acceptedToJoin(slot: Int)
         case refused(Refusal)
         /// The key holds `maxPending` jobs already.
         case full
@@ -116,11 +121,11 @@
 
     // MARK: - Events
 
-    /// A job arrives. `now` is read only if the job opens a window.
-    @usableFromInline mutating func submit(_ identity: JobIdentity, size: Int, now: () -> Duration) -> SubmitAction {
+    /// A job arrives.
+    @usableFromInline mutating func submit(_ identity: JobIdentity, size: Int) -> SubmitAction {
         guard phase == .accepting else { return .refused(.shuttingDown) }
         if !released.isEmpty { reclaim() }
-        let hash = identity.hashValue
+        let hash = IdentityHash.hash(of: identity)
         if let maxBatchBytes, size > maxBatchBytes {
             return .refused(slot(of: identity, hash: hash) == nil ? .tooLarge(size: size, limit: maxBatchBytes) : .duplicate)
         }
@@ -145,14 +150,27 @@
         if !open.isEmpty, open.count + 1 < maxBatchSize, maxBatchBytes.map({ openBytes + size <= $0 }) ?? true {
             open.append(slot)
             openBytes += size
-            return .accepted(slot: slot, nil)
+            return .accepted(slot: slot)
         }
-        return .accepted(slot: slot, join(slot, size: size, now: now))
+        return .acceptedToJoin(slot: slot)
     }
 
-    /// A held job joins the open window again: retried, after its backoff.
-    @usableFromInline mutating func rejoin(_ slot: Int, size: Int, now: () -> Duration) -> Effects {
-        join(slot, size: size, now: now)
+    /// A held job joins the open window: one just accepted with ``SubmitAction/acceptedToJoin(slot:)``,
+    /// or one retried after its backoff. `now` is read only if the job opens a window.
+    @usableFromInline mutating func join(_ slot: Int, size: Int, now: () -> Duration) -> Effects {
+        var effects = Effects()
+        if let maxBatchBytes, !open.isEmpty, openBytes + size > maxBatchBytes {
+            effects.cutBefore = cut(reason: .bytes)
+        }
+        open.append(slot)
+        openBytes += size
+        if open.count >= maxBatchSize || phase == .draining {
+            effects.cutAfter = cut(reason: phase == .draining ? .shutdown : .size)
+        } else if open.count == 1 {
+            effects.windowDeadline = now() + frequency
+            effects.window = window
+        }
+        return effects
     }
 
     /// The open window's deadline came: cuts it if it is still window `number`.
@@ -196,7 +214,7 @@
     /// The slot of the held job with `identity`.
     @usableFromInline mutating func lookUp(_ identity: JobIdentity) -> Int? {
         if !released.isEmpty { reclaim() }
-        return slot(of: identity, hash: identity.hashValue)
+        return slot(of: identity, hash: IdentityHash.hash(of: identity))
     }
 
     /// The position in the open window of the job in `slot`, if it waits there.
@@ -227,23 +245,6 @@
             freeSlots.append(slot)
         }
         released.removeAll(keepingCapacity: true)
-    }
-
-    /// Puts a held job into the open window, cutting as bytes, size and a drain demand.
-    private mutating func join(_ slot: Int, size: Int, now: () -> Duration) -> Effects {
-        var effects = Effects()
-        if let maxBatchBytes, !open.isEmpty, openBytes + size > maxBatchBytes {
-            effects.cutBefore = cut(reason: .bytes)
-        }
-        open.append(slot)
-        openBytes += size
-        if open.count >= maxBatchSize || phase == .draining {
-            effects.cutAfter = cut(reason: phase == .draining ? .shutdown : .size)
-        } else if open.count == 1 {
-            effects.windowDeadline = now() + frequency
-            effects.window = window
-        }
-        return effects
     }
 
     private mutating func cut(reason: FlushReason) -> Cut {

@@ -4,8 +4,8 @@
 /// Why not a `Dictionary<JobIdentity, Int>`: a job is hashed once, when it is submitted, and its
 /// slot keeps the hash, so removing a finished job hashes nothing and compares no strings (it
 /// looks for its slot number), where a dictionary hashes the identity again for every result.
-/// A bucket is 4 bytes, not a copy of the identity. The hash is the standard library's seeded
-/// one, so crafted ids cannot flood a bucket.
+/// A bucket is 4 bytes, not a copy of the identity. The hash is ``IdentityHash``'s, seeded at
+/// random per process, so ids crafted to collide in one run do not in the next.
 struct JobIndex {
     /// Slot + 1 per bucket; 0 is empty. At most half full.
     private var buckets: [UInt32] = []

@@ -15,11 +15,20 @@ import Testing
     /// Submits `id` and returns its slot and the effects of its acceptance.
     func accept(_ id: String, size: Int = 1, into engine: inout Engine, at now: Duration = .zero,
                 sourceLocation: SourceLocation = #_sourceLocation) -> (slot: Int, effects: Effects?) {
-        guard case .accepted(let slot, let effects) = engine.submit(identity(id), size: size, now: { now }) else {
+        switch engine.submit(identity(id), size: size) {
+        case .accepted(let slot):
+            return (slot, nil)
+        case .acceptedToJoin(let slot):
+            return (slot, engine.join(slot, size: size, now: { now }))
+        default:
             Issue.record("job \(id) was not accepted", sourceLocation: sourceLocation)
             return (-1, nil)
         }
-        return (slot, effects)
+    }
+
+    /// Submits `id` and returns what the engine said.
+    func submit(_ id: String, size: Int = 1, into engine: inout Engine) -> Engine.SubmitAction {
+        engine.submit(identity(id), size: size)
     }
 
     @Test func theFirstJobOfAWindowSetsItsDeadlineAndTheNextOnesDoNothing() {
@@ -29,8 +38,8 @@ import Testing
         let second = accept("2", into: &engine, at: .seconds(3))
 
         #expect(first.effects == Effects(windowDeadline: .seconds(7), window: 1))
-        #expect(second.effects == nil, "no effects to copy around")
-        #expect(engine.submit(identity("3"), size: 1, now: { .zero }) == .accepted(slot: 2, nil))
+        #expect(second.effects == nil, "no effects to copy around: it joined the open window at once")
+        #expect(submit("3", size: 1, into: &engine) == .accepted(slot: 2))
         #expect(first.slot != second.slot)
     }
 
@@ -50,7 +59,7 @@ import Testing
         let first = accept("1", into: &engine)
         _ = accept("2", into: &engine)
 
-        #expect(engine.submit(identity("1"), size: 1, now: { .zero }) == .refused(.duplicate), "held, though in a cut batch")
+        #expect(submit("1", size: 1, into: &engine) == .refused(.duplicate), "held, though in a cut batch")
 
         engine.release([first.slot])
         #expect(engine.held == 1, "a released job is held no more")
@@ -63,12 +72,12 @@ import Testing
         var engine = engine(BatcherConfig(maxBatchBytes: 10, maxPending: 1))
         let held = accept("1", into: &engine)
 
-        #expect(engine.submit(identity("2"), size: 1, now: { .zero }) == .full)
-        #expect(engine.submit(identity("3"), size: 11, now: { .zero }) == .refused(.tooLarge(size: 11, limit: 10)))
-        #expect(engine.submit(identity("1"), size: 1, now: { .zero }) == .refused(.duplicate), "a full key still names a duplicate")
+        #expect(submit("2", size: 1, into: &engine) == .full)
+        #expect(submit("3", size: 11, into: &engine) == .refused(.tooLarge(size: 11, limit: 10)))
+        #expect(submit("1", size: 1, into: &engine) == .refused(.duplicate), "a full key still names a duplicate")
 
         engine.release([held.slot])
-        #expect(engine.submit(identity("2"), size: 1, now: { .zero }) != .full, "released room is room again")
+        #expect(submit("2", size: 1, into: &engine) != .full, "released room is room again")
     }
 
     @Test func cutsByBytesBeforeTheJobThatWouldOverflow() {
@@ -99,11 +108,11 @@ import Testing
 
         #expect(engine.drain() == .init(id: 1, reason: .shutdown, slots: [first.slot, second.slot]))
         #expect(engine.phase == .draining)
-        #expect(engine.submit(identity("3"), size: 1, now: { .zero }) == .refused(.shuttingDown))
+        #expect(submit("3", size: 1, into: &engine) == .refused(.shuttingDown))
         #expect(engine.drain() == nil, "nothing left to cut")
 
         // A job retried after the drain began goes again at once, not after a window.
-        let rejoined = engine.rejoin(first.slot, size: 1, now: { .zero })
+        let rejoined = engine.join(first.slot, size: 1, now: { .zero })
         #expect(rejoined == Effects(cutAfter: .init(id: 2, reason: .shutdown, slots: [first.slot])))
     }
 
@@ -113,7 +122,7 @@ import Testing
         _ = accept("2", into: &engine)
         _ = accept("3", into: &engine)
         // Window 1 was cut with all three; job 1 is retried later.
-        let rejoined = engine.rejoin(retried.slot, size: 1, now: { .seconds(9) })
+        let rejoined = engine.join(retried.slot, size: 1, now: { .seconds(9) })
         #expect(rejoined == Effects(windowDeadline: .seconds(10), window: 2))
         let joining = accept("4", into: &engine)
         #expect(joining.effects == nil)
@@ -134,7 +143,7 @@ import Testing
         #expect(again.slot == 0, "storage starts afresh")
         #expect(engine.lookUp(identity("3")) == 0)
         #expect(engine.lookUp(identity("1")) == nil)
-        #expect(engine.submit(identity("3"), size: 1, now: { .zero }) == .refused(.duplicate), "the fresh index still finds held jobs")
+        #expect(submit("3", size: 1, into: &engine) == .refused(.duplicate), "the fresh index still finds held jobs")
     }
 
     @Test func abandonGivesBackTheOpenWindowsJobsAndRefusesNewOnes() {
@@ -143,14 +152,14 @@ import Testing
 
         #expect(engine.abandon() == [job.slot])
         #expect(engine.held == 0)
-        #expect(engine.submit(identity("2"), size: 1, now: { .zero }) == .refused(.shuttingDown))
+        #expect(submit("2", size: 1, into: &engine) == .refused(.shuttingDown))
     }
 
     @Test func countsWhatItAcceptsAndWhereAJobWaits() {
         var engine = engine(BatcherConfig(maxBatchSize: 3))
         let first = accept("1", into: &engine)
         let second = accept("2", into: &engine)
-        _ = engine.submit(identity("1"), size: 1, now: { .zero })
+        _ = submit("1", size: 1, into: &engine)
 
         #expect(engine.accepted == 2)
         #expect(engine.held == 2)
