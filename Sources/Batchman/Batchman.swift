@@ -203,20 +203,23 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     @inlinable func submit(jobs: [Job<Payload>], handler: ResultHandler<Payload, Output>) {
         // The jobs of each key, by index and in their order: one lock per key instead of one per job.
         var groups: [[Int]] = []
+        var groupKeys: [String] = []
         var groupOfKey: [ExactString: Int] = [:]
-        var current = -1  // the group of the previous job's key: runs of one key skip the search
-        var currentKey = ""
+        var current = -1  // the group of the previous job's key
         for index in jobs.indices {
-            if current < 0 || !currentKey.hasSameBytes(as: jobs[index].key) {
-                currentKey = jobs[index].key
-                // A few keys (the usual case) are found faster by comparing than by hashing.
-                let known = groups.count <= 8
-                    ? groups.firstIndex { jobs[$0[0]].key.hasSameBytes(as: currentKey) } : groupOfKey[ExactString(currentKey)]
+            // A run of one key, and a few keys held inline (short ones), are told apart by two
+            // words each, not by their bytes: this runs for every job.
+            if current < 0 || !jobs[index].key.hasSameRepresentation(as: groupKeys[current]) {
+                let key = jobs[index].key
+                let known = groupKeys.count <= 8
+                    ? groupKeys.firstIndex { $0.hasSameRepresentation(as: key) } ?? groupKeys.firstIndex { $0.hasSameBytes(as: key) }
+                    : groupOfKey[ExactString(key)]
                 if let group = known {
                     current = group
                 } else {
                     current = groups.count
-                    groupOfKey[ExactString(currentKey)] = current
+                    groupOfKey[ExactString(key)] = current
+                    groupKeys.append(key)
                     groups.append([])
                 }
             }

@@ -135,7 +135,7 @@
         // One probe for the duplicate check and the insert.
         let slot = freeSlots.last ?? slots.count
         let duplicate = withIndex { index, slots in
-            index.insert(slot, hash: hash, hashOf: { slots[$0].hash }, matches: { slots[$0].identity == identity })
+            index.insert(slot, hash: hash, matches: { slots[$0].identity == identity })
         }
         if duplicate != nil { return .refused(.duplicate) }
         let record = SlotRecord(identity: identity, hash: hash)
@@ -225,7 +225,7 @@
     // MARK: - Internals
 
     private func slot(of identity: JobIdentity, hash: Int) -> Int? {
-        index.find(hash: hash, hashOf: { slots[$0].hash }, matches: { slots[$0].identity == identity })
+        index.find(hash: hash, matches: { slots[$0].identity == identity })
     }
 
     /// Runs `body` on the index with the slot table beside it: the index is moved out for the
@@ -240,7 +240,7 @@
     /// Takes the released slots out of the index and frees them.
     private mutating func reclaim() {
         for slot in released {
-            withIndex { index, slots in index.remove(slot, hash: slots[slot].hash, hashOf: { slots[$0].hash }) }
+            index.remove(slot, hash: slots[slot].hash)
             slots[slot].identity = JobIdentity(key: "", id: "")
             freeSlots.append(slot)
         }

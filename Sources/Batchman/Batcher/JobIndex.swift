@@ -1,54 +1,60 @@
-/// The engine's index of held jobs: slot numbers in an open-addressing table with linear
+/// The intake's index of held jobs: slot numbers in an open-addressing table with linear
 /// probing, found by each job's identity hash.
 ///
-/// Why not a `Dictionary<JobIdentity, Int>`: a job is hashed once, when it is submitted, and its
-/// slot keeps the hash, so removing a finished job hashes nothing and compares no strings (it
-/// looks for its slot number), where a dictionary hashes the identity again for every result.
-/// A bucket is 4 bytes, not a copy of the identity. The hash is ``IdentityHash``'s, seeded at
+/// Why not a `Dictionary<JobIdentity, Int>`: a job is hashed once, when it is submitted, and
+/// taking it out hashes nothing and compares no strings (it looks for its slot number), where a
+/// dictionary hashes the identity again. A bucket is 8 bytes: the slot and 32 bits of the
+/// job's hash, so that a probe passes over other jobs, and a removal shifts entries back, without
+/// reading their slot records (by perf, those reads were most of the host reader's time in the
+/// index: records are scattered, buckets are not). The hash is ``IdentityHash``'s, seeded at
 /// random per process, so ids crafted to collide in one run do not in the next.
 struct JobIndex {
-    /// Slot + 1 per bucket; 0 is empty. At most half full.
-    private var buckets: [UInt32] = []
+    /// Per bucket: the low 32 bits of the job's hash in the high half, slot + 1 in the low half;
+    /// 0 is empty. At most half full.
+    private var buckets: [UInt64] = []
     private(set) var count = 0
 
     private var mask: Int { buckets.count - 1 }
 
+    private static func bucket(slot: Int, hash: UInt32) -> UInt64 { UInt64(hash) << 32 | UInt64(slot + 1) }
+    private static func slot(in bucket: UInt64) -> Int { Int(bucket & 0xFFFF_FFFF) - 1 }
+    private static func hash(in bucket: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: bucket >> 32) }
+
     /// The slot whose job has `hash` and for which `matches` holds.
-    /// - Parameters:
-    ///   - hashOf: the hash kept for a slot.
-    ///   - matches: whether the job in a slot is the one looked for.
-    func find(hash: Int, hashOf: (Int) -> Int, matches: (Int) -> Bool) -> Int? {
+    /// - Parameter matches: whether the job in a slot (with the same hash bits) is the one looked for.
+    func find(hash: Int, matches: (Int) -> Bool) -> Int? {
         guard !buckets.isEmpty else { return nil }
-        var bucket = hash & mask
-        while buckets[bucket] != 0 {
-            let slot = Int(buckets[bucket]) - 1
-            if hashOf(slot) == hash, matches(slot) { return slot }
-            bucket = (bucket + 1) & mask
+        let hash32 = UInt32(truncatingIfNeeded: hash)
+        var position = Int(hash32) & mask
+        while buckets[position] != 0 {
+            if Self.hash(in: buckets[position]) == hash32, matches(Self.slot(in: buckets[position])) { return Self.slot(in: buckets[position]) }
+            position = (position + 1) & mask
         }
         return nil
     }
 
     /// Adds `slot` for a job with `hash`, unless a job that `matches` is indexed already.
     /// - Returns: that job's slot, or nil once `slot` is added.
-    mutating func insert(_ slot: Int, hash: Int, hashOf: (Int) -> Int, matches: (Int) -> Bool) -> Int? {
+    mutating func insert(_ slot: Int, hash: Int, matches: (Int) -> Bool) -> Int? {
         // Starts at 2 buckets: an idle key holding one job should cost little (W5).
-        if (count + 1) * 2 > buckets.count { resize(to: max(2, buckets.count * 2), hashOf: hashOf) }
-        var bucket = hash & mask
-        while buckets[bucket] != 0 {
-            let existing = Int(buckets[bucket]) - 1
-            if hashOf(existing) == hash, matches(existing) { return existing }
-            bucket = (bucket + 1) & mask
+        if (count + 1) * 2 > buckets.count { resize(to: max(2, buckets.count * 2)) }
+        let hash32 = UInt32(truncatingIfNeeded: hash)
+        var position = Int(hash32) & mask
+        while buckets[position] != 0 {
+            if Self.hash(in: buckets[position]) == hash32, matches(Self.slot(in: buckets[position])) { return Self.slot(in: buckets[position]) }
+            position = (position + 1) & mask
         }
-        buckets[bucket] = UInt32(slot + 1)
+        buckets[position] = Self.bucket(slot: slot, hash: hash32)
         count += 1
         return nil
     }
 
     /// Removes `slot`, whose job has `hash`. Later entries of its probe run move back into the
     /// hole (backward-shift deletion), so lookups never need tombstones.
-    mutating func remove(_ slot: Int, hash: Int, hashOf: (Int) -> Int) {
-        var hole = hash & mask
-        while Int(buckets[hole]) != slot + 1 {
+    mutating func remove(_ slot: Int, hash: Int) {
+        let entry = Self.bucket(slot: slot, hash: UInt32(truncatingIfNeeded: hash))
+        var hole = Int(UInt32(truncatingIfNeeded: hash)) & mask
+        while buckets[hole] != entry {
             precondition(buckets[hole] != 0, "slot \(slot) is not in the index")
             hole = (hole + 1) & mask
         }
@@ -56,7 +62,7 @@ struct JobIndex {
         while true {
             next = (next + 1) & mask
             guard buckets[next] != 0 else { break }
-            let home = hashOf(Int(buckets[next]) - 1) & mask
+            let home = Int(Self.hash(in: buckets[next])) & mask
             // The entry at `next` may move to `hole` unless its home lies cyclically in (hole, next].
             let staysPut = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next)
             if !staysPut {
@@ -67,19 +73,19 @@ struct JobIndex {
         buckets[hole] = 0
         count -= 1
         // Give memory back after a burst.
-        if buckets.count > 8, count * 8 < buckets.count { resize(to: buckets.count / 2, hashOf: hashOf) }
+        if buckets.count > 8, count * 8 < buckets.count { resize(to: buckets.count / 2) }
     }
 
     /// Every indexed slot, in no particular order.
-    var slots: [Int] { buckets.compactMap { $0 == 0 ? nil : Int($0) - 1 } }
+    var slots: [Int] { buckets.compactMap { $0 == 0 ? nil : Self.slot(in: $0) } }
 
-    private mutating func resize(to capacity: Int, hashOf: (Int) -> Int) {
+    private mutating func resize(to capacity: Int) {
         let old = buckets
-        buckets = [UInt32](repeating: 0, count: capacity)
+        buckets = [UInt64](repeating: 0, count: capacity)
         for entry in old where entry != 0 {
-            var bucket = hashOf(Int(entry) - 1) & mask
-            while buckets[bucket] != 0 { bucket = (bucket + 1) & mask }
-            buckets[bucket] = entry
+            var position = Int(Self.hash(in: entry)) & mask
+            while buckets[position] != 0 { position = (position + 1) & mask }
+            buckets[position] = entry
         }
     }
 }

@@ -27,10 +27,7 @@ import Glibc
 extension String {
     /// Whether the two strings have the same UTF-8 bytes (not merely canonically equivalent).
     @inlinable func hasSameBytes(as other: String) -> Bool {
-        // Two strings with the same two words are the same small string, or share their storage:
-        // either way the same bytes. That settles the common case (a key or an id compared with
-        // a copy of itself, as when a processor's outcome names its job) without a byte read.
-        if unsafeBitCast(self, to: (UInt64, UInt64).self) == unsafeBitCast(other, to: (UInt64, UInt64).self) { return true }
+        if hasSameRepresentation(as: other) { return true }
         let (left, right) = (utf8, other.utf8)
         guard left.count == right.count else { return false }
         // Native strings are contiguous UTF-8: compare the buffers, not byte by byte through
@@ -41,6 +38,15 @@ extension String {
             }
         }
         return (compared ?? nil) ?? left.elementsEqual(right)
+    }
+
+    /// Whether the two strings are the same two words: the same small string (held inline, up to
+    /// 15 bytes), or the same storage. Either way the same bytes, found without reading them:
+    /// the common case of a key or an id compared with a copy of itself, as when a processor's
+    /// outcome names its job. False says nothing: two copies of a long string in different
+    /// storage have the same bytes and different words.
+    @inlinable func hasSameRepresentation(as other: String) -> Bool {
+        unsafeBitCast(self, to: (UInt64, UInt64).self) == unsafeBitCast(other, to: (UInt64, UInt64).self)
     }
 
     /// Feeds the string's UTF-8 bytes to `hasher`.

@@ -19,15 +19,25 @@ extension ResultDestination {
     var sink: any ResultSink<JobBytes, JobBytes> { self }
 }
 
+// The loops below read each result in place, by index: `for result in self` (or a closure
+// given each element) copies a whole result, and Swift copies a struct this large through its
+// value witnesses, a few hundred instructions and a retain of every buffer it holds (a job's
+// payload is a slice of the reader's input chunk).
 extension Array where Element == JobResult<JobBytes, JobBytes> {
     /// The spool sequences of these results' jobs (0 in a tag: the job was not spooled).
     var spoolSequences: [UInt64] {
-        compactMap { $0.tag.value == 0 ? nil : $0.tag.value }
+        var sequences: [UInt64] = []
+        for index in indices where self[index].tag.value != 0 { sequences.append(self[index].tag.value) }
+        return sequences
     }
 
     /// The `--max-pending-bytes` these results' jobs held.
     var pendingCharge: Int {
-        reduce(0) { $0 + PendingBytes.charge(key: $1.key, id: $1.id, payload: $1.payload) }
+        var charge = 0
+        for index in indices {
+            charge += PendingBytes.charge(key: self[index].key, id: self[index].id, payloadBytes: self[index].payload.count)
+        }
+        return charge
     }
 
     /// Every result as a line, encoded without a lock held.
@@ -36,7 +46,7 @@ extension Array where Element == JobResult<JobBytes, JobBytes> {
         // About what a result line of a small job takes; more is grown as needed.
         lines.reserveCapacity(count * 256)
         var timestamps = ResultEncoder.Timestamps()
-        for result in self { ResultEncoder.append(result, timestamps: &timestamps, replayed: replayed, to: &lines) }
+        for index in indices { ResultEncoder.append(self[index], timestamps: &timestamps, replayed: replayed, to: &lines) }
         return lines
     }
 }

@@ -83,8 +83,8 @@ final class PendingBytes: Sendable {
     var limit: Int { state.withLock { $0.limit } }
 
     /// The bytes a job counts.
-    static func charge(key: String, id: String, payload: JobBytes) -> Int {
-        key.utf8.count + id.utf8.count + payload.count + bookkeepingBytes
+    static func charge(key: String, id: String, payloadBytes: Int) -> Int {
+        key.utf8.count + id.utf8.count + payloadBytes + bookkeepingBytes
     }
 
     func accepted(_ bytes: Int) {

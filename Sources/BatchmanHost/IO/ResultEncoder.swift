@@ -12,14 +12,15 @@ enum ResultEncoder {
         var completed = ISO8601Timestamp.Cache()
     }
 
-    static func append(_ result: JobResult<JobBytes, JobBytes>, to output: inout [UInt8]) {
+    static func append(_ result: borrowing JobResult<JobBytes, JobBytes>, to output: inout [UInt8]) {
         var timestamps = Timestamps()
         append(result, timestamps: &timestamps, to: &output)
     }
 
     /// Appends `result`'s line; `replayed` (a job from the spool, accepted by an earlier run)
     /// adds `"replayed":true`.
-    static func append(_ result: JobResult<JobBytes, JobBytes>, timestamps: inout Timestamps, replayed: Bool = false, to output: inout [UInt8]) {
+    static func append(_ result: borrowing JobResult<JobBytes, JobBytes>, timestamps: inout Timestamps, replayed: Bool = false,
+                       to output: inout [UInt8]) {
         appendRaw("{\"key\":", to: &output)
         JSONStringEscaper.append(result.key, to: &output)
         appendRaw(",\"id\":", to: &output)

@@ -57,9 +57,9 @@ final class JobIntake {
                 logger.log(.warning, "spool: \(lines.count) lines read could not be spooled; they are processed without it")
             }
         }
-        let jobs = jobs(of: lines, sequences: sequences, redelivered: redelivered, submittedAt: readAt, origin: origin)
+        let (jobs, charge) = jobs(of: lines, sequences: sequences, redelivered: redelivered, submittedAt: readAt, origin: origin)
         guard !jobs.isEmpty else { return taken }
-        pending.accepted(jobs.reduce(0) { $0 + PendingBytes.charge(key: $1.key, id: $1.id, payload: $1.payload) })
+        pending.accepted(charge)
         core.submit(contentsOf: jobs, to: origin.destination.sink)
         return taken
     }
@@ -80,8 +80,8 @@ final class JobIntake {
                     return ReadLine(bytes: bytes, number: Int(SpoolRecord.lineNumber(record.lineNumber)), end: record.inputEnd,
                                     parsed: bytes.isEmpty ? nil : bytes.withUnsafeBufferPointer { JobLine.parse($0) })
                 }
-                let jobs = jobs(of: lines, sequences: part.map(\.sequence), submittedAt: now, origin: origin)
-                pending.accepted(jobs.reduce(0) { $0 + PendingBytes.charge(key: $1.key, id: $1.id, payload: $1.payload) })
+                let (jobs, charge) = jobs(of: lines, sequences: part.map(\.sequence), submittedAt: now, origin: origin)
+                pending.accepted(charge)
                 core.submit(contentsOf: jobs, to: origin.destination.sink)
             }
         }
@@ -99,26 +99,32 @@ final class JobIntake {
 
     /// Answers the lines that are not jobs at once and returns the jobs of the others, tagged
     /// with their origin's scope and their spool sequences; a replay's, and those `redelivered`
-    /// says, are marked as delivered before (`bm_job.flags`' BM_JOB_REDELIVERED).
+    /// says, are marked as delivered before (`bm_job.flags`' BM_JOB_REDELIVERED). Also returns
+    /// their `--max-pending-bytes` charge.
     private func jobs(
         of lines: [ReadLine], sequences: [UInt64]?, redelivered: [Bool]? = nil, submittedAt time: Date, origin: LineOrigin
-    ) -> [Job<JobBytes>] {
+    ) -> (jobs: [Job<JobBytes>], charge: Int) {
         var jobs: [Job<JobBytes>] = []
         jobs.reserveCapacity(lines.count)
+        var charge = 0
         var blank: [UInt64] = []
-        for (index, line) in lines.enumerated() {
+        // Lines are read in place, by index: a whole line taken out is copied through its value
+        // witnesses, with a retain of its input chunk (see Array.encodedLines).
+        for index in lines.indices {
             let sequence = sequences?[index]
-            switch line.parsed {
+            switch lines[index].parsed {
             case .job(let key, let id, let payload)?:
-                let start = line.bytes.startIndex
-                jobs.append(Job(id: id, key: key, payload: line.bytes[(start + payload.lowerBound)..<(start + payload.upperBound)], submittedAt: time,
+                let start = lines[index].bytes.startIndex
+                charge += PendingBytes.charge(key: key, id: id, payloadBytes: payload.count)
+                jobs.append(Job(id: id, key: key, payload: lines[index].bytes[(start + payload.lowerBound)..<(start + payload.upperBound)],
+                                submittedAt: time,
                                 tag: JobTag(scope: origin.scope, value: sequence ?? 0,
                                             redelivered: origin.isReplay || redelivered?[index] == true)))
             case .invalid(let message, let key, let id)?:
-                reportInvalid(line: line.number, message, key: key, id: id, sequence: sequence, origin: origin)
+                reportInvalid(line: lines[index].number, message, key: key, id: id, sequence: sequence, origin: origin)
             case nil:
-                let message = line.tooLongBy.map { "line is \($0) bytes, longer than --max-line-bytes" } ?? "line was longer than --max-line-bytes"
-                reportInvalid(line: line.number, message, sequence: sequence, origin: origin)
+                let message = lines[index].tooLongBy.map { "line is \($0) bytes, longer than --max-line-bytes" } ?? "line was longer than --max-line-bytes"
+                reportInvalid(line: lines[index].number, message, sequence: sequence, origin: origin)
             case .blank?:
                 if let sequence { blank.append(sequence) }  // never spooled; answered by nothing
             }
@@ -130,7 +136,7 @@ final class JobIntake {
         }
         SupervisorBoard.shared?.accepted(jobs.count)
         origin.connection?.accepted(jobs.count)
-        return jobs
+        return (jobs, charge)
     }
 
     /// Appends a read's lines to the spool, saying when reading pauses (the spool full, the

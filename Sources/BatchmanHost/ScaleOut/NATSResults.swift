@@ -36,7 +36,7 @@ final class NATSResults: ResultDestination {
             line.reserveCapacity(256 + result.payload.count)
             ResultEncoder.append(result, timestamps: &timestamps, to: &line)
             publish(line, partition: partition, keyToken: SubjectToken.encode(result.key), id: SubjectToken.encode(result.id),
-                    sequence: result.tag.value, charge: PendingBytes.charge(key: result.key, id: result.id, payload: result.payload),
+                    sequence: result.tag.value, charge: PendingBytes.charge(key: result.key, id: result.id, payloadBytes: result.payload.count),
                     inOrder: inOrder)
         }
     }

@@ -9,20 +9,18 @@ import Testing
         var hashes: [Int: Int] = [:]
 
         mutating func insert(_ slot: Int, hash: Int) -> Int? {
-            let hashes = hashes.merging([slot: hash]) { _, new in new }
-            let existing = index.insert(slot, hash: hash, hashOf: { hashes[$0]! }, matches: { $0 == slot })
-            if existing == nil { self.hashes[slot] = hash }
+            let existing = index.insert(slot, hash: hash, matches: { $0 == slot })
+            if existing == nil { hashes[slot] = hash }
             return existing
         }
 
         mutating func remove(_ slot: Int) {
-            let hashes = hashes
-            index.remove(slot, hash: hashes[slot]!, hashOf: { hashes[$0]! })
-            self.hashes[slot] = nil
+            index.remove(slot, hash: hashes[slot]!)
+            hashes[slot] = nil
         }
 
         func find(_ slot: Int, hash: Int) -> Int? {
-            index.find(hash: hash, hashOf: { hashes[$0]! }, matches: { $0 == slot })
+            index.find(hash: hash, matches: { $0 == slot })
         }
     }
 
@@ -51,8 +49,19 @@ import Testing
 
     @Test func reportsTheSlotAlreadyHoldingAnEqualJob() {
         var index = JobIndex()
-        #expect(index.insert(3, hash: 42, hashOf: { _ in 42 }, matches: { _ in true }) == nil)
-        #expect(index.insert(9, hash: 42, hashOf: { _ in 42 }, matches: { $0 == 3 }) == 3)
+        #expect(index.insert(3, hash: 42, matches: { _ in true }) == nil)
+        #expect(index.insert(9, hash: 42, matches: { $0 == 3 }) == 3)
         #expect(index.count == 1)
+    }
+
+    @Test func comparesOnlyJobsWhoseHashBitsMatch() {
+        var index = JobIndex()
+        #expect(index.insert(1, hash: 7, matches: { _ in true }) == nil)
+        // Same home bucket (7 and 7 + 2^20 share their low bits), other hash bits: never compared.
+        var compared: [Int] = []
+        #expect(index.insert(2, hash: 7 + 1 << 20, matches: { compared.append($0); return true }) == nil)
+        #expect(compared.isEmpty, "a job with other hash bits is passed over without reading its record")
+        #expect(index.find(hash: 7, matches: { $0 == 1 }) == 1)
+        #expect(index.find(hash: 7 + 1 << 20, matches: { $0 == 2 }) == 2)
     }
 }
