@@ -1,5 +1,6 @@
+@testable import Batchman
 @testable import BatchmanHost
-import FoundationEssentials
+import Foundation
 import Testing
 
 @Suite struct JobLineTests {
@@ -92,21 +93,52 @@ import Testing
                         1_795_910_401.0, -0.001, -1.5, 0.0, 86_399.999, 86_400.0] {
             var cached: [UInt8] = []
             var fresh: [UInt8] = []
-            ISO8601Timestamp.append(Date(timeIntervalSince1970: seconds), cache: &cache, to: &cached)
+            ByteWriter.append(to: &cached, bound: ISO8601Timestamp.length) {
+                ISO8601Timestamp.write(secondsSince1970: Date(timeIntervalSince1970: seconds).timeIntervalSince1970, cache: &cache, to: &$0)
+            }
             ISO8601Timestamp.append(Date(timeIntervalSince1970: seconds), to: &fresh)
             #expect(cached == fresh, "\(seconds)")
         }
         var output: [UInt8] = []
-        ISO8601Timestamp.append(Date(timeIntervalSince1970: -1.5), cache: &cache, to: &output)
+        ByteWriter.append(to: &output, bound: ISO8601Timestamp.length) {
+            ISO8601Timestamp.write(secondsSince1970: Date(timeIntervalSince1970: -1.5).timeIntervalSince1970, cache: &cache, to: &$0)
+        }
         #expect(String(decoding: output, as: UTF8.self) == "\"1969-12-31T23:59:58.500Z\"")
     }
 
     @Test func writesIntegers() {
         for value: UInt64 in [0, 7, 10, 1234567890, .max] {
-            var output: [UInt8] = []
-            ResultEncoder.appendInteger(value, to: &output)
-            #expect(String(decoding: output, as: UTF8.self) == "\(value)")
+            var output: [UInt8] = [UInt8(ascii: "x")]
+            ByteWriter.append(to: &output, bound: 20) { $0.write(decimal: value) }
+            #expect(String(decoding: output, as: UTF8.self) == "x\(value)", "after what was there, and nothing of the bound left")
         }
+    }
+
+    @Test func aWriterThatWouldPassItsBoundStopsTheProcess() async {
+        await #expect(processExitsWith: .failure) {
+            var output: [UInt8] = []
+            ByteWriter.append(to: &output, bound: 3) { $0.write("four") }
+        }
+    }
+
+    @Test func encodesABatchOfResultsWhateverTheirBytesAsValidJSONLines() throws {
+        let invalidUTF8: [UInt8] = [0x61, 0xFF, 0x22, 0x5C, 0x0A, 0x01]
+        let results: [JobResult<JobBytes, JobBytes>] = [
+            JobResult.testResult(key: "k\"ey", id: "é\u{0}", result: Array("{\"a\":[1,2]}".utf8)[...]),
+            JobResult.testResult(key: "k", id: "2", result: invalidUTF8[...]),
+            JobResult.testResult(key: "k", id: String(repeating: "\\", count: 300), result: Array(repeating: UInt8(0x07), count: 1000)[...]),
+        ]
+        let lines = ResultEncoder.lines(of: results, replayed: true).split(separator: UInt8(ascii: "\n"))
+        #expect(lines.count == 3)
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])
+            #expect(object["replayed"] as? Bool == true)
+        }
+        let first = try #require(try JSONSerialization.jsonObject(with: Data(lines[0])) as? [String: Any])
+        #expect(first["key"] as? String == "k\"ey" && first["id"] as? String == "é\u{0}")
+        #expect((first["result"] as? [String: Any])?["a"] as? [Int] == [1, 2], "valid JSON is embedded as it is")
+        let second = try #require(try JSONSerialization.jsonObject(with: Data(lines[1])) as? [String: Any])
+        #expect(second["result"] as? String == "a\u{FFFD}\"\\\n\u{1}", "anything else becomes a string")
     }
 
     @Test func validatesJSONDocuments() {
@@ -165,5 +197,13 @@ import Testing
         #expect(error?.exitCode == 64)
         #expect(error?.message.hasPrefix(message) == true, "\(error?.message ?? "")")
         #expect(error?.message.split(separator: "\n").count == 1, "one line, not the whole usage: \(error?.message ?? "")")
+    }
+}
+
+extension JobResult where Payload == JobBytes, Output == JobBytes {
+    /// A completed result of a job with `key` and `id`, as the host's sinks get them.
+    static func testResult(key: String, id: String, result: JobBytes) -> Self {
+        JobResult(job: Job(id: id, key: key, payload: Array("{}".utf8)[...]), status: .completed, result: result, errorReason: nil,
+                  errorMessage: nil, batchId: 1, attempts: 1, completedAt: Date())
     }
 }

@@ -42,11 +42,6 @@ extension Array where Element == JobResult<JobBytes, JobBytes> {
 
     /// Every result as a line, encoded without a lock held.
     func encodedLines(replayed: Bool) -> [UInt8] {
-        var lines: [UInt8] = []
-        // About what a result line of a small job takes; more is grown as needed.
-        lines.reserveCapacity(count * 256)
-        var timestamps = ResultEncoder.Timestamps()
-        for index in indices { ResultEncoder.append(self[index], timestamps: &timestamps, replayed: replayed, to: &lines) }
-        return lines
+        ResultEncoder.lines(of: self, replayed: replayed)
     }
 }

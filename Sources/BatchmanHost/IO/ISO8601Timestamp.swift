@@ -12,25 +12,29 @@ enum ISO8601Timestamp {
         init() {}
     }
 
+    /// The bytes a timestamp takes, quotes included.
+    static let length = 26
+
     static func append(_ date: Date, to output: inout [UInt8]) {
         var cache = Cache()
-        append(date, cache: &cache, to: &output)
+        ByteWriter.append(to: &output, bound: length) { write(secondsSince1970: date.timeIntervalSince1970, cache: &cache, to: &$0) }
     }
 
-    static func append(_ date: Date, cache: inout Cache, to output: inout [UInt8]) {
-        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+    /// Writes the time `seconds` after 1970, quoted; needs ``length`` bytes of room.
+    static func write(secondsSince1970 seconds: Double, cache: inout Cache, to output: inout ByteWriter) {
+        let milliseconds = Int64((seconds * 1000).rounded(.down))
         let second = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
         if second != cache.second {
             cache.second = second
             cache.prefix = prefix(ofSecond: second)
         }
-        output.append(contentsOf: cache.prefix)
+        output.write(cache.prefix)
         let millisecond = milliseconds - second * 1000
-        output.append(UInt8(ascii: "0") + UInt8(millisecond / 100))
-        output.append(UInt8(ascii: "0") + UInt8(millisecond / 10 % 10))
-        output.append(UInt8(ascii: "0") + UInt8(millisecond % 10))
-        output.append(UInt8(ascii: "Z"))
-        output.append(UInt8(ascii: "\""))
+        output.write(UInt8(ascii: "0") + UInt8(millisecond / 100))
+        output.write(UInt8(ascii: "0") + UInt8(millisecond / 10 % 10))
+        output.write(UInt8(ascii: "0") + UInt8(millisecond % 10))
+        output.write(UInt8(ascii: "Z"))
+        output.write(UInt8(ascii: "\""))
     }
 
     private static func prefix(ofSecond second: Int64) -> [UInt8] {

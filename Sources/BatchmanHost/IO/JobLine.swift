@@ -77,13 +77,20 @@ enum JobLine: Equatable {
             let found = String(decoding: UnsafeBufferPointer(rebasing: scanner.bytes[start..<scanner.index]), as: UTF8.self)
             throw .problem("\"\(name)\" must be a string, got \(found.prefix(40))")
         }
-        var syntaxCheck = scanner  // syntax errors read like every other
-        _ = try syntax { () throws(JSONSyntaxError) in try syntaxCheck.scanString() }
+        // One scan validates the string (its syntax errors read like every other); only a string
+        // with escapes is read again, to decode them.
+        let start = scanner
+        let (range, hasEscapes) = try syntax { () throws(JSONSyntaxError) in try scanner.scanString() }
         let value: String
-        do {
-            value = try scanner.readString(rejectingLoneSurrogates: true)
-        } catch {
-            throw .problem("\"\(name)\" is not valid: \(error.message) at byte \(error.offset + 1); send \(name)s as valid Unicode")
+        if hasEscapes {
+            var decoder = start
+            do {
+                value = try decoder.readString(rejectingLoneSurrogates: true)
+            } catch {
+                throw .problem("\"\(name)\" is not valid: \(error.message) at byte \(error.offset + 1); send \(name)s as valid Unicode")
+            }
+        } else {
+            value = String(decoding: UnsafeBufferPointer(rebasing: scanner.bytes[range]), as: UTF8.self)
         }
         guard !value.isEmpty else { throw .problem("\"\(name)\" must not be empty") }
         return value

@@ -3,13 +3,37 @@ import FoundationEssentials
 
 /// Writes result lines: `{"key","id","status","result","errorReason","errorMessage","batchId",
 /// "attempts","submittedAt","completedAt"}`, always valid JSON whatever bytes a plugin emitted.
-/// Hand-written rather than Codable: it runs once per job on the hot path.
+/// Hand-written rather than Codable: it runs once per job on the hot path, into a buffer sized
+/// once for a whole batch (see ``ByteWriter``).
 enum ResultEncoder {
     /// What formatting work one line leaves for the next: the results of a batch share the
     /// seconds of their times.
     struct Timestamps {
         var submitted = ISO8601Timestamp.Cache()
         var completed = ISO8601Timestamp.Cache()
+    }
+
+    /// The most bytes a line takes besides its strings and its result: every fixed piece at its
+    /// longest (a failed status, two 20-digit numbers, two timestamps, `"replayed":true`), with
+    /// room to spare.
+    static let fixedBound = 320
+
+    /// The lines of `results`, in order: their results checked once, one buffer for them all.
+    static func lines(of results: borrowing [JobResult<JobBytes, JobBytes>], replayed: Bool) -> [UInt8] {
+        var isJSON = [Bool](repeating: false, count: results.count)
+        var bound = 0
+        for index in results.indices {
+            isJSON[index] = results[index].result.map(isValidJSON) ?? false
+            bound += Self.bound(results[index], resultIsJSON: isJSON[index])
+        }
+        var lines: [UInt8] = []
+        var timestamps = Timestamps()
+        ByteWriter.append(to: &lines, bound: bound) { writer in
+            for index in results.indices {
+                write(results[index], resultIsJSON: isJSON[index], timestamps: &timestamps, replayed: replayed, to: &writer)
+            }
+        }
+        return lines
     }
 
     static func append(_ result: borrowing JobResult<JobBytes, JobBytes>, to output: inout [UInt8]) {
@@ -21,83 +45,89 @@ enum ResultEncoder {
     /// adds `"replayed":true`.
     static func append(_ result: borrowing JobResult<JobBytes, JobBytes>, timestamps: inout Timestamps, replayed: Bool = false,
                        to output: inout [UInt8]) {
-        appendRaw("{\"key\":", to: &output)
-        JSONStringEscaper.append(result.key, to: &output)
-        appendRaw(",\"id\":", to: &output)
-        JSONStringEscaper.append(result.id, to: &output)
-        appendRaw(result.status == .completed ? ",\"status\":\"completed\",\"result\":" : ",\"status\":\"failed\",\"result\":", to: &output)
-        if let bytes = result.result {
-            appendResult(bytes, to: &output)
-        } else {
-            appendRaw("null", to: &output)
+        let resultIsJSON = result.result.map(isValidJSON) ?? false
+        ByteWriter.append(to: &output, bound: bound(result, resultIsJSON: resultIsJSON)) {
+            write(result, resultIsJSON: resultIsJSON, timestamps: &timestamps, replayed: replayed, to: &$0)
         }
-        appendRaw(",\"errorReason\":", to: &output)
-        appendOptionalString(result.errorReason?.rawValue, to: &output)
-        appendRaw(",\"errorMessage\":", to: &output)
-        appendOptionalString(result.errorMessage, to: &output)
-        appendRaw(",\"batchId\":", to: &output)
-        if let batchId = result.batchId { appendInteger(batchId, to: &output) } else { appendRaw("null", to: &output) }
-        appendRaw(",\"attempts\":", to: &output)
-        appendInteger(UInt64(max(0, result.attempts)), to: &output)
-        appendRaw(",\"submittedAt\":", to: &output)
-        ISO8601Timestamp.append(result.submittedAt, cache: &timestamps.submitted, to: &output)
-        appendRaw(",\"completedAt\":", to: &output)
-        ISO8601Timestamp.append(result.completedAt, cache: &timestamps.completed, to: &output)
-        appendRaw(replayed ? ",\"replayed\":true}\n" : "}\n", to: &output)
+    }
+
+    /// The most bytes `result`'s line takes.
+    static func bound(_ result: borrowing JobResult<JobBytes, JobBytes>, resultIsJSON: Bool) -> Int {
+        let resultBytes = result.result?.count ?? 0
+        return fixedBound + JSONStringEscaper.bound(ofLength: result.key.utf8.count) + JSONStringEscaper.bound(ofLength: result.id.utf8.count)
+            + (resultIsJSON ? resultBytes : JSONStringEscaper.bound(ofLength: resultBytes))
+            + JSONStringEscaper.bound(ofLength: result.errorReason?.rawValue.utf8.count ?? 0)
+            + JSONStringEscaper.bound(ofLength: result.errorMessage?.utf8.count ?? 0)
+    }
+
+    /// Writes `result`'s line; its result bytes are embedded as they are if `resultIsJSON`, else
+    /// as a JSON string.
+    static func write(
+        _ result: borrowing JobResult<JobBytes, JobBytes>, resultIsJSON: Bool, timestamps: inout Timestamps, replayed: Bool,
+        to output: inout ByteWriter
+    ) {
+        output.write("{\"key\":")
+        JSONStringEscaper.write(result.key, to: &output)
+        output.write(",\"id\":")
+        JSONStringEscaper.write(result.id, to: &output)
+        output.write(result.status == .completed ? ",\"status\":\"completed\",\"result\":" : ",\"status\":\"failed\",\"result\":")
+        if let bytes = result.result {
+            bytes.withUnsafeBufferPointer { resultIsJSON ? output.write($0) : JSONStringEscaper.write($0, to: &output) }
+        } else {
+            output.write("null")
+        }
+        if result.errorReason == nil, result.errorMessage == nil {
+            output.write(",\"errorReason\":null,\"errorMessage\":null,\"batchId\":")
+        } else {
+            output.write(",\"errorReason\":")
+            writeOptional(result.errorReason?.rawValue, to: &output)
+            output.write(",\"errorMessage\":")
+            writeOptional(result.errorMessage, to: &output)
+            output.write(",\"batchId\":")
+        }
+        if let batchId = result.batchId { output.write(decimal: batchId) } else { output.write("null") }
+        output.write(",\"attempts\":")
+        output.write(decimal: UInt64(max(0, result.attempts)))
+        output.write(",\"submittedAt\":")
+        ISO8601Timestamp.write(secondsSince1970: result.submittedAt.timeIntervalSince1970, cache: &timestamps.submitted, to: &output)
+        output.write(",\"completedAt\":")
+        ISO8601Timestamp.write(secondsSince1970: result.completedAt.timeIntervalSince1970, cache: &timestamps.completed, to: &output)
+        output.write(replayed ? ",\"replayed\":true}\n" : "}\n")
     }
 
     /// The result line for an input line that is not a job; `line` is its 1-based number.
     static func appendInvalidInput(
         line: Int, key: String?, id: String?, message: String, at time: Date, replayed: Bool = false, to output: inout [UInt8]
     ) {
-        appendRaw("{\"key\":", to: &output)
-        appendOptionalString(key, to: &output)
-        appendRaw(",\"id\":", to: &output)
-        appendOptionalString(id, to: &output)
-        appendRaw(",\"status\":\"failed\",\"result\":null,\"errorReason\":\"invalid_input\",\"errorMessage\":", to: &output)
-        JSONStringEscaper.append("line \(line): \(message)", to: &output)
-        appendRaw(",\"batchId\":null,\"attempts\":0,\"submittedAt\":", to: &output)
-        ISO8601Timestamp.append(time, to: &output)
-        appendRaw(",\"completedAt\":", to: &output)
-        ISO8601Timestamp.append(time, to: &output)
-        appendRaw(",\"line\":", to: &output)
-        appendInteger(UInt64(line), to: &output)
-        appendRaw(replayed ? ",\"replayed\":true}\n" : "}\n", to: &output)
-    }
-
-    /// Valid JSON is embedded as is; anything else becomes a JSON string.
-    private static func appendResult(_ bytes: JobBytes, to output: inout [UInt8]) {
-        bytes.withUnsafeBufferPointer { buffer in
-            if !buffer.isEmpty, JSONScanner.isValidJSON(buffer) {
-                output.append(contentsOf: buffer)
-            } else {
-                JSONStringEscaper.append(buffer, to: &output)
-            }
+        let text = "line \(line): \(message)"
+        let bound = fixedBound + JSONStringEscaper.bound(ofLength: key?.utf8.count ?? 0) + JSONStringEscaper.bound(ofLength: id?.utf8.count ?? 0)
+            + JSONStringEscaper.bound(ofLength: text.utf8.count)
+        var cache = ISO8601Timestamp.Cache()
+        ByteWriter.append(to: &output, bound: bound) { output in
+            output.write("{\"key\":")
+            writeOptional(key, to: &output)
+            output.write(",\"id\":")
+            writeOptional(id, to: &output)
+            output.write(",\"status\":\"failed\",\"result\":null,\"errorReason\":\"invalid_input\",\"errorMessage\":")
+            JSONStringEscaper.write(text, to: &output)
+            output.write(",\"batchId\":null,\"attempts\":0,\"submittedAt\":")
+            ISO8601Timestamp.write(secondsSince1970: time.timeIntervalSince1970, cache: &cache, to: &output)
+            output.write(",\"completedAt\":")
+            ISO8601Timestamp.write(secondsSince1970: time.timeIntervalSince1970, cache: &cache, to: &output)
+            output.write(",\"line\":")
+            output.write(decimal: UInt64(line))
+            output.write(replayed ? ",\"replayed\":true}\n" : "}\n")
         }
     }
 
-    private static func appendOptionalString(_ string: String?, to output: inout [UInt8]) {
-        guard let string else { return appendRaw("null", to: &output) }
-        JSONStringEscaper.append(string, to: &output)
+    /// Whether a plugin's result bytes are one JSON value, embedded as they are (anything else
+    /// is written as a JSON string).
+    private static func isValidJSON(_ bytes: JobBytes) -> Bool {
+        bytes.withUnsafeBufferPointer { !$0.isEmpty && JSONScanner.isValidJSON($0) }
     }
 
-    static func appendRaw(_ text: StaticString, to output: inout [UInt8]) {
-        text.withUTF8Buffer { output.append(contentsOf: $0) }
-    }
-
-    static func appendInteger(_ value: UInt64, to output: inout [UInt8]) {
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var remaining = value
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            repeat {
-                buffer[19 - count] = UInt8(ascii: "0") + UInt8(remaining % 10)
-                remaining /= 10
-                count += 1
-            } while remaining > 0
-            output.append(contentsOf: buffer[(20 - count)...])
-        }
+    private static func writeOptional(_ string: String?, to output: inout ByteWriter) {
+        guard let string else { return output.write("null") }
+        JSONStringEscaper.write(string, to: &output)
     }
 }

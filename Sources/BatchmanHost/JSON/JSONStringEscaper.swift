@@ -2,14 +2,18 @@
 enum JSONStringEscaper {
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    /// Appends `bytes` as a JSON string literal. Invalid UTF-8 becomes U+FFFD, so the output is
-    /// always valid JSON whatever the input.
-    static func append(_ bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
-        output.append(UInt8(ascii: "\""))
+    /// The most bytes `length` bytes take as a JSON string literal: quotes, and six for one
+    /// (`\u00XX`; a byte of invalid UTF-8 takes three, as U+FFFD).
+    static func bound(ofLength length: Int) -> Int { 6 * length + 2 }
+
+    /// Writes `bytes` as a JSON string literal. Invalid UTF-8 becomes U+FFFD, so the output is
+    /// always valid JSON whatever the input. Needs ``bound(ofLength:)`` bytes of room.
+    static func write(_ bytes: UnsafeBufferPointer<UInt8>, to output: inout ByteWriter) {
+        output.write(UInt8(ascii: "\""))
         var runStart = 0
         var index = 0
         func flushRun(to end: Int) {
-            if end > runStart { output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<end])) }
+            if end > runStart { output.write(UnsafeBufferPointer(rebasing: bytes[runStart..<end])) }
         }
         while index < bytes.count {
             let byte = bytes[index]
@@ -24,33 +28,46 @@ enum JSONStringEscaper {
                     continue
                 }
                 flushRun(to: index)
-                output.append(contentsOf: [0xEF, 0xBF, 0xBD])  // U+FFFD
+                output.write(0xEF)  // U+FFFD
+                output.write(0xBF)
+                output.write(0xBD)
                 index += 1
                 runStart = index
                 continue
             }
             flushRun(to: index)
-            output.append(UInt8(ascii: "\\"))
+            output.write(UInt8(ascii: "\\"))
             switch byte {
-            case UInt8(ascii: "\""): output.append(UInt8(ascii: "\""))
-            case UInt8(ascii: "\\"): output.append(UInt8(ascii: "\\"))
-            case 0x0A: output.append(UInt8(ascii: "n"))
-            case 0x0D: output.append(UInt8(ascii: "r"))
-            case 0x09: output.append(UInt8(ascii: "t"))
+            case UInt8(ascii: "\""): output.write(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): output.write(UInt8(ascii: "\\"))
+            case 0x0A: output.write(UInt8(ascii: "n"))
+            case 0x0D: output.write(UInt8(ascii: "r"))
+            case 0x09: output.write(UInt8(ascii: "t"))
             default:
-                output.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                           hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]])
+                output.write("u00")
+                output.write(hexDigits[Int(byte >> 4)])
+                output.write(hexDigits[Int(byte & 0xF)])
             }
             index += 1
             runStart = index
         }
         flushRun(to: index)
-        output.append(UInt8(ascii: "\""))
+        output.write(UInt8(ascii: "\""))
+    }
+
+    /// Writes `string` as a JSON string literal (see ``write(_:to:)``).
+    static func write(_ string: borrowing String, to output: inout ByteWriter) {
+        let written: Void? = string.utf8.withContiguousStorageIfAvailable { write($0, to: &output) }
+        if written == nil { Array(string.utf8).withUnsafeBufferPointer { write($0, to: &output) } }
+    }
+
+    /// Appends `bytes` as a JSON string literal (see ``write(_:to:)``).
+    static func append(_ bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
+        ByteWriter.append(to: &output, bound: bound(ofLength: bytes.count)) { write(bytes, to: &$0) }
     }
 
     static func append(_ string: String, to output: inout [UInt8]) {
-        var string = string
-        string.withUTF8 { append($0, to: &output) }
+        ByteWriter.append(to: &output, bound: bound(ofLength: string.utf8.count)) { write(string, to: &$0) }
     }
 
     static func append(_ string: String, to output: inout String) {
