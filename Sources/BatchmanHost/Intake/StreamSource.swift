@@ -45,6 +45,12 @@ final class StreamSource: InputSource {
         guard reading, !isFinished else { return }
         let readAt = Date()
         let origin = origin
+        // Collected in a local array, not the stored one: every access to a class's stored
+        // property is checked for exclusivity at run time, once per line here. The stored
+        // array is put back after, for its capacity.
+        var lines = self.lines
+        self.lines = []
+        defer { self.lines = lines }
         let ended = reader.readChunk { event in
             switch event {
             case .line(let number, let bytes, let end):
