@@ -23,17 +23,24 @@ enum ResultEncoder {
         var isJSON = [Bool](repeating: false, count: results.count)
         var bound = 0
         for index in results.indices {
-            isJSON[index] = results[index].result.map(isValidJSON) ?? false
+            isJSON[index] = results[index].result?.withUnsafeBufferPointer { !$0.isEmpty && JSONScanner.isValidJSON($0) } ?? false
             bound += Self.bound(results[index], resultIsJSON: isJSON[index])
         }
         var lines: [UInt8] = []
-        var timestamps = Timestamps()
-        ByteWriter.append(to: &lines, bound: bound) { writer in
-            for index in results.indices {
-                write(results[index], resultIsJSON: isJSON[index], timestamps: &timestamps, replayed: replayed, to: &writer)
-            }
-        }
+        ByteWriter.append(to: &lines, bound: bound) { write(results, resultIsJSON: isJSON, replayed: replayed, to: &$0) }
         return lines
+    }
+
+    /// Writes every result's line. The loop is here rather than in a closure: an element read
+    /// through an array a closure captured was copied whole (through its value witnesses, with
+    /// a retain of each of its buffers), one read through a parameter is not.
+    private static func write(
+        _ results: borrowing [JobResult<JobBytes, JobBytes>], resultIsJSON: [Bool], replayed: Bool, to output: inout ByteWriter
+    ) {
+        var timestamps = Timestamps()
+        for index in results.indices {
+            write(results[index], resultIsJSON: resultIsJSON[index], timestamps: &timestamps, replayed: replayed, to: &output)
+        }
     }
 
     static func append(_ result: borrowing JobResult<JobBytes, JobBytes>, to output: inout [UInt8]) {
@@ -45,7 +52,7 @@ enum ResultEncoder {
     /// adds `"replayed":true`.
     static func append(_ result: borrowing JobResult<JobBytes, JobBytes>, timestamps: inout Timestamps, replayed: Bool = false,
                        to output: inout [UInt8]) {
-        let resultIsJSON = result.result.map(isValidJSON) ?? false
+        let resultIsJSON = result.result?.withUnsafeBufferPointer { !$0.isEmpty && JSONScanner.isValidJSON($0) } ?? false
         ByteWriter.append(to: &output, bound: bound(result, resultIsJSON: resultIsJSON)) {
             write(result, resultIsJSON: resultIsJSON, timestamps: &timestamps, replayed: replayed, to: &$0)
         }
@@ -71,11 +78,9 @@ enum ResultEncoder {
         output.write(",\"id\":")
         JSONStringEscaper.write(result.id, to: &output)
         output.write(result.status == .completed ? ",\"status\":\"completed\",\"result\":" : ",\"status\":\"failed\",\"result\":")
-        if let bytes = result.result {
-            bytes.withUnsafeBufferPointer { resultIsJSON ? output.write($0) : JSONStringEscaper.write($0, to: &output) }
-        } else {
-            output.write("null")
-        }
+        // Read in place, not bound to a local (which would retain the plugin's result buffer).
+        let wroteResult: Void? = result.result?.withUnsafeBufferPointer { resultIsJSON ? output.write($0) : JSONStringEscaper.write($0, to: &output) }
+        if wroteResult == nil { output.write("null") }
         if result.errorReason == nil, result.errorMessage == nil {
             output.write(",\"errorReason\":null,\"errorMessage\":null,\"batchId\":")
         } else {
@@ -118,12 +123,6 @@ enum ResultEncoder {
             output.write(decimal: UInt64(line))
             output.write(replayed ? ",\"replayed\":true}\n" : "}\n")
         }
-    }
-
-    /// Whether a plugin's result bytes are one JSON value, embedded as they are (anything else
-    /// is written as a JSON string).
-    private static func isValidJSON(_ bytes: JobBytes) -> Bool {
-        bytes.withUnsafeBufferPointer { !$0.isEmpty && JSONScanner.isValidJSON($0) }
     }
 
     private static func writeOptional(_ string: String?, to output: inout ByteWriter) {

@@ -19,10 +19,10 @@ final class EmitterSlot: @unchecked Sendable {
     private let owner = Atomic<UInt>(0)
     // Read on every emit. Unchecked exclusivity: only the call's own thread touches them (see
     // above), so the runtime's dynamic access tracking, a few dozen instructions a read, buys
-    // nothing; unowned(unsafe): the call holds its collector until `giveBack()`, so a reference
-    // count changed per emit buys nothing either.
+    // nothing; unmanaged: the call holds its collector until `giveBack()`, so a reference count
+    // changed per emit buys nothing either.
     @exclusivity(unchecked) private var current = 0
-    @exclusivity(unchecked) private unowned(unsafe) var collector: EmitCollector?
+    @exclusivity(unchecked) private var collector: Unmanaged<EmitCollector>?
     /// The instance of the latest call, to report a stray `emit` against.
     private let lastInstance = Mutex<PluginInstance?>(nil)
 
@@ -52,7 +52,7 @@ final class EmitterSlot: @unchecked Sendable {
     static func take(for instance: PluginInstance, collector: EmitCollector) -> (EmitterSlot, UnsafePointer<bm_emitter>) {
         let slot = free.withLock { $0.popLast() } ?? EmitterSlot()
         slot.current = (slot.current + 1) % ringSize
-        slot.collector = collector
+        slot.collector = Unmanaged.passUnretained(collector)
         slot.lastInstance.withLock { $0 = instance }
         slot.owner.store(UInt(pthread_self()), ordering: .releasing)
         return (slot, UnsafePointer(slot.ring + slot.current))
@@ -83,33 +83,39 @@ final class EmitterSlot: @unchecked Sendable {
         }
     }
 
-    /// The collector of the call `context`'s emitter belongs to, if it is running on this thread.
-    fileprivate static func collector(of context: UnsafeMutableRawPointer) -> EmitCollector? {
-        let ticket = Unmanaged<Ticket>.fromOpaque(context).takeUnretainedValue()
-        let slot = ticket.slot
-        let owner = slot.owner.load(ordering: .acquiring)
-        guard owner == UInt(pthread_self()), slot.current == ticket.index, let collector = slot.collector else {
-            let stray: Stray = slot.current != ticket.index ? .staleEmitter : owner == 0 ? .afterReturn : .otherThread
-            slot.lastInstance.withLock { $0 }?.reportStrayEmit(stray)
-            return nil
+    /// Runs `body` with the collector of the call `context`'s emitter belongs to, if that call
+    /// is running on this thread; -1 otherwise (the emit is refused).
+    fileprivate static func withCollector(of context: UnsafeMutableRawPointer, _ body: (EmitCollector) -> Int32) -> Int32 {
+        // The ticket and the slot live for ever, and the call holds its collector: no reference
+        // count changes on the way (see `collector`).
+        Unmanaged<Ticket>.fromOpaque(context)._withUnsafeGuaranteedRef { ticket in
+            let slot = ticket.slot
+            let owner = slot.owner.load(ordering: .acquiring)
+            guard owner == UInt(pthread_self()), slot.current == ticket.index, let collector = slot.collector else {
+                let stray: Stray = slot.current != ticket.index ? .staleEmitter : owner == 0 ? .afterReturn : .otherThread
+                slot.lastInstance.withLock { $0 }?.reportStrayEmit(stray)
+                return -1
+            }
+            return collector._withUnsafeGuaranteedRef(body)
         }
-        return collector
     }
 }
 
 /// The C function behind every `bm_emitter`'s `emit`: forwards to the call of the ticket in `ctx`.
 private let emitCallback: @convention(c) (UnsafeMutableRawPointer?, Int, Int32, UnsafePointer<CChar>?, Int) -> Int32 = {
     context, index, status, data, length in
-    guard let context, let collector = EmitterSlot.collector(of: context) else { return -1 }
-    return collector.emit(index: index, status: status, data: UnsafeRawPointer(data), length: length)
+    guard let context else { return -1 }
+    return EmitterSlot.withCollector(of: context) { $0.emit(index: index, status: status, data: UnsafeRawPointer(data), length: length) }
 }
 
 /// The C function behind `emit_detailed` (ABI 1.1).
 private let emitDetailedCallback: @convention(c) (UnsafeMutableRawPointer?, Int, Int32, UnsafePointer<CChar>?, Int, bm_str, UInt64) -> Int32 = {
     context, index, status, data, length, reason, retryAfter in
-    guard let context, let collector = EmitterSlot.collector(of: context) else { return -1 }
-    guard reason.ptr != nil || reason.len == 0 else { return -1 }
-    let token = UnsafeRawBufferPointer(start: reason.ptr, count: reason.len)
-    return collector.emitDetailed(index: index, status: status, data: UnsafeRawPointer(data), length: length, reason: token,
-                                  retryAfterMilliseconds: retryAfter)
+    guard let context else { return -1 }
+    return EmitterSlot.withCollector(of: context) { collector in
+        guard reason.ptr != nil || reason.len == 0 else { return -1 }
+        let token = UnsafeRawBufferPointer(start: reason.ptr, count: reason.len)
+        return collector.emitDetailed(index: index, status: status, data: UnsafeRawPointer(data), length: length, reason: token,
+                                      retryAfterMilliseconds: retryAfter)
+    }
 }
