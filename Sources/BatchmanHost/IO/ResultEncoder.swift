@@ -19,12 +19,12 @@ enum ResultEncoder {
     static let fixedBound = 320
 
     /// The lines of `results`, in order: their results checked once, one buffer for them all.
-    static func lines(of results: borrowing [JobResult<JobBytes, JobBytes>], replayed: Bool) -> [UInt8] {
+    static func lines(of results: [JobResult<JobBytes, JobBytes>], replayed: Bool) -> [UInt8] {
         var isJSON = [Bool](repeating: false, count: results.count)
         var bound = 0
         for index in results.indices {
             isJSON[index] = results[index].result?.withUnsafeBufferPointer { !$0.isEmpty && JSONScanner.isValidJSON($0) } ?? false
-            bound += Self.bound(results[index], resultIsJSON: isJSON[index])
+            bound += Self.bound(results, at: index, resultIsJSON: isJSON[index])
         }
         var lines: [UInt8] = []
         ByteWriter.append(to: &lines, bound: bound) { write(results, resultIsJSON: isJSON, replayed: replayed, to: &$0) }
@@ -33,13 +33,13 @@ enum ResultEncoder {
 
     /// Writes every result's line. The loop is here rather than in a closure: an element read
     /// through an array a closure captured was copied whole (through its value witnesses, with
-    /// a retain of each of its buffers), one read through a parameter is not.
+    /// a retain of each of its buffers).
     private static func write(
-        _ results: borrowing [JobResult<JobBytes, JobBytes>], resultIsJSON: [Bool], replayed: Bool, to output: inout ByteWriter
+        _ results: [JobResult<JobBytes, JobBytes>], resultIsJSON: [Bool], replayed: Bool, to output: inout ByteWriter
     ) {
         var timestamps = Timestamps()
         for index in results.indices {
-            write(results[index], resultIsJSON: resultIsJSON[index], timestamps: &timestamps, replayed: replayed, to: &output)
+            write(results, at: index, resultIsJSON: resultIsJSON[index], timestamps: &timestamps, replayed: replayed, to: &output)
         }
     }
 
@@ -52,51 +52,54 @@ enum ResultEncoder {
     /// adds `"replayed":true`.
     static func append(_ result: borrowing JobResult<JobBytes, JobBytes>, timestamps: inout Timestamps, replayed: Bool = false,
                        to output: inout [UInt8]) {
+        let results = [copy result]
         let resultIsJSON = result.result?.withUnsafeBufferPointer { !$0.isEmpty && JSONScanner.isValidJSON($0) } ?? false
-        ByteWriter.append(to: &output, bound: bound(result, resultIsJSON: resultIsJSON)) {
-            write(result, resultIsJSON: resultIsJSON, timestamps: &timestamps, replayed: replayed, to: &$0)
+        ByteWriter.append(to: &output, bound: bound(results, at: 0, resultIsJSON: resultIsJSON)) {
+            write(results, at: 0, resultIsJSON: resultIsJSON, timestamps: &timestamps, replayed: replayed, to: &$0)
         }
     }
 
-    /// The most bytes `result`'s line takes.
-    static func bound(_ result: borrowing JobResult<JobBytes, JobBytes>, resultIsJSON: Bool) -> Int {
-        let resultBytes = result.result?.count ?? 0
-        return fixedBound + JSONStringEscaper.bound(ofLength: result.key.utf8.count) + JSONStringEscaper.bound(ofLength: result.id.utf8.count)
+    /// The most bytes the line of `results[index]` takes.
+    static func bound(_ results: [JobResult<JobBytes, JobBytes>], at index: Int, resultIsJSON: Bool) -> Int {
+        let resultBytes = results[index].result?.count ?? 0
+        return fixedBound + JSONStringEscaper.bound(ofLength: results[index].key.utf8.count)
+            + JSONStringEscaper.bound(ofLength: results[index].id.utf8.count)
             + (resultIsJSON ? resultBytes : JSONStringEscaper.bound(ofLength: resultBytes))
-            + JSONStringEscaper.bound(ofLength: result.errorReason?.rawValue.utf8.count ?? 0)
-            + JSONStringEscaper.bound(ofLength: result.errorMessage?.utf8.count ?? 0)
+            + JSONStringEscaper.bound(ofLength: results[index].errorReason?.rawValue.utf8.count ?? 0)
+            + JSONStringEscaper.bound(ofLength: results[index].errorMessage?.utf8.count ?? 0)
     }
 
-    /// Writes `result`'s line; its result bytes are embedded as they are if `resultIsJSON`, else
-    /// as a JSON string.
+    /// Writes the line of `results[index]`; its result bytes are embedded as they are if
+    /// `resultIsJSON`, else as a JSON string. Its fields are read through the array: a result
+    /// taken out whole, even as a `borrowing` argument, was copied through its value witnesses.
     static func write(
-        _ result: borrowing JobResult<JobBytes, JobBytes>, resultIsJSON: Bool, timestamps: inout Timestamps, replayed: Bool,
+        _ results: [JobResult<JobBytes, JobBytes>], at index: Int, resultIsJSON: Bool, timestamps: inout Timestamps, replayed: Bool,
         to output: inout ByteWriter
     ) {
         output.write("{\"key\":")
-        JSONStringEscaper.write(result.key, to: &output)
+        JSONStringEscaper.write(results[index].key, to: &output)
         output.write(",\"id\":")
-        JSONStringEscaper.write(result.id, to: &output)
-        output.write(result.status == .completed ? ",\"status\":\"completed\",\"result\":" : ",\"status\":\"failed\",\"result\":")
+        JSONStringEscaper.write(results[index].id, to: &output)
+        output.write(results[index].status == .completed ? ",\"status\":\"completed\",\"result\":" : ",\"status\":\"failed\",\"result\":")
         // Read in place, not bound to a local (which would retain the plugin's result buffer).
-        let wroteResult: Void? = result.result?.withUnsafeBufferPointer { resultIsJSON ? output.write($0) : JSONStringEscaper.write($0, to: &output) }
+        let wroteResult: Void? = results[index].result?.withUnsafeBufferPointer { resultIsJSON ? output.write($0) : JSONStringEscaper.write($0, to: &output) }
         if wroteResult == nil { output.write("null") }
-        if result.errorReason == nil, result.errorMessage == nil {
+        if results[index].errorReason == nil, results[index].errorMessage == nil {
             output.write(",\"errorReason\":null,\"errorMessage\":null,\"batchId\":")
         } else {
             output.write(",\"errorReason\":")
-            writeOptional(result.errorReason?.rawValue, to: &output)
+            writeOptional(results[index].errorReason?.rawValue, to: &output)
             output.write(",\"errorMessage\":")
-            writeOptional(result.errorMessage, to: &output)
+            writeOptional(results[index].errorMessage, to: &output)
             output.write(",\"batchId\":")
         }
-        if let batchId = result.batchId { output.write(decimal: batchId) } else { output.write("null") }
+        if let batchId = results[index].batchId { output.write(decimal: batchId) } else { output.write("null") }
         output.write(",\"attempts\":")
-        output.write(decimal: UInt64(max(0, result.attempts)))
+        output.write(decimal: UInt64(max(0, results[index].attempts)))
         output.write(",\"submittedAt\":")
-        ISO8601Timestamp.write(secondsSince1970: result.submittedAt.timeIntervalSince1970, cache: &timestamps.submitted, to: &output)
+        ISO8601Timestamp.write(secondsSince1970: results[index].submittedAt.timeIntervalSince1970, cache: &timestamps.submitted, to: &output)
         output.write(",\"completedAt\":")
-        ISO8601Timestamp.write(secondsSince1970: result.completedAt.timeIntervalSince1970, cache: &timestamps.completed, to: &output)
+        ISO8601Timestamp.write(secondsSince1970: results[index].completedAt.timeIntervalSince1970, cache: &timestamps.completed, to: &output)
         output.write(replayed ? ",\"replayed\":true}\n" : "}\n")
     }
 

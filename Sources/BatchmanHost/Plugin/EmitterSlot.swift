@@ -31,10 +31,10 @@ final class EmitterSlot: @unchecked Sendable {
     /// One emitter of the ring: which slot and which place in it. Retained for ever, since the
     /// plugin may keep the emitter as long as it likes.
     private final class Ticket {
-        unowned(unsafe) let slot: EmitterSlot
+        let slot: Unmanaged<EmitterSlot>
         let index: Int
         init(slot: EmitterSlot, index: Int) {
-            self.slot = slot
+            self.slot = Unmanaged.passUnretained(slot)
             self.index = index
         }
     }
@@ -89,14 +89,15 @@ final class EmitterSlot: @unchecked Sendable {
         // The ticket and the slot live for ever, and the call holds its collector: no reference
         // count changes on the way (see `collector`).
         Unmanaged<Ticket>.fromOpaque(context)._withUnsafeGuaranteedRef { ticket in
-            let slot = ticket.slot
-            let owner = slot.owner.load(ordering: .acquiring)
-            guard owner == UInt(pthread_self()), slot.current == ticket.index, let collector = slot.collector else {
-                let stray: Stray = slot.current != ticket.index ? .staleEmitter : owner == 0 ? .afterReturn : .otherThread
-                slot.lastInstance.withLock { $0 }?.reportStrayEmit(stray)
-                return -1
+            ticket.slot._withUnsafeGuaranteedRef { slot in
+                let owner = slot.owner.load(ordering: .acquiring)
+                guard owner == UInt(pthread_self()), slot.current == ticket.index, let collector = slot.collector else {
+                    let stray: Stray = slot.current != ticket.index ? .staleEmitter : owner == 0 ? .afterReturn : .otherThread
+                    slot.lastInstance.withLock { $0 }?.reportStrayEmit(stray)
+                    return -1
+                }
+                return collector._withUnsafeGuaranteedRef(body)
             }
-            return collector._withUnsafeGuaranteedRef(body)
         }
     }
 }
