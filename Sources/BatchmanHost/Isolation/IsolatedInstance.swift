@@ -137,7 +137,7 @@ final class IsolatedInstance: @unchecked Sendable {
 
     /// Processes `batch` on the instance's thread; one outcome per job.
     func process(_ batch: Batch<JobBytes>) -> [JobOutcome<JobBytes>] {
-        var outcomes = [JobOutcome<JobBytes>?](repeating: nil, count: batch.jobs.count)
+        var outcomes = BatchOutcomes(batch, fallback: "plugin \"\(pluginName)\": its worker process gave no outcome for this job")
         // The plugin's `deadline_ns`: when the core's timer, started as the call began, runs out.
         let deadline = timeout.map(Syscall.monotonicDeadline(after:))
         callState.withLock { $0.batch = batch.id }
@@ -152,7 +152,7 @@ final class IsolatedInstance: @unchecked Sendable {
                 worker = ready
             case .failure(let error):
                 let message = "plugin \"\(pluginName)\": its worker process \(error.message)"
-                for index in batch.jobs.indices where outcomes[index] == nil { outcomes[index] = .retry(batch.jobs[index], message) }
+                outcomes.retryUndecided(message)
                 break search
             }
             isFirstRun = false
@@ -162,29 +162,25 @@ final class IsolatedInstance: @unchecked Sendable {
             case .timedOut:
                 self.worker = nil
                 let message = "batch \(batch.id) timed out after \(timeout.map { "\($0)" } ?? "?"); its worker process was killed"
-                for index in batch.jobs.indices where outcomes[index] == nil {
-                    outcomes[index] = .retry(batch.jobs[index], message, reason: .timeout)
-                }
+                outcomes.retryUndecided(message, reason: .timeout)
                 logger.log(.warning, "key \"\(batch.key)\": \(message) and is restarted", context: .init(key: batch.key, plugin: pluginName))
                 break search
             case .died(let how):
                 self.worker = nil
                 consecutiveDeaths += 1
                 counters.withLock { $0.crashes += 1 }
-                let unanswered = part.filter { outcomes[$0] == nil }
+                let unanswered = part.filter { !outcomes.isDecided($0) }
                 let poisoned = search.crashed(unanswered: unanswered)
                 let next = poisoned != nil ? "that job crashes alone: it fails with crashed"
                     : unanswered.isEmpty ? "every job had its outcome" : "they go to a fresh worker"
                 logger.log(.warning, "key \"\(batch.key)\": plugin \"\(pluginName)\" crashed (\(how)) in batch \(batch.id) with \(unanswered.count) of "
                            + "\(part.count) jobs unanswered; \(next)", context: .init(key: batch.key, plugin: pluginName))
                 if let poisoned {
-                    outcomes[poisoned] = .retry(batch.jobs[poisoned], "plugin \"\(pluginName)\" crashed (\(how)) while processing this job", reason: .crashed)
+                    outcomes.retry(poisoned, "plugin \"\(pluginName)\" crashed (\(how)) while processing this job", reason: .crashed)
                 }
             }
         }
-        return batch.jobs.indices.map { index in
-            outcomes[index] ?? .retry(batch.jobs[index], "plugin \"\(pluginName)\": its worker process gave no outcome for this job")
-        }
+        return outcomes.outcomes
     }
 
     /// Starts a worker now if there is none, so the next call finds one ready. If it cannot
@@ -220,7 +216,7 @@ final class IsolatedInstance: @unchecked Sendable {
     /// Sends the jobs at `part` as one batch and collects their outcomes.
     private func run(
         _ part: [Int], of batch: Batch<JobBytes>, on worker: WorkerProcess, until deadline: UInt64?,
-        into outcomes: inout [JobOutcome<JobBytes>?]
+        into outcomes: inout BatchOutcomes
     ) -> RunEnd {
         let token = UInt64.random(in: .min ... .max)
         // The worker reads the previous batch's jobs no more: it sent that batch's `done`, or died.
@@ -239,12 +235,14 @@ final class IsolatedInstance: @unchecked Sendable {
             case .records(let records, let bytes):
                 for record in records {
                     let index = part[record.index]
-                    let data = String(decoding: bytes[record.bytes], as: UTF8.self)
-                    let reason = record.detail?.failureReason
-                    outcomes[index] = switch record.status {
-                    case BM_OK: .completed(batch.jobs[index], bytes[record.bytes])
-                    case BM_FAILED: .failed(batch.jobs[index], data, reason: reason)
-                    default: .retry(batch.jobs[index], data, reason: reason, after: record.detail?.retryAfter)
+                    switch record.status {
+                    case BM_OK:
+                        outcomes.complete(index, bytes[record.bytes])
+                    case BM_FAILED:
+                        outcomes.fail(index, String(decoding: bytes[record.bytes], as: UTF8.self), reason: record.detail?.failureReason)
+                    default:
+                        outcomes.retry(index, String(decoding: bytes[record.bytes], as: UTF8.self), reason: record.detail?.failureReason,
+                                       after: record.detail?.retryAfter)
                     }
                 }
                 return nil
@@ -271,8 +269,8 @@ final class IsolatedInstance: @unchecked Sendable {
             case .frame(.done(token, let returned, let message)):
                 if let why = takeLog() { return broken(why) }
                 let (failure, isRetryable) = EmitCollector.unemitted(returned: returned, message: message)
-                for index in part where outcomes[index] == nil {
-                    outcomes[index] = isRetryable ? .retry(batch.jobs[index], failure) : .failed(batch.jobs[index], failure)
+                for index in part where !outcomes.isDecided(index) {
+                    if isRetryable { outcomes.retry(index, failure) } else { outcomes.fail(index, failure) }
                 }
                 return .completed
             case .frame(.pause(let key, let milliseconds)):
