@@ -13,6 +13,9 @@ extension Batcher {
         @usableFromInline var drainWaiters: [@Sendable () -> Void] = []
         /// By batch: what to run if its call overruns its timeout (``Batch/beginCall(onTimeout:)``).
         @usableFromInline var timeoutHandlers: [UInt64: @Sendable () -> Void] = [:]
+        /// Results settled while earlier ones of the key were still going out, by delivery
+        /// token: handed over in turn (see ``FlightEngine/Effects/handOver``).
+        @usableFromInline var waitingDeliveries: [UInt64: [Delivery]] = [:]
 
         @inlinable init(engine: FlightEngine) {
             self.engine = engine
@@ -27,10 +30,14 @@ extension Batcher {
 
         /// Carries `effects` over to the cargo, under the lock: batches to start get their jobs,
         /// settled jobs leave (retried ones wait under their token), held retries become a
-        /// batch, and what needs no lock is noted in `work` for later.
+        /// batch, and what needs no lock is noted in `work` for later. `outcomes` are the
+        /// processor's for batch `outcomesOf`; `adding` are results Batchman decided elsewhere
+        /// (the intake's abandoned jobs) that go out with this event's.
         @inlinable mutating func collect(
-            _ effects: FlightEngine.Effects, into work: Work, key: String, reportsRetries: Bool, abandonMessage: String = ""
+            _ effects: FlightEngine.Effects, into work: Work, key: String, reportsRetries: Bool, abandonMessage: String = "",
+            outcomes: MatchedOutcomes = .none, outcomesOf outcomesBatch: UInt64? = nil, adding added: [Delivery] = []
         ) {
+            var deliveries = added
             for resent in effects.resent {
                 let retries = retrying.removeValue(forKey: resent.token) ?? []
                 var handlers = Handlers()
@@ -54,7 +61,9 @@ extension Batcher {
                 } else {
                     work.release.append(contentsOf: settledCargo.slots)
                 }
-                work.deliveries.append(Delivery(cargo: settledCargo, batchId: settled.batchId, ran: settled.ran, fates: settled.fates))
+                var delivery = Delivery(cargo: settledCargo, batchId: settled.batchId, ran: settled.ran, fates: settled.fates)
+                if settled.ran, settled.batchId == outcomesBatch { delivery.outcomes = outcomes }
+                deliveries.append(delivery)
             }
             for token in effects.abandonedRetries {
                 let retries = retrying.removeValue(forKey: token) ?? []
@@ -62,8 +71,8 @@ extension Batcher {
                 for retry in retries { handlers.append(retry.handler) }
                 work.release.append(contentsOf: retries.map(\.slot))
                 let abandoned = Cargo(id: 0, jobs: retries.map(\.job), handlers: handlers, slots: retries.map(\.slot), reason: .shutdown)
-                work.deliveries.append(Delivery(cargo: abandoned, batchId: nil, ran: false,
-                                                fates: .all(.failed(.shutdownBatch, abandonMessage, fromOutcome: false))))
+                deliveries.append(Delivery(cargo: abandoned, batchId: nil, ran: false,
+                                           fates: .all(.failed(.shutdownBatch, abandonMessage, fromOutcome: false))))
             }
             work.rejoin += effects.rejoin
             for id in effects.started {
@@ -73,7 +82,13 @@ extension Batcher {
             for batch in effects.timedOut {
                 if let handler = timeoutHandlers.removeValue(forKey: batch.id) { work.timeoutHandlers.append(handler) }
             }
-            if let token = effects.delivery { work.deliveryTokens.append(token) }
+            // A key's results go out one batch at a time, in the order they settled.
+            if let token = effects.delivery, effects.handOver != token { waitingDeliveries[token] = deliveries }
+            if let token = effects.handOver {
+                precondition(work.handOver == nil, "one delivery at a time")
+                work.handOver = token
+                work.deliveries = effects.delivery == token ? deliveries : waitingDeliveries.removeValue(forKey: token) ?? []
+            }
             if effects.drained {
                 work.drainWaiters += drainWaiters
                 drainWaiters = []
@@ -143,8 +158,9 @@ extension Batcher {
         /// Window deadlines the intake asked for.
         @usableFromInline var windowDeadlines: [(window: UInt64, at: Duration)] = []
         @usableFromInline var batches: [Batch<Payload>] = []
+        /// Results to hand over now, and their delivery token.
         @usableFromInline var deliveries: [Delivery] = []
-        @usableFromInline var deliveryTokens: [UInt64] = []
+        @usableFromInline var handOver: UInt64?
         /// Slots of settled jobs, to give back to the intake before their results go out.
         @usableFromInline var release: [Int] = []
         /// Retry tokens whose jobs go back to the intake's open window.
@@ -178,7 +194,7 @@ extension Batcher {
             events.emit(work.retried.map { .jobRetried(key: $0.job.key, id: $0.job.id, attempt: $0.job.attempt, delay: $0.delay) })
         }
         for batch in work.batches { start(batch) }
-        if !work.deliveryTokens.isEmpty || !work.deliveries.isEmpty { deliver(work.deliveries, tokens: work.deliveryTokens) }
+        if let token = work.handOver { deliver(work.deliveries, token: token) }
         for waiter in work.drainWaiters { waiter() }
     }
 
@@ -263,21 +279,39 @@ extension Batcher {
         flight.withLock { flight in
             if !flight.timeoutHandlers.isEmpty { flight.timeoutHandlers[batch.id] = nil }
             let effects = flight.engine.complete(batch.id, verdicts: verdicts, attempts: { batch.jobs[$0].attempt }, now: now)
-            flight.collect(effects, into: work, key: key, reportsRetries: reportsRetries)
-        }
-        if case .none = matched {} else {
-            for index in work.deliveries.indices where work.deliveries[index].batchId == batch.id && work.deliveries[index].ran {
-                work.deliveries[index].outcomes = matched
-            }
+            flight.collect(effects, into: work, key: key, reportsRetries: reportsRetries, outcomes: matched, outcomesOf: batch.id)
         }
         carryOut(work)
     }
 
-    /// Builds and hands over the results of `deliveries`, then tells the engine that `tokens`
-    /// are out. Callbacks run on this thread, each result built as it is handed over; a sink
-    /// gets all of its results at once; async callbacks run in a task, which reports when they
-    /// are done.
-    @inlinable func deliver(_ deliveries: [Delivery], tokens: [UInt64]) {
+    /// Hands over the results of `deliveries` (delivery `token`), then the key's next results
+    /// in line, if any settled meanwhile: a key's results go out one batch at a time, in the
+    /// order they settled, from whichever thread is handing them over. Async callbacks run in a
+    /// task, which goes on with the next in line when they are done.
+    @inlinable func deliver(_ deliveries: [Delivery], token: UInt64) {
+        var deliveries = deliveries
+        var token = token
+        while true {
+            let asynchronous = handOver(deliveries)
+            if !asynchronous.isEmpty {
+                Task { [self, token] in
+                    for (handler, result) in asynchronous { await handler.deliver(result, logger: logger) }
+                    carryOut(deliveryFinished(token))
+                }
+                return
+            }
+            let next = deliveryFinished(token)
+            for waiter in next.drainWaiters { waiter() }
+            guard let nextToken = next.handOver else { return }
+            deliveries = next.deliveries
+            token = nextToken
+        }
+    }
+
+    /// Builds and hands over the results of `deliveries`: callbacks run on this thread, each
+    /// result built as it is handed over, and a sink gets all of its results at once. Returns
+    /// the results for async callbacks, which the caller hands over in a task.
+    @inlinable func handOver(_ deliveries: [Delivery]) -> [(Handler, JobResult<Payload, Output>)] {
         let wallTime = Date().timeIntervalSince1970
         let reports = events.isActive || config.debug
         var sinks: [(sink: any ResultSink<Payload, Output>, results: [JobResult<Payload, Output>])] = []
@@ -335,23 +369,18 @@ extension Batcher {
             if reports { report(reported, of: delivery) }
         }
         for (sink, results) in sinks where !results.isEmpty { sink.receive(results) }
-        guard !asynchronous.isEmpty else {
-            for token in tokens { deliveryFinished(token) }
-            return
-        }
-        Task { [self] in
-            for (handler, result) in asynchronous { await handler.deliver(result, logger: logger) }
-            for token in tokens { deliveryFinished(token) }
-        }
+        return asynchronous
     }
 
-    @inlinable func deliveryFinished(_ token: UInt64) {
+    /// The results of delivery `token` are out: the next in line, if any, to hand over, and drain
+    /// waiters to resume if the key is done.
+    @inlinable func deliveryFinished(_ token: UInt64) -> Work {
         let work = Work()
         let reportsRetries = events.isActive
         flight.withLock { flight in
             flight.collect(flight.engine.deliveryFinished(token), into: work, key: key, reportsRetries: reportsRetries)
         }
-        if !work.drainWaiters.isEmpty { carryOut(work) }
+        return work
     }
 
     @inlinable func report(_ results: [JobResult<Payload, Output>], of delivery: Delivery) {

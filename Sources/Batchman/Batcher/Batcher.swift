@@ -326,9 +326,11 @@ where C.Duration == Duration {
             let abandoned = intake.engine.abandon()
             guard !abandoned.isEmpty else { return }
             let cargo = intake.take(IntakeEngine.Cut(id: 0, reason: .shutdown, slots: abandoned))
-            work.deliveries.append(Delivery(cargo: cargo, batchId: nil, ran: false, fates: .all(.failed(.shutdownBatch, message, fromOutcome: false))))
+            let delivery = Delivery(cargo: cargo, batchId: nil, ran: false, fates: .all(.failed(.shutdownBatch, message, fromOutcome: false)))
             work.abandonedFromIntake = abandoned.count
-            work.deliveryTokens.append(flight.withLock { $0.engine.abandoned(abandoned.count) })
+            flight.withLock { flight in
+                flight.collect(flight.engine.abandoned(abandoned.count), into: work, key: key, reportsRetries: false, adding: [delivery])
+            }
         }
         flight.withLock { flight in
             flight.timeoutHandlers = [:]  // the running calls' outcomes are dropped; their timeouts no longer matter

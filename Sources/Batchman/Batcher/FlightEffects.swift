@@ -76,9 +76,12 @@ extension FlightEngine {
         @usableFromInline var rejoin: [UInt64] = []
         /// Retries given up on (an abandoned drain): their jobs fail with `shutdown_batch`.
         @usableFromInline var abandonedRetries: [UInt64] = []
-        /// Set when jobs leave: the token to report to ``deliveryFinished(_:)`` once their
-        /// results are handed over (a drain waits for that).
+        /// Set when jobs leave: the token of their results, to report to ``deliveryFinished(_:)``
+        /// once they are handed over (a drain waits for that).
         @usableFromInline var delivery: UInt64?
+        /// The results to hand over now, by token: those of this event, when no earlier ones of
+        /// the key are still going out, or, after ``deliveryFinished(_:)``, the next in line.
+        @usableFromInline var handOver: UInt64?
         /// Jobs no longer held: room for blocked producers.
         @usableFromInline var released = 0
         /// The key's processor paused its new batches for this long (logged).
@@ -94,7 +97,7 @@ extension FlightEngine {
         /// Nothing to do.
         @usableFromInline var isEmpty: Bool {
             deadlines.isEmpty && flushed.isEmpty && started.isEmpty && timedOut.isEmpty && settled.isEmpty && resent.isEmpty
-                && rejoin.isEmpty && abandonedRetries.isEmpty && delivery == nil && released == 0 && paused == nil && !drained
+                && rejoin.isEmpty && abandonedRetries.isEmpty && delivery == nil && handOver == nil && released == 0 && paused == nil && !drained
         }
 
         /// Adds `other`'s effects after these (several events under one lock).
@@ -109,6 +112,7 @@ extension FlightEngine {
             rejoin += other.rejoin
             abandonedRetries += other.abandonedRetries
             delivery = delivery ?? other.delivery
+            handOver = handOver ?? other.handOver
             released += other.released
             paused = other.paused ?? paused
             drained = drained || other.drained

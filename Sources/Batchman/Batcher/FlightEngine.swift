@@ -91,8 +91,12 @@
     private var heldRetries: UInt64?
     /// Retried jobs sent back to the intake and not yet in a batch again: a drain waits for them.
     private var rejoining = 0
-    /// Results being handed over, by token: a drain waits for them.
-    private var deliveries: Set<UInt64> = []
+    /// Results settled and not yet handed over, by token, in the order they settled: the first
+    /// is being handed over, the others wait their turn. A key's results go out one batch at a
+    /// time and in order (with `maxInFlight` 1, batch order), though the next batch starts
+    /// before they do: a slow callback does not hold the processor up, and a batch that settles
+    /// while earlier results are still going out waits for them. A drain waits for all.
+    private var deliveries = FIFOQueue<UInt64>()
     private var nextDeliveryToken: UInt64 = 0
     private var lastStart: Duration?
     /// When the `minBatchInterval` deadline set is due, while one is set.
@@ -220,9 +224,13 @@
     }
 
     /// The results settled with `token` have all been handed over.
+    /// The results settled with `token` have all been handed over: the next results in line,
+    /// if any, are handed over now (``Effects/handOver``).
     @usableFromInline mutating func deliveryFinished(_ token: UInt64) -> Effects {
-        deliveries.remove(token)
+        precondition(deliveries.first == token, "results are handed over in the order they settled")
+        _ = deliveries.popFirst()
         var effects = Effects()
+        effects.handOver = deliveries.first
         finishStep(into: &effects)
         return effects
     }
@@ -276,13 +284,13 @@
     }
 
     /// The intake gave up on `count` jobs of its open window (an abandoned drain): counted as
-    /// failed. Returns the token to report to ``deliveryFinished(_:)`` once their results are
-    /// handed over.
-    @usableFromInline mutating func abandoned(_ count: Int) -> UInt64 {
+    /// failed; their results get a delivery token, as settled jobs' do.
+    @usableFromInline mutating func abandoned(_ count: Int) -> Effects {
         counters.countFailure(.shutdownBatch, times: count)
-        nextDeliveryToken += 1
-        deliveries.insert(nextDeliveryToken)
-        return nextDeliveryToken
+        var effects = Effects()
+        queueDelivery(into: &effects)
+        finishStep(into: &effects)
+        return effects
     }
 
     // MARK: - Internals
@@ -397,13 +405,17 @@
         effects.settled.append(Settled(batchId: batchId, ran: true, fates: .each(fates)))
     }
 
+    /// Gives the results of this event a delivery token, in line behind any still going out.
+    private mutating func queueDelivery(into effects: inout Effects) {
+        nextDeliveryToken += 1
+        if deliveries.isEmpty { effects.handOver = nextDeliveryToken }
+        deliveries.append(nextDeliveryToken)
+        effects.delivery = nextDeliveryToken
+    }
+
     /// Every event ends here: settled jobs get a delivery token, and an idle drain ends.
     private mutating func finishStep(into effects: inout Effects) {
-        if effects.settlesJobs, effects.delivery == nil {
-            nextDeliveryToken += 1
-            deliveries.insert(nextDeliveryToken)
-            effects.delivery = nextDeliveryToken
-        }
+        if effects.settlesJobs, effects.delivery == nil { queueDelivery(into: &effects) }
         if phase == .draining, isIdle {
             phase = .drained
             effects.drained = true
@@ -413,7 +425,7 @@
             running = [:]
             waiting = FIFOQueue()
             retrying = [:]
-            deliveries = []
+            deliveries = FIFOQueue()
         }
     }
 }

@@ -53,6 +53,10 @@ final class Connection: ResultDestination {
     /// The results keep their jobs' `--max-pending-bytes` charge until they are written: clients
     /// that stop reading hold the host's memory bound, not more.
     func receive(_ results: [JobResult<JobBytes, JobBytes>]) {
+        // Every result here is of a job this client sent: its scope is the connection's. Checked
+        // in debug builds (the tests'), where a result handed to the wrong client stops the host.
+        assert(results.indices.allSatisfy { results[$0].tag.scope == scope },
+               "\(name) (scope \(scope)) was handed results of scopes \(Set(results.indices.map { results[$0].tag.scope }))")
         HostMetrics.shared.answered(results)
         deliver(results.encodedLines(replayed: false), count: results.count, done: results.spoolSequences, charge: results.pendingCharge)
     }

@@ -49,6 +49,7 @@ import Testing
             $0.started = [2]
             $0.released = 1
             $0.delivery = 1
+            $0.handOver = 1
         })
         #expect(engine.statistics.completed == 1)
     }
@@ -62,6 +63,7 @@ import Testing
             $0.settled = [.init(batchId: 1, ran: true, fates: .each([.retried(attempt: 2, delay: .milliseconds(500), token: 1)]))]
             $0.deadlines = [.init(deadline: .retry(1), at: .milliseconds(10_500))]
             $0.delivery = 1
+            $0.handOver = 1
         })
         #expect(engine.statistics.retried == 1)
         _ = engine.deliveryFinished(failed.delivery!)
@@ -220,11 +222,32 @@ import Testing
 
     @Test func aDrainWaitsForTheResultsOfJobsTheIntakeGaveUpOn() {
         var engine = engine(BatcherConfig(maxBatchSize: 1))
-        let token = engine.abandoned(2)
+        let abandoned = engine.abandoned(2)
+        #expect(abandoned.handOver == abandoned.delivery && abandoned.delivery != nil)
 
         #expect(!engine.drain().drained)
-        #expect(engine.deliveryFinished(token).drained)
+        #expect(engine.deliveryFinished(abandoned.delivery!).drained)
         #expect(engine.statistics.failed == [.shutdownBatch: 2])
+    }
+
+    /// The next batch starts before a settled batch's results are out, on another thread for a
+    /// queueing processor; its results wait for the earlier ones, so a key's results go out in
+    /// the order its batches settled (with maxInFlight 1, batch order).
+    @Test func handsResultsOverOneBatchAtATimeInTheOrderTheySettled() {
+        var engine = engine(BatcherConfig(maxInFlight: 2))
+        _ = cut(1, into: &engine)
+        _ = cut(2, into: &engine)
+
+        let first = engine.complete(1, verdicts: .allCompleted, attempts: Self.firstTry, now: .zero)
+        #expect(first.delivery == 1 && first.handOver == 1, "nothing is going out: hand them over now")
+        let second = engine.complete(2, verdicts: .allCompleted, attempts: Self.firstTry, now: .zero)
+        #expect(second.delivery == 2 && second.handOver == nil, "batch 1's results are still going out: batch 2's wait")
+        #expect(!engine.drain().drained)
+
+        let afterFirst = engine.deliveryFinished(1)
+        #expect(afterFirst.handOver == 2, "batch 2's results go out once batch 1's are")
+        #expect(!afterFirst.drained)
+        #expect(engine.deliveryFinished(2).drained)
     }
 
     @Test func pacesBatchStartsByMinBatchInterval() {
