@@ -147,13 +147,16 @@ final class ResultWriter: Sendable {
                 wakeWriter.wait()
                 continue
             }
+            SupervisorBoard.shared?.outputBegun(chunkLines)
             let failure = writeAll(chunk)
             bufferedBytes.subtract(chunk.count, ordering: .relaxed)
             chunk.removeAll(keepingCapacity: true)
             if failure == nil {
                 linesWritten.add(chunkLines, ordering: .relaxed)
-                SupervisorBoard.shared?.answered(chunkLines)
+                SupervisorBoard.shared?.outputWritten(chunkLines)
                 if !chunkDone.isEmpty { onWritten(chunkDone) }
+            } else {
+                SupervisorBoard.shared?.outputFailed(chunkLines)
             }
             chunkDone.removeAll(keepingCapacity: true)
             let roomWaiter = state.withLock { state -> (@Sendable () -> Void)? in

@@ -108,9 +108,14 @@ public enum Supervisor {
         case .exited(let status): "exited with status \(status) without finishing its run"
         }
         let calls = board.calls.isEmpty ? "" : " while the host was calling " + board.calls.joined(separator: " and ")
-        let unanswered = board.accepted > board.answered ? board.accepted - board.answered : 0
+        // Lines whose write was under way are neither answered nor unanswered: the kernel may
+        // have taken them. They are named apart, not counted either way.
+        let open = board.accepted > board.answered ? board.accepted - board.answered : 0
+        let maybe = min(board.beingWritten, open)
+        let unanswered = open - maybe
         var jobs = "\(unanswered) accepted job\(unanswered == 1 ? "" : "s") got no result"
-        if let spool = board.spool, unanswered > 0 { jobs += "; the spool \(spool) holds them, and the next run with --spool \(spool) replays them" }
+        if let spool = board.spool, open > 0 { jobs += "; the spool \(spool) holds them, and the next run with --spool \(spool) replays them" }
+        if maybe > 0 { jobs += "; the results of \(maybe) more were being written to the output as it ended, and may not have reached it" }
         let advice = board.calls.isEmpty ? "" : " A plugin that can crash or exit belongs in \"isolation\": \"process\", where it costs a batch, not the host."
         return "batchman: the host process \(how)\(calls); \(jobs).\(advice)\n"
     }

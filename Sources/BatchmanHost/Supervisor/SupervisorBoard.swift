@@ -10,8 +10,14 @@ import Synchronization
 ///
 /// Layout (native byte order; host and parent are the same executable): `UInt64` accepted,
 /// `UInt64` answered, `UInt64` finished (0, or 1 + the exit status), `UInt64` length of the
-/// spool's path and its bytes (to 1 KiB), then one 256-byte slot per calling thread: `UInt64`
-/// length of the call site it is in (0: none), then the call site's text.
+/// spool's path and its bytes (to 1 KiB), then at 1072 the output's two counts, `UInt64` lines
+/// begun and `UInt64` lines written, then one 256-byte slot per calling thread: `UInt64` length
+/// of the call site it is in (0: none), then the call site's text.
+///
+/// The output's lines are counted twice, before the write and after it, each with one atomic
+/// add: a host that ends between the two (its writer preempted as the write returns, while
+/// another thread crashes) leaves lines that may or may not have reached the output, and the
+/// report says so instead of calling them unanswered, or answered.
 final class SupervisorBoard: @unchecked Sendable {
     // @unchecked: the memory is written with atomics (counters, lengths) or by its one thread
     // (a slot's text, before its length is published), and read by the parent once the host is gone.
@@ -23,6 +29,8 @@ final class SupervisorBoard: @unchecked Sendable {
     static let size = slotsOffset + slots * slotBytes
     private static let spoolOffset = 32
     private static let spoolBytes = 1024
+    private static let outputBegunOffset = 1072
+    private static let outputWrittenOffset = 1080
 
     /// The board of this process, when a supervising parent started it; set once at start.
     nonisolated(unsafe) private(set) static var shared: SupervisorBoard?
@@ -53,6 +61,13 @@ final class SupervisorBoard: @unchecked Sendable {
 
     func accepted(_ count: Int) { _ = bm_atomic_add(counter(0), UInt64(count)) }
     func answered(_ count: Int) { _ = bm_atomic_add(counter(8), UInt64(count)) }
+
+    /// The output writer is about to write `count` results' lines.
+    func outputBegun(_ count: Int) { _ = bm_atomic_add(counter(Self.outputBegunOffset), UInt64(count)) }
+    /// The write of the `count` lines last begun returned: they are answered.
+    func outputWritten(_ count: Int) { _ = bm_atomic_add(counter(Self.outputWrittenOffset), UInt64(count)) }
+    /// The write of the `count` lines last begun failed: they are not answered.
+    func outputFailed(_ count: Int) { _ = bm_atomic_add(counter(Self.outputBegunOffset), UInt64(bitPattern: Int64(-count))) }
 
     /// The host ends on purpose, with `status`.
     func finish(status: Int32) { bm_atomic_store(counter(16), 1 + UInt64(UInt8(truncatingIfNeeded: status))) }
@@ -92,6 +107,8 @@ final class SupervisorBoard: @unchecked Sendable {
     struct Report: Equatable {
         var accepted: UInt64
         var answered: UInt64
+        /// Results whose write was under way when the host ended: they may have reached the output.
+        var beingWritten: UInt64 = 0
         /// The status the host ended with on purpose; nil if it did not end on purpose.
         var finished: Int32?
         var spool: String?
@@ -109,7 +126,9 @@ final class SupervisorBoard: @unchecked Sendable {
             let length = Int(min(bm_atomic_load(counter(slot)), UInt64(Self.slotBytes - 8)))
             if length > 0 { calls.append(String(decoding: UnsafeRawBufferPointer(start: base + slot + 8, count: length), as: UTF8.self)) }
         }
-        return Report(accepted: bm_atomic_load(counter(0)), answered: bm_atomic_load(counter(8)),
+        let begun = bm_atomic_load(counter(Self.outputBegunOffset)), written = bm_atomic_load(counter(Self.outputWrittenOffset))
+        return Report(accepted: bm_atomic_load(counter(0)), answered: bm_atomic_load(counter(8)) &+ written,
+                      beingWritten: begun > written ? begun - written : 0,
                       finished: finished == 0 ? nil : Int32(finished - 1), spool: spool, calls: calls)
     }
 }
