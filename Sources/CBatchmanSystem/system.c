@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/prctl.h>
 #include <signal.h>
+#include <sys/signalfd.h>
 
 int bm_set_parent_death_signal(int signal) {
     return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0UL, 0UL, 0UL);
@@ -34,6 +35,27 @@ int bm_sigwaitinfo(const void *set, int *code, int *pid, int *value) {
     *pid = (int)info.si_pid;
     *value = info.si_code == SI_QUEUE ? info.si_value.sival_int : 0;
     return signal;
+}
+
+int bm_signalfd(const void *set) {
+    return signalfd(-1, (const sigset_t *)set, SFD_CLOEXEC);
+}
+
+int bm_signalfd_read(int fd, int *code, int *pid, int *value) {
+    struct signalfd_siginfo info;
+    ssize_t got;
+    do {
+        got = read(fd, &info, sizeof info);
+    } while (got < 0 && errno == EINTR);
+    if (got != (ssize_t)sizeof info) return -1;
+    *code = info.ssi_code;
+    *pid = (int)info.ssi_pid;
+    *value = info.ssi_code == SI_QUEUE ? info.ssi_int : 0;
+    return (int)info.ssi_signo;
+}
+
+int bm_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL);
 }
 
 int bm_sigqueue(int pid, int signal, int value) {

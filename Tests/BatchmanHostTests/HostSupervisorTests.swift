@@ -53,6 +53,34 @@ struct HostSupervisorTests {
                 "\(log.suffix(2))")
     }
 
+    /// The Swift runtime's crash handler pauses every thread before it prints the backtrace,
+    /// each with the first of SIGUSR1, SIGUSR2 and SIGPROF its mask lets through (read from
+    /// /proc), and waits 2 s for each that does not pause, 16 times over. The host's signal
+    /// thread must keep SIGUSR1 and SIGUSR2 blocked while it waits (a sigwaitinfo unblocks them,
+    /// and swallows the crash handler's signal: a crash then took 32 s to report), and let
+    /// SIGPROF through.
+    @Test func theSignalThreadCanBePausedByTheCrashHandlerWhileItWaits() async throws {
+        let scratch = try Scratch()
+        let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Self.testPlugin)"}}"#, defaults: #"{"frequency": 60000, "maxBatchSize": 1}"#)
+        let host = try HostProcess(["run", manifest])
+        host.send([HostRunTests.job("k", "1")])
+        _ = try await host.results(count: 1)  // running: the signal thread is in its wait
+        let pid = host.hostProcessIdentifier
+
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
+        let thread = try #require(tasks.first { (try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8)) == "batchman-signal\n" },
+                                  "the host names its signal thread")
+        let status = try String(contentsOfFile: "/proc/\(pid)/task/\(thread)/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("SigBlk:") })
+        let blocked = try #require(UInt64(line.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16))
+        func isBlocked(_ signal: Int32) -> Bool { blocked & (1 << UInt64(signal - 1)) != 0 }
+
+        #expect(isBlocked(SIGUSR1) && isBlocked(SIGUSR2), "SigBlk \(String(blocked, radix: 16)): the wait lets them through")
+        #expect(!isBlocked(SIGPROF), "SigBlk \(String(blocked, radix: 16)): the crash handler cannot pause it")
+        host.closeInput()
+        #expect(await host.exitStatus() == 0)
+    }
+
     @Test func aStopSentToTheWholeProcessGroupDrainsOnce() async throws {
         let scratch = try Scratch()
         let manifest = try scratch.manifest(#"{"default": {"plugin": "\#(Self.testPlugin)", "config": {"sleep_ms": 200}}}"#,

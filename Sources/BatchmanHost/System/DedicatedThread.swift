@@ -1,3 +1,4 @@
+import CBatchmanSystem
 import Glibc
 
 /// Starts OS threads of our own, for blocking work that must never run on Swift's cooperative
@@ -5,13 +6,15 @@ import Glibc
 /// sigwait.
 enum DedicatedThread {
     private final class Body {
+        let name: String
         let run: () -> Void
-        init(_ run: @escaping () -> Void) { self.run = run }
+        init(_ name: String, _ run: @escaping () -> Void) { (self.name, self.run) = (name, run) }
     }
 
-    /// Starts a detached thread running `body`; `name` says what it is for in error messages.
+    /// Starts a detached thread running `body`; `name` says what it is for, in error messages and
+    /// as the thread's name (`top -H`, /proc/<pid>/task/<tid>/comm: the first 15 bytes).
     static func start(name: String, _ body: @escaping @Sendable () -> Void) {
-        let context = Unmanaged.passRetained(Body(body)).toOpaque()
+        let context = Unmanaged.passRetained(Body(name, body)).toOpaque()
         // pthread_attr_init initialises the attributes, as in C.
         let attributes = UnsafeMutablePointer<pthread_attr_t>.allocate(capacity: 1)
         pthread_attr_init(attributes)
@@ -25,6 +28,7 @@ enum DedicatedThread {
         var thread = pthread_t()
         let status = pthread_create(&thread, attributes, { context in
             let body = Unmanaged<Body>.fromOpaque(context!).takeRetainedValue()
+            _ = bm_set_thread_name(body.name)
             body.run()
             return nil
         }, context)

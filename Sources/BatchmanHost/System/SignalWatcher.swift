@@ -3,10 +3,16 @@ import CBatchmanSystem
 import Glibc
 import Synchronization
 
-/// Takes the host's signals on a normal thread with sigwait, so no signal handler ever runs:
+/// Takes the host's signals on a normal thread from a signalfd, so no signal handler ever runs:
 /// plugin runtimes (Go installs its own handlers) never see one of ours, and the response to a
 /// signal can do anything an ordinary thread can. What each signal does is decided by
 /// ``SignalStateMachine``.
+///
+/// A signalfd, not sigwaitinfo: a thread in sigwaitinfo has the waited signals unblocked, and
+/// the Swift runtime's crash handler, pausing every thread before it prints the backtrace, picks
+/// SIGUSR1 for it; the wait swallowed it, and a crashing host lay 32 s in the crash handler
+/// (16 waits of 2 s) before its parent could say what happened. Waiting on a descriptor leaves
+/// the mask alone, so the handler sends SIGPROF, which pauses the thread at once.
 final class SignalWatcher: Sendable {
     /// What the running host does on request.
     struct Responses: Sendable {
@@ -35,10 +41,11 @@ final class SignalWatcher: Sendable {
         var set = Self.signalSet()
         pthread_sigmask(SIG_BLOCK, &set, nil)
         signal(SIGPIPE, SIG_IGN)
+        let descriptor = bm_signalfd(&set)
+        precondition(descriptor >= 0, "signalfd failed: \(String(cString: strerror(errno))); the host cannot take its signals")
         DedicatedThread.start(name: "batchman-signal") { [self] in
-            var set = Self.signalSet()
             var code: Int32 = 0, sender: Int32 = 0, value: Int32 = 0
-            while case let received = bm_sigwaitinfo(&set, &code, &sender, &value), received > 0 {
+            while case let received = bm_signalfd_read(descriptor, &code, &sender, &value), received > 0 {
                 handle(received, from: Self.origin(code: code, sender: sender, value: value))
             }
         }

@@ -20,6 +20,21 @@ int bm_accept_nonblocking(int listener);
  * otherwise). -1 with errno set on failure. */
 int bm_sigwaitinfo(const void *set, int *code, int *pid, int *value);
 
+/* signalfd(-1, set, SFD_CLOEXEC): the signals in `set` (a sigset_t, blocked in every thread)
+ * become readable from a descriptor. Unlike sigwaitinfo, waiting on it leaves them blocked:
+ * the Swift runtime's crash handler, which pauses each thread with the first of SIGUSR1, SIGUSR2
+ * and SIGPROF that the thread's mask lets through, then sends SIGPROF, which pauses it, not a
+ * signal the wait would swallow while the crash handler waits 2 s for it, 16 times over.
+ * -1 with errno set. */
+int bm_signalfd(const void *set);
+
+/* One signal read from a bm_signalfd descriptor, EINTR retried, as bm_sigwaitinfo reports it. */
+int bm_signalfd_read(int fd, int *code, int *pid, int *value);
+
+/* prctl(PR_SET_NAME): the calling thread's name, as `top -H`, /proc and debuggers show it (the
+ * first 15 bytes). */
+int bm_set_thread_name(const char *name);
+
 /* sigqueue(pid, signal, value): a signal that carries a value (who sent it first, when a parent
  * passes a signal on). */
 int bm_sigqueue(int pid, int signal, int value);
