@@ -23,12 +23,35 @@ enum Products {
 }
 
 /// A scratch folder for one test's manifest, plugins and files.
+///
+/// Removed when the test process exits, not when the test ends: a host or a worker a test
+/// started (or killed on purpose) may still hold its files. `BATCHMAN_KEEP_SCRATCH=1` keeps them,
+/// to look at after a failure.
 struct Scratch {
     let url: URL
 
     init() throws {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("batchman-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        Self.removeAtExit(url.path)
+    }
+
+    private static let made = Mutex<[String]?>(nil)
+
+    private static func removeAtExit(_ path: String) {
+        guard ProcessInfo.processInfo.environment["BATCHMAN_KEEP_SCRATCH"] != "1" else { return }
+        let first = made.withLock { made -> Bool in
+            guard made != nil else {
+                made = [path]
+                return true
+            }
+            made!.append(path)
+            return false
+        }
+        guard first else { return }
+        atexit {
+            for path in Scratch.made.withLock({ $0 ?? [] }) { try? FileManager.default.removeItem(atPath: path) }
+        }
     }
 
     func path(_ name: String) -> String { url.appendingPathComponent(name).path }
