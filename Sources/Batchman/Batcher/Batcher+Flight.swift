@@ -21,6 +21,16 @@ extension Batcher {
             self.engine = engine
         }
 
+        /// Once the engine is idle: lets go of the emptied collections' storage, as the engine
+        /// does of its own (an idle key costs its counters, not what it once held).
+        @inlinable mutating func shedStorageIfIdle() {
+            guard engine.isIdle, cargo.isEmpty, retrying.isEmpty, timeoutHandlers.isEmpty, waitingDeliveries.isEmpty else { return }
+            cargo = [:]
+            retrying = [:]
+            timeoutHandlers = [:]
+            waitingDeliveries = [:]
+        }
+
         /// Takes a batch the intake cut.
         @inlinable mutating func accept(_ cargo: Cargo, now: Duration, into work: Work, key: String, reportsRetries: Bool) {
             self.cargo[cargo.id] = cargo
@@ -379,6 +389,7 @@ extension Batcher {
         let reportsRetries = events.isActive
         flight.withLock { flight in
             flight.collect(flight.engine.deliveryFinished(token), into: work, key: key, reportsRetries: reportsRetries)
+            flight.shedStorageIfIdle()
         }
         return work
     }

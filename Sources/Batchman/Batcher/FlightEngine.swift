@@ -118,7 +118,7 @@
         return snapshot
     }
 
-    var isIdle: Bool {
+    @usableFromInline var isIdle: Bool {
         waiting.isEmpty && running.isEmpty && retrying.isEmpty && heldRetries == nil && rejoining == 0 && deliveries.isEmpty
     }
 
@@ -232,7 +232,17 @@
         var effects = Effects()
         effects.handOver = deliveries.first
         finishStep(into: &effects)
+        if isIdle { shedStorage() }
         return effects
+    }
+
+    /// A key with nothing in flight keeps no storage for batches: emptied collections keep
+    /// their capacity, and 200,000 keys that each ran one batch would hold it all (W7).
+    private mutating func shedStorage() {
+        waiting = FIFOQueue()
+        running = [:]
+        retrying = [:]
+        deliveries = FIFOQueue()
     }
 
     /// Says `drained` once everything held is done (the intake has cut its open window and
