@@ -303,6 +303,28 @@ import Testing
         #expect(results.allSatisfy { $0.errorReason == .shutdownBatch && $0.errorMessage == "shutdown timed out after 30.0 seconds; the job did not finish" })
         processor.release(2)
     }
+
+    /// Abandoning a key with jobs in all three places at once: one batch running, one waiting
+    /// for room, one job in the open window. Two events settle jobs under one call (the intake's
+    /// window, then the flight's batches), each with a delivery of its own; the window's results
+    /// go first, the batches' after.
+    @Test func abandonFailsJobsInTheWindowAndInFlightAlike() async throws {
+        let clock = ManualClock()
+        let processor = TestProcessor<String, String>.echo(gated: true)
+        let config = BatchmanConfig(defaults: BatcherConfig(frequency: .seconds(60), maxBatchSize: 2, maxInFlight: 1))
+        let batchman = try TestBatchman(config: config, clock: clock, logger: .silent) { _ in processor }
+        let collector = ResultCollector<String, String>()
+
+        for id in ["running-1", "running-2"] { batchman.submit(id: id, key: "k", payload: "p", onResult: collector.callback) }
+        await processor.batches.wait(forCount: 1)
+        for id in ["waiting-1", "waiting-2", "window"] { batchman.submit(id: id, key: "k", payload: "p", onResult: collector.callback) }
+        await batchman.abandon("output gone")
+
+        let results = collector.results.elements
+        #expect(results.map(\.id) == ["window", "running-1", "running-2", "waiting-1", "waiting-2"])
+        #expect(results.allSatisfy { $0.errorReason == .shutdownBatch && $0.errorMessage == "output gone" })
+        processor.release(1)
+    }
 }
 
 @Suite struct StatisticsTests {

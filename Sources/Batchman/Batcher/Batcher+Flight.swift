@@ -103,7 +103,13 @@ extension Batcher {
                 work.drainWaiters += drainWaiters
                 drainWaiters = []
             }
-            work.effects.append(effects)
+            // The delivery was dealt with above, event by event: one `work` may gather several
+            // events that each settle jobs (an abandon settles the intake's window, then the
+            // flight's batches), and what it carries out later is the rest.
+            var rest = effects
+            rest.delivery = nil
+            rest.handOver = nil
+            work.effects.append(rest)
         }
 
         /// The job in `slot`, wherever it waits or runs.
