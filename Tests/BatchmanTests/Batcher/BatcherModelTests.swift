@@ -11,6 +11,7 @@ import Testing
 /// its payload and its tag, so a result that reaches the wrong job, the wrong sink, or arrives
 /// twice is seen. The one-thread test predicts every refusal; the threaded one checks that every
 /// job gets exactly one result, where it was submitted, while submitting and settling overlap.
+/// Half the one-thread runs end in a drain, half in an abandon.
 @Suite(.timeLimit(.minutes(2)))
 struct BatcherModelTests {
     /// A processor that holds every batch until the test answers it.
@@ -215,6 +216,19 @@ struct BatcherModelTests {
                 #expect(batchman.getJob(key: identity.key, id: identity.id, scope: identity.scope)?.payload == heldSequence)
             }
             #expect(batchman.statistics().total.pending == model.held.count)
+        }
+        if seed % 2 == 1 {
+            // Half the runs end as a host whose output went away ends: abandoned with batches
+            // held, waiting and open alike. Every job still held fails; the held batches' late
+            // answers are dropped, never a second result.
+            await batchman.abandon("output gone")
+            catchUp()
+            while Self.answer(processor, using: &random) { catchUp() }
+            #expect(model.held.isEmpty)
+            #expect(model.answered.count == sequence)
+            let abandoned = log.elements.filter { $0.result.errorReason == .shutdownBatch }
+            #expect(abandoned.allSatisfy { $0.result.errorMessage == "output gone" })
+            return
         }
         while Self.answer(processor, using: &random) { catchUp() }
         // Shutdown cuts what waits; answer those batches as they come.
