@@ -38,6 +38,8 @@ public final class JetStreamPublisher: Sendable {
         var deadline: UInt64 = 0
         var isWaitingToRetry = false
         var attempts = 0
+        /// Monotonic nanoseconds of the first send (0: not sent yet).
+        var firstSentAt: UInt64 = 0
         var orderKey: String?
     }
 
@@ -81,6 +83,21 @@ public final class JetStreamPublisher: Sendable {
 
     /// Messages not yet stored.
     public var outstanding: Int { state.withLock { $0.entries.count } }
+
+    /// Messages sent and not yet stored, and how long ago the oldest of them was first sent
+    /// (nil if none): what says a stream has stopped storing (no quorum, no leader) when every
+    /// retry is only a timeout.
+    public func unstored(now: UInt64 = JetStreamPublisher.now()) -> (count: Int, oldestNanoseconds: UInt64?) {
+        state.withLock { state in
+            var count = 0
+            var oldest: UInt64?
+            for entry in state.entries.values where entry.firstSentAt != 0 {
+                count += 1
+                oldest = min(oldest ?? entry.firstSentAt, entry.firstSentAt)
+            }
+            return (count, oldest.map { now > $0 ? now - $0 : 0 })
+        }
+    }
 
     /// Publishes `payload` on `subject` with `Nats-Msg-Id: msgId` (plus `extraHeaders`), and
     /// calls `completion` once. `decide` is asked before every send, retries included: `.hold`
@@ -153,6 +170,7 @@ public final class JetStreamPublisher: Sendable {
             state.entries[id]!.deadline = now + ackTimeout
             state.entries[id]!.isWaitingToRetry = false
             state.entries[id]!.attempts += 1
+            if state.entries[id]!.firstSentAt == 0 { state.entries[id]!.firstSentAt = now }
             return true
         }
         guard current else {
@@ -209,7 +227,7 @@ public final class JetStreamPublisher: Sendable {
         }
     }
 
-    static func now() -> UInt64 {
+    public static func now() -> UInt64 {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
         return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)

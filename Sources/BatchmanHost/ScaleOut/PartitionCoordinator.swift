@@ -21,6 +21,7 @@ final class PartitionCoordinator: @unchecked Sendable {
     /// still has it, nobody took the partition, and this host may take it back at once.
     private var abandonedRevisions: [Int: UInt64] = [:]
     private var ticks = 0
+    private var storeStall = StoreStallWatch()
     private var liveHosts: [String] = []
     private var lastAnnounceFailure: String?
     private let ttl: UInt64
@@ -71,8 +72,24 @@ final class PartitionCoordinator: @unchecked Sendable {
             for reply in scaleOut.table.withLock({ $0.inProgress(untouchedSince: now &- UInt64(ScaleOut.ackWaitSeconds / 3) * 1_000_000_000, now: now) }) {
                 scaleOut.jetStream.acknowledge(reply, .inProgress)
             }
+            watchStores()
             ticks += 1
             _ = scaleOut.coordinatorNudge.wait(timeout: .now() + .nanoseconds(Int(tick)))
+        }
+    }
+
+    /// Says when results stop being stored (every retry times out) and when they are again.
+    private func watchStores() {
+        let now = JetStreamPublisher.now()
+        let unstored = scaleOut.publisher.unstored(now: now)
+        switch storeStall.observe(count: unstored.count, oldest: unstored.oldestNanoseconds, now: now) {
+        case .none:
+            break
+        case .stalled(let count, let seconds):
+            logger.log(.warning, "nats: \(HostSession.count(count, "result")) not stored yet, the oldest sent \(seconds) s ago: the results stream "
+                       + "stores nothing (has it lost its quorum or its leader?); their jobs stay unacknowledged, and the host keeps retrying")
+        case .storing(let seconds):
+            logger.log(.info, "nats: results are stored again, after \(seconds) s")
         }
     }
 

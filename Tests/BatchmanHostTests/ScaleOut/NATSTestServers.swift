@@ -12,7 +12,10 @@ final class NATSTestServers: @unchecked Sendable {
     struct Node {
         let name: String
         let clientPort: UInt16
-        let process: Process
+        var process: Process
+        /// How it was started, to start it again.
+        let arguments: [String]
+        let launcher: String
         var url: String { "nats://127.0.0.1:\(clientPort)" }
     }
 
@@ -47,13 +50,10 @@ final class NATSTestServers: @unchecked Sendable {
                 \(cluster)
                 \(extraConfig)
                 """)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: lowPriority ? "/usr/bin/nice" : executable)
-            process.arguments = (lowPriority ? ["-n", "19", executable] : []) + ["-c", config, "-l", scratch.path("\(name).log")]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            servers.nodes.append(Node(name: name, clientPort: clientPorts[index], process: process))
+            let launcher = lowPriority ? "/usr/bin/nice" : executable
+            let arguments = (lowPriority ? ["-n", "19", executable] : []) + ["-c", config, "-l", scratch.path("\(name).log")]
+            let process = try Self.launch(launcher, arguments)
+            servers.nodes.append(Node(name: name, clientPort: clientPorts[index], process: process, arguments: arguments, launcher: launcher))
         }
         try await servers.waitForJetStream()
         return servers
@@ -75,6 +75,21 @@ final class NATSTestServers: @unchecked Sendable {
         let process = nodes[index].process
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+    }
+
+    /// Starts a killed node again, on its own store (as a machine that comes back).
+    func restart(node index: Int) throws {
+        nodes[index].process = try Self.launch(nodes[index].launcher, nodes[index].arguments)
+    }
+
+    private static func launch(_ launcher: String, _ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: launcher)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
     }
 
     /// A client of the cluster, for the test's own reading and writing.

@@ -9,7 +9,9 @@ import Testing
 /// Three hosts on a 3-node JetStream cluster (R3): one host is killed with SIGKILL mid-stream
 /// and then one server node; every job still gets its result, duplicates stay within what was
 /// in flight, a key's results change host only at a takeover, and keys with one batch in
-/// flight keep their order across it.
+/// flight keep their order across it. (When the server's last follower is stuck in catch-up,
+/// a nats-server 2.9 fault, the killed node is brought back; the hosts must say their results
+/// stopped being stored, and store them all once the stream has its quorum again.)
 @Suite struct ScaleOutClusterTests {
     static let partitions = 16
     static let jobCount = 100_000
@@ -43,7 +45,22 @@ import Testing
         kill(hosts[1].hostProcessIdentifier, SIGKILL)
         #expect(try await ScaleOutSupport.waitForMessages("RESULTS", count: Self.jobCount / 2, connection: connection, seconds: 240) >= Self.jobCount / 2)
         servers.kill(node: 2)
-        let stored = try await ScaleOutSupport.waitForMessages("RESULTS", count: Self.jobCount, connection: connection, seconds: 300)
+        var stored = try await ScaleOutSupport.waitForMessages("RESULTS", count: Self.jobCount, connection: connection, seconds: 60)
+        if stored < Self.jobCount, let stuck = try await Self.stuckFollower(of: "RESULTS", connection) {
+            // nats-server 2.9 can leave the one follower left stuck in catch-up after a peer is
+            // killed under load (seen: its lag fixed at 2,922 for minutes, "has high message lag"
+            // every 2 s): the stream has no quorum and stores nothing, for any client. An operator
+            // brings the node back; so does the test, and the hosts, which kept retrying, must
+            // then store every result.
+            print("ScaleOutClusterTests: RESULTS stopped at \(stored) with follower \(stuck) stuck in catch-up; restarting the killed node")
+            let live = [hosts[0], hosts[2]]
+            #expect(live.contains { $0.stderr.elements.contains { $0.contains("not stored yet, the oldest sent") } }, "a host says its results stopped being stored")
+            try servers.restart(node: 2)
+            stored = try await ScaleOutSupport.waitForMessages("RESULTS", count: Self.jobCount, connection: connection, seconds: 300)
+            #expect(live.contains { $0.stderr.elements.contains { $0.contains("nats: results are stored again, after") } })
+        } else if stored < Self.jobCount {
+            stored = try await ScaleOutSupport.waitForMessages("RESULTS", count: Self.jobCount, connection: connection, seconds: 240)
+        }
         let consumers = stored >= Self.jobCount ? "" : try await Self.consumers(connection)
         #expect(stored >= Self.jobCount, "stalled; the partitions' consumers: \(consumers); the hosts said: \(Self.scaleOutLog(hosts))")
         for index in [0, 2] { hosts[index].signal(SIGTERM) }
@@ -54,7 +71,9 @@ import Testing
         let unique = Set(results.map { "\($0.key)/\($0.id)" })
         #expect(unique.count == Self.jobCount, "every job has a stored result")
         let missing = Set(0..<Self.jobCount).subtracting(results.compactMap { Int($0.id) }).sorted()
-        #expect(missing.isEmpty, "\(missing.count) jobs have no result, among them \(missing.prefix(20).map { "k\($0 % 500)/\($0)" })")
+        let resultsState = missing.isEmpty ? "" : try await Self.streamState("RESULTS", connection)
+        let missingPartitions = Set(missing.map { SubjectToken.partition(ofKey: keys[$0 % keys.count], partitions: Self.partitions) }).sorted()
+        #expect(missing.isEmpty, "\(missing.count) jobs have no result, among them \(missing.prefix(20).map { "k\($0 % 500)/\($0)" }); their partitions: \(missingPartitions); RESULTS: \(resultsState)")
         // Duplicates only of jobs in flight at the kills: at most two fetches a partition.
         #expect(results.count - unique.count <= Self.partitions * 2 * Self.fetchBatch, "\(results.count - unique.count) duplicates")
         // `nats publish` may store a job twice when a slow ack makes it retry (README, Limits):
@@ -94,6 +113,28 @@ import Testing
             var seen = Set<String>()
             let answered = results.filter { $0.key == key }.map(\.id).filter { seen.insert($0).inserted }
             #expect(answered == jobs, "\(key): results out of their jobs' order")
+        }
+    }
+
+    /// A replica of `stream` that is alive and not current (the cluster's own stall), if any.
+    static func stuckFollower(of stream: String, _ connection: NATSConnection) async throws -> String? {
+        try await offThePool {
+            let jetStream = JetStream(connection, timeout: .seconds(2))
+            guard let reply = try? jetStream.api("$JS.API.STREAM.INFO.\(stream)"),
+                  let info = try? JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any],
+                  let replicas = (info["cluster"] as? [String: Any])?["replicas"] as? [[String: Any]] else { return nil }
+            let stuck = replicas.first { ($0["offline"] as? Bool) != true && ($0["current"] as? Bool) == false }
+            return stuck.map { "\($0["name"] ?? "?") (lag \($0["lag"] ?? "?"))" }
+        }
+    }
+
+    /// A stream's sequence range, message count and deleted count, and its replicas: a stream
+    /// whose range holds more than its count lost messages (the server's doing, not a host's).
+    static func streamState(_ stream: String, _ connection: NATSConnection) async throws -> String {
+        try await offThePool {
+            let jetStream = JetStream(connection, timeout: .seconds(2))
+            guard let reply = try? jetStream.api("$JS.API.STREAM.INFO.\(stream)") else { return "no answer" }
+            return String(decoding: reply, as: UTF8.self)
         }
     }
 
