@@ -123,7 +123,11 @@ import Testing
             guard let reply = try? jetStream.api("$JS.API.STREAM.INFO.\(stream)"),
                   let info = try? JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any],
                   let replicas = (info["cluster"] as? [String: Any])?["replicas"] as? [[String: Any]] else { return nil }
-            let stuck = replicas.first { ($0["offline"] as? Bool) != true && ($0["current"] as? Bool) == false }
+            // Alive: not marked offline, and heard from within 5 s (the killed node stays
+            // unmarked for a while, its `active` growing).
+            let stuck = replicas.first {
+                ($0["offline"] as? Bool) != true && ($0["current"] as? Bool) == false && (($0["active"] as? Double) ?? .infinity) < 5e9
+            }
             return stuck.map { "\($0["name"] ?? "?") (lag \($0["lag"] ?? "?"))" }
         }
     }
