@@ -19,9 +19,11 @@ import Testing
 
     @Test(.timeLimit(.minutes(20))) func threeHostsShareTheStreamThroughAHostKillAndAServerKill() async throws {
         let scratch = try Scratch()
-        // At the lowest priority, servers and hosts alike: 100,000 jobs through six processes
-        // would otherwise starve the tests that run beside this one.
-        guard let servers = try await NATSTestServers.start(3, in: scratch, lowPriority: true) else { return }
+        // The hosts run at the lowest priority (100,000 jobs through them would starve the tests
+        // beside this one), the servers at the normal one: starved at nice 19 on two busy cores,
+        // nats-server 2.9.10 dropped its routes as slow consumers and left streams without a
+        // leader or with a follower stuck in catch-up, which is the cluster failing, not the hosts.
+        guard let servers = try await NATSTestServers.start(3, in: scratch) else { return }
         defer { servers.stopAll() }
         let setup = try await run(Products.batchman, ["nats", "setup", "--server", servers.urls, "--partitions", "\(Self.partitions)", "--replicas", "3"])
         #expect(setup.status == 0, "\(setup.errorOutput)")
