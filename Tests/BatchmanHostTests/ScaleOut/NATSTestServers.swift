@@ -15,7 +15,6 @@ final class NATSTestServers: @unchecked Sendable {
         var process: Process
         /// How it was started, to start it again.
         let arguments: [String]
-        let launcher: String
         var url: String { "nats://127.0.0.1:\(clientPort)" }
     }
 
@@ -24,10 +23,10 @@ final class NATSTestServers: @unchecked Sendable {
     static let executable = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    /// The servers, or nil (skipped) when nats-server is not installed outside CI. `lowPriority`
-    /// runs them under `nice -n 19`: a cluster test's load must not starve the other tests that
-    /// run beside it on two cores.
-    static func start(_ count: Int, in scratch: Scratch, extraConfig: String = "", lowPriority: Bool = false) async throws -> NATSTestServers? {
+    /// The servers, or nil (skipped) when nats-server is not installed outside CI. Always at
+    /// normal priority: starved (nice 19 on two busy cores), nats-server 2.9.10 drops routes and
+    /// leaves streams without a leader, which no host test is about.
+    static func start(_ count: Int, in scratch: Scratch, extraConfig: String = "") async throws -> NATSTestServers? {
         try #require(executable != nil || ProcessInfo.processInfo.environment["CI"] == nil, "CI installs Debian's nats-server")
         guard let executable else { return nil }
         let servers = NATSTestServers()
@@ -50,10 +49,9 @@ final class NATSTestServers: @unchecked Sendable {
                 \(cluster)
                 \(extraConfig)
                 """)
-            let launcher = lowPriority ? "/usr/bin/nice" : executable
-            let arguments = (lowPriority ? ["-n", "19", executable] : []) + ["-c", config, "-l", scratch.path("\(name).log")]
-            let process = try Self.launch(launcher, arguments)
-            servers.nodes.append(Node(name: name, clientPort: clientPorts[index], process: process, arguments: arguments, launcher: launcher))
+            let arguments = ["-c", config, "-l", scratch.path("\(name).log")]
+            let process = try Self.launch(executable, arguments)
+            servers.nodes.append(Node(name: name, clientPort: clientPorts[index], process: process, arguments: arguments))
         }
         try await servers.waitForJetStream()
         return servers
@@ -79,7 +77,7 @@ final class NATSTestServers: @unchecked Sendable {
 
     /// Starts a killed node again, on its own store (as a machine that comes back).
     func restart(node index: Int) throws {
-        nodes[index].process = try Self.launch(nodes[index].launcher, nodes[index].arguments)
+        nodes[index].process = try Self.launch(try #require(Self.executable), nodes[index].arguments)
     }
 
     private static func launch(_ launcher: String, _ arguments: [String]) throws -> Process {
