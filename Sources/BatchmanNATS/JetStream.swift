@@ -188,19 +188,29 @@ public struct JetStream: Sendable {
         }
     }
 
-    /// Every consumer of `stream`, page by page.
+    /// Every consumer of `stream` that answered, page by page.
     public func consumers(stream: String) throws(NATSError) -> [ConsumerInfo] {
+        try consumerList(stream: stream).consumers
+    }
+
+    /// Every consumer of `stream`, page by page: those that answered, and the names of those
+    /// that did not (a clustered server lists a consumer whose replicas have no leader as
+    /// `missing`, without its state).
+    public func consumerList(stream: String) throws(NATSError) -> (consumers: [ConsumerInfo], missing: [String]) {
         struct Page: Decodable {
             var total: Int
             var offset: Int
             var consumers: [ConsumerInfo]?
+            var missing: [String]?
         }
         var all: [ConsumerInfo] = []
+        var missing: [String] = []
         let subject = "$JS.API.CONSUMER.LIST.\(stream)"
         while true {
-            let page = try decode(Page.self, try api(subject, Self.encode(["offset": all.count])), from: subject)
+            let page = try decode(Page.self, try api(subject, Self.encode(["offset": all.count + missing.count])), from: subject)
             all += page.consumers ?? []
-            if page.consumers?.isEmpty ?? true || all.count >= page.total { return all }
+            missing += page.missing ?? []
+            if page.consumers?.isEmpty ?? true || all.count + missing.count >= page.total { return (all, missing) }
         }
     }
 
@@ -243,14 +253,31 @@ public struct JetStream: Sendable {
         if reply.status == 503 { throw NATSError.noResponders("no stream stores \(subject) yet (503: no leader, or no such stream)") }
         // The common reply, {"stream":"S","seq":N[,"duplicate":true]}, is read by hand: one for
         // every message published, on the connection's reader thread.
-        if let ack = quickPubAck(reply.payload) { return ack }
+        if let ack = quickPubAck(reply.payload) { return try stored(ack) }
         if let failure = try? JSONDecoder().decode(APIError.self, from: Data(reply.payload)), let error = failure.error {
             throw NATSError.jetStream(code: error.code, errorCode: error.err_code ?? 0, description: error.description ?? "")
         }
         guard let ack = try? JSONDecoder().decode(PubAck.self, from: Data(reply.payload)) else {
             throw NATSError.protocolError("the reply to a publish on \(subject) is not an acknowledgement")
         }
-        return ack
+        return try stored(ack)
+    }
+
+    /// The error code nats-server 2.11 answers with (409) for a message id whose first copy is
+    /// staged for a proposal not yet applied: "duplicate message id is in process".
+    public static let duplicateInProcess = 10158
+
+    /// `ack`, unless it says a duplicate of sequence 0. A clustered stream checks message ids
+    /// before it proposes a message, and stages the id at sequence 0 until the proposal is
+    /// applied; nats-server before 2.11 answers a copy that meets the staged id as a duplicate
+    /// of sequence 0. Nothing is stored yet, and if the proposal is lost (its leader stepped
+    /// down, its quorum gone) nothing ever will be under that id until the duplicate window
+    /// ends. Taken for stored, the message was lost (results whose jobs were then acknowledged,
+    /// in a 3-node test with a node killed); it is answered as 2.11 does, and tried again.
+    static func stored(_ ack: PubAck) throws(NATSError) -> PubAck {
+        guard ack.duplicate == true, ack.seq == 0 else { return ack }
+        throw NATSError.jetStream(code: 409, errorCode: duplicateInProcess,
+                                  description: "duplicate message id is in process (stream \(ack.stream) has not stored its first copy yet)")
     }
 
     /// `{"stream":"S", "seq":N}` with an optional `,"duplicate": true`, spaces as the server

@@ -27,11 +27,12 @@ public enum NATSError: Error, Equatable, CustomStringConvertible, Sendable {
         }
     }
 
-    /// Worth trying again: the cluster is electing a leader, a node is down, a reply was lost.
+    /// Worth trying again: the cluster is electing a leader, a node is down, a reply was lost,
+    /// a message's first copy is not stored yet.
     public var isTransient: Bool {
         switch self {
         case .timeout, .noResponders, .cannotConnect: true
-        case .jetStream(let code, _, _): code == 503 || code == 408 || code == 500
+        case .jetStream(let code, let errorCode, _): code == 503 || code == 408 || code == 500 || errorCode == JetStream.duplicateInProcess
         default: false
         }
     }
