@@ -310,20 +310,19 @@ final class PartitionCoordinator: @unchecked Sendable {
     private func takeOver(_ partition: Int, revision: UInt64) throws(NATSError) -> (start: UInt64, redeliveredThrough: UInt64) {
         let jetStream = scaleOut.jetStream
         let stream = layout.jobStream
-        let prefix = layout.consumerPrefix(partition)
-        let old = try jetStream.consumers(stream: stream).filter { $0.name.hasPrefix(prefix) }
-        let latest = old.max { (UInt64($0.name.dropFirst(prefix.count)) ?? 0) < (UInt64($1.name.dropFirst(prefix.count)) ?? 0) }
-        let floor = latest?.acknowledgedThrough ?? 0
-        for consumer in old { try jetStream.deleteConsumer(stream: stream, name: consumer.name) }
+        let list = try jetStream.consumerList(stream: stream)
+        let found = list.consumers.map { ConsumerTakeover.Found(name: $0.name, acknowledgedThrough: $0.acknowledgedThrough, delivered: $0.delivered.stream_seq) }
+        let plan = try ConsumerTakeover.plan(prefix: layout.consumerPrefix(partition), answered: found, missing: list.missing)
+        for name in plan.deletions { try jetStream.deleteConsumer(stream: stream, name: name) }
         var config = JetStream.ConsumerConfig(durable: layout.consumerName(partition, revision: revision), filter: layout.partitionFilter(partition))
-        if floor > 0 {
+        if plan.start > 1 {
             config.deliver_policy = "by_start_sequence"
-            config.opt_start_seq = floor + 1
+            config.opt_start_seq = plan.start
         }
         config.ack_wait = Int64(ScaleOut.ackWaitSeconds) * 1_000_000_000
         config.max_ack_pending = scaleOut.table.withLock { $0.cap } * 2
         config.max_waiting = 64
         _ = try jetStream.addConsumer(stream: stream, config)
-        return (floor + 1, latest?.delivered.stream_seq ?? 0)
+        return (plan.start, plan.redeliveredThrough)
     }
 }
