@@ -69,14 +69,13 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
     public let config: BatchmanConfig
     @usableFromInline let factories: [ExactString: ProcessorFactory]
     @usableFromInline let state = Mutex(State())
-    @usableFromInline let clock: C
-    /// Time in the engine and the scheduler counts from here.
-    @usableFromInline let origin: C.Instant
-    @usableFromInline let scheduler: FlushScheduler
-    @usableFromInline let shared: BatchmanShared
+    /// The clock, scheduler and shared state, handed to every key's batcher.
+    @usableFromInline let context: BatcherContext<Payload, C>
     /// The policy every key on the defaults shares.
     @usableFromInline let defaultPolicy: KeyPolicy
-    @usableFromInline let payloadSize: (@Sendable (Payload) -> Int)?
+    @inlinable var clock: C { context.clock }
+    @inlinable var scheduler: FlushScheduler { context.scheduler }
+    @inlinable var shared: BatchmanShared { context.shared }
     @inlinable var logger: BatchmanLogger { shared.logger }
 
     /// Creates a Batchman whose keys get their processors from `processors`, which must have a
@@ -102,15 +101,14 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         }
         self.config = config
         self.factories = Dictionary(processors.map { (ExactString($0.key), $0.value) }, uniquingKeysWith: { first, _ in first })
-        self.clock = clock
         let origin = clock.now
-        self.origin = origin
-        self.scheduler = FlushScheduler(
+        let scheduler = FlushScheduler(
             now: { origin.duration(to: clock.now) },
             sleepUntil: { try await clock.sleep(until: origin.advanced(by: $0), tolerance: nil) })
-        self.shared = BatchmanShared(logger: logger, maxPendingTotal: config.maxPendingTotal, batchIds: batchIds)
+        let shared = BatchmanShared(logger: logger, maxPendingTotal: config.maxPendingTotal, batchIds: batchIds)
+        self.context = BatcherContext(clock: clock, origin: origin, scheduler: scheduler, shared: shared,
+                                      payloadSize: usesByteLimit ? payloadSize : nil)
         self.defaultPolicy = KeyPolicy(config: config.defaults, batchIds: batchIds, jitter: jitter)
-        self.payloadSize = usesByteLimit ? payloadSize : nil
     }
 
     /// How payload types Batchman knows are measured.
@@ -519,9 +517,7 @@ public final class Batchman<Payload: Sendable, Output: Sendable, C: Clock>: Send
         let slot: BatcherSlot
         do {
             let processor = try factory(batcherKey)
-            slot = .ready(Batcher(
-                key: batcherKey, policy: policy(forKey: batcherKey), processor: processor, clock: clock, origin: origin,
-                scheduler: scheduler, shared: shared, payloadSize: payloadSize))
+            slot = .ready(Batcher(key: batcherKey, policy: policy(forKey: batcherKey), processor: processor, context: context))
         } catch {
             slot = .failed("could not create the processor for key \"\(batcherKey)\": \(error)")
         }

@@ -92,17 +92,10 @@ where C.Duration == Duration {
     @usableFromInline let processor: any BatchProcessor<Payload, Output>
     /// Asked once: whether the processor queues its batches itself (see ``start(_:)``).
     @usableFromInline let processorQueues: Bool
-    @usableFromInline let clock: C
-    @usableFromInline let origin: C.Instant
-    @usableFromInline let scheduler: FlushScheduler
-    @usableFromInline let shared: BatchmanShared
-    /// A payload's size in bytes, for `maxBatchBytes`; nil when no limit needs it.
-    @usableFromInline let payloadSize: (@Sendable (Payload) -> Int)?
+    /// The clock, scheduler and shared state every key of the ``Batchman`` shares.
+    @usableFromInline let context: BatcherContext<Payload, C>
 
-    @inlinable init(
-        key: String, policy: KeyPolicy, processor: any BatchProcessor<Payload, Output>, clock: C, origin: C.Instant,
-        scheduler: FlushScheduler, shared: BatchmanShared, payloadSize: (@Sendable (Payload) -> Int)?
-    ) {
+    @inlinable init(key: String, policy: KeyPolicy, processor: any BatchProcessor<Payload, Output>, context: BatcherContext<Payload, C>) {
         self.key = key
         self.policy = policy
         self.processor = processor
@@ -110,13 +103,15 @@ where C.Duration == Duration {
         self.processorQueues = queues
         self.intake = Mutex(IntakeState(engine: IntakeEngine(policy: policy)))
         self.flight = Mutex(FlightState(engine: FlightEngine(policy: policy, reportsCallStart: queues)))
-        self.clock = clock
-        self.origin = origin
-        self.scheduler = scheduler
-        self.shared = shared
-        self.payloadSize = payloadSize
+        self.context = context
     }
 
+    @inlinable var clock: C { context.clock }
+    @inlinable var origin: C.Instant { context.origin }
+    @inlinable var scheduler: FlushScheduler { context.scheduler }
+    @inlinable var shared: BatchmanShared { context.shared }
+    /// A payload's size in bytes, for `maxBatchBytes`; nil when no limit needs it.
+    @inlinable var payloadSize: (@Sendable (Payload) -> Int)? { context.payloadSize }
     @inlinable var config: BatcherConfig { policy.config }
     @inlinable var events: EventBroadcaster { shared.events }
     @inlinable var logger: BatchmanLogger { shared.logger }

@@ -28,6 +28,11 @@ public struct BatcherStatistics: Sendable, Hashable {
     /// ``FailureReason/namedReasonsCounted`` named reasons one by one, the rest as
     /// ``FailureReason/otherNamed``.
     @usableFromInline mutating func countFailure(_ reason: FailureReason, times: Int = 1) {
+        Self.countFailure(reason, times: times, in: &failed)
+    }
+
+    /// Counts `times` failures for `reason` in `failed`, as ``countFailure(_:times:)`` does.
+    @usableFromInline static func countFailure(_ reason: FailureReason, times: Int, in failed: inout [FailureReason: Int]) {
         guard times > 0 else { return }
         var counted = reason
         if reason.isNamed, failed[reason] == nil, failed.keys.count(where: \.isNamed) >= FailureReason.namedReasonsCounted {

@@ -83,11 +83,12 @@
     }
 
     let policy: KeyPolicy
-    // The settings read on every submit, kept here rather than read through the policy.
-    let maxBatchSize: Int
-    let maxBatchBytes: Int?
-    let maxPending: Int?
-    let frequency: Duration
+    // The settings read on every submit, read through the policy (which every key on the same
+    // settings shares) rather than copied into each key: an idle key's bytes count (W5, W7).
+    var maxBatchSize: Int { policy.config.maxBatchSize }
+    var maxBatchBytes: Int? { policy.config.maxBatchBytes }
+    var maxPending: Int? { policy.config.maxPending }
+    var frequency: Duration { policy.config.frequency }
 
     @usableFromInline private(set) var phase = Phase.accepting
     private var slots: [SlotRecord] = []
@@ -106,11 +107,6 @@
 
     @usableFromInline init(policy: KeyPolicy) {
         self.policy = policy
-        let config = policy.config
-        maxBatchSize = config.maxBatchSize
-        maxBatchBytes = config.maxBatchBytes
-        maxPending = config.maxPending
-        frequency = config.frequency
     }
 
     /// Jobs held: waiting here, or in a batch, or for a retry.
