@@ -64,4 +64,22 @@ import Testing
         #expect(index.find(hash: 7, matches: { $0 == 1 }) == 1)
         #expect(index.find(hash: 7 + 1 << 20, matches: { $0 == 2 }) == 2)
     }
+
+    /// A key whose batches fill and empty its index in turn keeps its buckets while jobs are
+    /// held (it used to shrink a halving at a time as each batch settled, and regrow with the
+    /// next), and gives them back once it is empty, or nearly so after a burst.
+    @Test func keepsItsBucketsWhileBatchesComeAndGoAndGivesThemBackAfterABurst() {
+        var index = JobIndex()
+        for slot in 0..<1000 { _ = index.insert(slot, hash: slot &* 0x9E37_79B9, matches: { _ in false }) }
+        #expect(index.capacity == 2048)
+        for slot in 0..<900 { index.remove(slot, hash: slot &* 0x9E37_79B9) }
+        #expect(index.capacity == 2048, "100 jobs held: the next batch will fill it again")
+        for slot in 900..<1000 { index.remove(slot, hash: slot &* 0x9E37_79B9) }
+        #expect(index.capacity == 2, "empty: an idle key keeps two buckets")
+
+        for slot in 0..<100_000 { _ = index.insert(slot, hash: slot &* 0x9E37_79B9, matches: { _ in false }) }
+        #expect(index.capacity == 262_144)
+        for slot in 0..<99_000 { index.remove(slot, hash: slot &* 0x9E37_79B9) }
+        #expect(index.capacity == 8192, "shrunk to fit once a sixty-fourth full (4,095 jobs), and no further for a thousand")
+    }
 }
