@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Cuts a stream of bytes into lines, a chunk at a time: what standard input, a file and every
 /// client connection share.
 ///
@@ -34,7 +38,7 @@ struct LineSplitter {
     /// Hands over every line that `chunk` ends.
     mutating func feed(_ chunk: [UInt8], _ handle: (Line) -> Void) {
         var lineStart = 0
-        while let newline = chunk[lineStart...].firstIndex(of: UInt8(ascii: "\n")) {
+        while let newline = Self.newline(in: chunk, from: lineStart) {
             let end = offset + UInt64(newline + 1)
             if !partial.isEmpty || skippingLongLine {
                 if skippingLongLine {
@@ -59,6 +63,17 @@ struct LineSplitter {
             partial = []
         } else {
             partial.append(contentsOf: rest)
+        }
+    }
+
+    /// The index of the first newline of `chunk` at or after `start`. `memchr` rather than
+    /// `firstIndex(of:)`, which compared byte by byte: the line splitter was 7% of the host
+    /// reader's time in H1, by perf.
+    private static func newline(in chunk: [UInt8], from start: Int) -> Int? {
+        chunk.withUnsafeBufferPointer { bytes in
+            guard let base = bytes.baseAddress, start < bytes.count,
+                  let found = memchr(base + start, Int32(UInt8(ascii: "\n")), bytes.count - start) else { return nil }
+            return base.distance(to: found.assumingMemoryBound(to: UInt8.self))
         }
     }
 
