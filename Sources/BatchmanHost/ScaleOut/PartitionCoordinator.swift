@@ -20,6 +20,10 @@ final class PartitionCoordinator: @unchecked Sendable {
     /// The revision a lease had when this host gave it up for want of a renewal in time: if it
     /// still has it, nobody took the partition, and this host may take it back at once.
     private var abandonedRevisions: [Int: UInt64] = [:]
+    /// Per partition: when a takeover first waited for its last consumer to answer (see
+    /// ``ConsumerTakeover``); it stops waiting after ``consumerWaitLimit``.
+    private var waitingForConsumer: [Int: UInt64] = [:]
+    static let consumerWaitLimit: UInt64 = 60 * 1_000_000_000
     private var ticks = 0
     private var storeStall = StoreStallWatch()
     private var liveHosts: [String] = []
@@ -298,7 +302,15 @@ final class PartitionCoordinator: @unchecked Sendable {
             scaleOut.wakeLoop()
             return true
         } catch {
-            logger.log(.warning, "nats: partition \(partition): lease taken but its consumer could not be made (\(error)); releasing it")
+            if let since = waitingForConsumer[partition] {
+                // Said once, not at every tick of the wait.
+                if since >= sent {
+                    logger.log(.info, "nats: partition \(partition): \(error); waiting up to \(Self.consumerWaitLimit / 1_000_000_000) s for it before "
+                               + "taking the partition over")
+                }
+            } else {
+                logger.log(.warning, "nats: partition \(partition): lease taken but its consumer could not be made (\(error)); releasing it")
+            }
             try? kv.purge(key, expecting: revision)
             return false
         }
@@ -312,7 +324,20 @@ final class PartitionCoordinator: @unchecked Sendable {
         let stream = layout.jobStream
         let list = try jetStream.consumerList(stream: stream)
         let found = list.consumers.map { ConsumerTakeover.Found(name: $0.name, acknowledgedThrough: $0.acknowledgedThrough, delivered: $0.delivered.stream_seq) }
-        let plan = try ConsumerTakeover.plan(prefix: layout.consumerPrefix(partition), answered: found, missing: list.missing)
+        let waitedSince = waitingForConsumer[partition]
+        let stopWaiting = waitedSince.map { ScaleOutClock.now() - $0 >= Self.consumerWaitLimit } ?? false
+        let plan: ConsumerTakeover
+        do {
+            plan = try ConsumerTakeover.plan(prefix: layout.consumerPrefix(partition), answered: found, missing: list.missing, stopWaiting: stopWaiting)
+        } catch {
+            if waitedSince == nil { waitingForConsumer[partition] = ScaleOutClock.now() }
+            throw error
+        }
+        waitingForConsumer.removeValue(forKey: partition)
+        if stopWaiting {
+            logger.log(.warning, "nats: partition \(partition): its last consumer has not answered for \(Self.consumerWaitLimit / 1_000_000_000) s; "
+                       + "taking it over from the consumer before (stream sequence \(plan.start)): the jobs since then run again")
+        }
         for name in plan.deletions { try jetStream.deleteConsumer(stream: stream, name: name) }
         var config = JetStream.ConsumerConfig(durable: layout.consumerName(partition, revision: revision), filter: layout.partitionFilter(partition))
         if plan.start > 1 {
@@ -323,6 +348,8 @@ final class PartitionCoordinator: @unchecked Sendable {
         config.max_ack_pending = scaleOut.table.withLock { $0.cap } * 2
         config.max_waiting = 64
         _ = try jetStream.addConsumer(stream: stream, config)
-        return (plan.start, plan.redeliveredThrough)
+        // Past the wait for a silent last consumer: any job stored by now may have been delivered.
+        let redeliveredThrough = plan.latestUnknown ? (try jetStream.streamInfo(stream)?.state.last_seq ?? .max) : plan.redeliveredThrough
+        return (plan.start, redeliveredThrough)
     }
 }

@@ -36,4 +36,12 @@ import Testing
         }
         #expect(throws: NATSError.self) { try ConsumerTakeover.plan(prefix: "jobs-p5-", answered: [], missing: ["jobs-p5-83"]) }
     }
+
+    /// A consumer that never answers again would leave its partition to nobody: after the wait,
+    /// the takeover starts after the floor it knows and deletes the silent one.
+    @Test func stopsWaitingAndStartsAfterTheFloorItKnows() throws {
+        let plan = try ConsumerTakeover.plan(prefix: "jobs-p5-", answered: [Found(name: "jobs-p5-13", acknowledgedThrough: 100, delivered: 120)],
+                                             missing: ["jobs-p5-83"], stopWaiting: true)
+        #expect(plan == ConsumerTakeover(start: 101, redeliveredThrough: 120, latestUnknown: true, deletions: ["jobs-p5-13", "jobs-p5-83"]))
+    }
 }
