@@ -4,7 +4,7 @@ import Testing
 
 /// Plugins that break the ABI's contract, and plugin calls that must wait their turn without
 /// holding anything up.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct HostContractTests {
     static let testPlugin = Products.plugin("BatchmanTestPlugin")
     static let echo = Products.plugin("EchoPlugin")

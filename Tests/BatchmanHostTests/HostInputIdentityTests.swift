@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// Ids and keys are bytes: compared byte for byte and returned as sent.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct HostInputIdentityTests {
     static let echo = Products.plugin("EchoPlugin")
     static let composed = "caf\u{E9}"          // é as one code point

@@ -5,7 +5,7 @@ import Testing
 
 /// `"isolation": "process"`: plugins that crash, hang, leak or write to standard output cost a
 /// retry, never the host. Real worker processes, real signals.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct HostIsolationTests {
     static let testPlugin = Products.plugin("BatchmanTestPlugin")
 

@@ -4,7 +4,7 @@ import Testing
 
 /// Every signal whose default action would kill the host gets a deliberate behaviour, from the
 /// moment the host starts.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .timeLimit(.minutes(5)))
 struct HostSignalTests {
     static let echo = Products.plugin("EchoPlugin")
     static let testPlugin = Products.plugin("BatchmanTestPlugin")

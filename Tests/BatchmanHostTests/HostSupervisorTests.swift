@@ -4,7 +4,7 @@ import Testing
 
 /// `batchman run` is a thin parent over the process that does the work: a run never ends with
 /// status 0 while accepted jobs have no result, and when the host dies, the parent says how.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct HostSupervisorTests {
     static let testPlugin = Products.plugin("BatchmanTestPlugin")
 

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// The reader against real pipes: lines split across reads and chunks come out whole.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct InputReaderTests {
     /// Runs a reader over a pipe fed with `writes`, then closed (or, with `stop`, stopped after
     /// the last complete line while the pipe stays open), as the input loop drives it.

@@ -3,7 +3,7 @@ import Testing
 
 /// `batchman check` and `batchman run` against broken plugins: every loader error is specific
 /// and names the plugin file.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct PluginLoaderTests {
     static let fixture = Products.packageRoot.appendingPathComponent("Tests/Fixtures/broken_plugin.c").path
 

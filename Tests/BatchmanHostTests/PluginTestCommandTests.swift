@@ -3,7 +3,7 @@ import Testing
 
 /// `batchman plugin-test`: the real binary against a good plugin and against the test plugin's
 /// deliberate defects, each reported by name.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct PluginTestCommandTests {
     func pluginTest(_ library: String, _ options: [String] = []) async throws -> (status: Int32, lines: [String]) {
         let result = try await run(Products.batchman, ["plugin-test", library] + options)

@@ -5,7 +5,7 @@ import Testing
 
 /// The worker boundary is a wall: nothing an isolated plugin writes, and no way its worker
 /// dies, crashes, hangs or bloats the host. Real worker processes, real plugins that do it.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct WorkerBoundaryTests {
     static let testPlugin = Products.plugin("BatchmanTestPlugin")
 
@@ -258,7 +258,7 @@ struct WorkerBoundaryTests {
 }
 
 /// Descriptors the host opens are its own: none is inherited by a worker it starts later.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct HostDescriptorTests {
     @Test func everyDescriptorTheHostOpensIsCloseOnExec() async throws {
         let scratch = try Scratch()

@@ -6,7 +6,7 @@ import Testing
 
 /// `batchman nats setup` and `batchman nats publish` against a real nats-server.
 @Suite struct ScaleOutCommandTests {
-    @Test(.timeLimit(.minutes(2))) func setupMakesWhatIsMissingOnceAndRefusesAnotherPartitionCount() async throws {
+    @Test(.timeLimit(.minutes(5))) func setupMakesWhatIsMissingOnceAndRefusesAnotherPartitionCount() async throws {
         let scratch = try Scratch()
         guard let servers = try await NATSTestServers.start(1, in: scratch) else { return }
         defer { servers.stopAll() }
@@ -31,7 +31,7 @@ import Testing
 
     /// Each job lands on `jobs.<FNV-1a-32(token) mod N>.<token>` (the partition a server mapping
     /// computes, checked against the server's own), once however often it is published.
-    @Test(.timeLimit(.minutes(2))) func publishStoresEachJobOnceOnItsKeysPartition() async throws {
+    @Test(.timeLimit(.minutes(5))) func publishStoresEachJobOnceOnItsKeysPartition() async throws {
         let scratch = try Scratch()
         let mapping = #"mappings = { "map.*": "map.{{partition(8,1)}}.{{wildcard(1)}}" }"#
         guard let servers = try await NATSTestServers.start(1, in: scratch, extraConfig: mapping) else { return }
@@ -73,7 +73,7 @@ import Testing
 
     /// User and password (in the URL, or from the environment) and tokens, against a server
     /// that asks for them; a refusal says what to give.
-    @Test(.timeLimit(.minutes(2))) func credentialsFromTheURLOrTheEnvironment() async throws {
+    @Test(.timeLimit(.minutes(5))) func credentialsFromTheURLOrTheEnvironment() async throws {
         let scratch = try Scratch()
         guard let servers = try await NATSTestServers.start(1, in: scratch, extraConfig: "authorization { user: alice, password: s3cret }") else { return }
         defer { servers.stopAll() }

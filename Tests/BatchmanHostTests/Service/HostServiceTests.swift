@@ -320,7 +320,7 @@ struct HostServiceTests {
 }
 
 /// `batchman submit`: the client that ships with the host.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .timeLimit(.minutes(5)))
 struct SubmitCommandTests {
     @Test func printsEveryResultAndExitsZero() async throws {
         let scratch = try Scratch()

@@ -12,7 +12,7 @@ import Testing
 /// twice is seen. The one-thread test predicts every refusal; the threaded one checks that every
 /// job gets exactly one result, where it was submitted, while submitting and settling overlap.
 /// Half the one-thread runs end in a drain, half in an abandon.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct BatcherModelTests {
     /// A processor that holds every batch until the test answers it.
     final class HeldProcessor: QueueingBatchProcessor, Sendable {
