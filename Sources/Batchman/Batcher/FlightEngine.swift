@@ -103,24 +103,12 @@
     /// while earlier results are still going out waits for them. A drain waits for all.
     private var deliveries = FIFOQueue<UInt64>()
     private var nextDeliveryToken: UInt64 = 0
-    private var lastStartTime = PackedTime()
-    private var lastStart: Duration? {
-        get { lastStartTime.value }
-        set { lastStartTime.value = newValue }
-    }
+    @PackedTime private var lastStart: Duration?
     /// When the `minBatchInterval` deadline set is due, while one is set.
-    private var pacingDeadlineTime = PackedTime()
-    private var pacingDeadline: Duration? {
-        get { pacingDeadlineTime.value }
-        set { pacingDeadlineTime.value = newValue }
-    }
+    @PackedTime private var pacingDeadline: Duration?
     /// No batch starts before this (its processor asked for a pause: a backend that is down);
     /// batches are still cut meanwhile.
-    private var pausedUntilTime = PackedTime()
-    @usableFromInline private(set) var pausedUntil: Duration? {
-        get { pausedUntilTime.value }
-        set { pausedUntilTime.value = newValue }
-    }
+    @PackedTime private(set) var pausedUntil: Duration?
     private var counters = Counters()
 
     /// What the flight counts: ``BatcherStatistics`` without the intake's counts (accepted,
